@@ -1,0 +1,101 @@
+// swift-tools-version:6.2
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "perfgate",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "perfgate", targets: ["perfgate"]),
+        .library(name: "PerfgateCore", targets: ["PerfgateCore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+    ],
+    targets: [
+        // System libraries: the platform's SQLite and zlib, no vendored copies.
+        .systemLibrary(
+            name: "CSQLite",
+            pkgConfig: "sqlite3",
+            providers: [.apt(["libsqlite3-dev"])]
+        ),
+        .systemLibrary(
+            name: "CZlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
+
+        // The domain: events, validation, buckets, windows, quantiles, exposition. No I/O.
+        .target(
+            name: "PerfgateCore",
+            swiftSettings: swiftSettings
+        ),
+
+        // Durable minute rollups in SQLite; schema from the top-level migrations/ folder.
+        .target(
+            name: "PerfgateStore",
+            dependencies: ["PerfgateCore", "CSQLite"],
+            swiftSettings: swiftSettings,
+            plugins: ["EmbedMigrations"]
+        ),
+
+        // The HTTP service: routes, the write pipeline, background services.
+        .target(
+            name: "PerfgateServer",
+            dependencies: [
+                "PerfgateCore",
+                "PerfgateStore",
+                "CZlib",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        .executableTarget(
+            name: "perfgate",
+            dependencies: [
+                "PerfgateServer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        // Build-time tool: compiles migrations/*.sql into the store so the binary runs from any directory.
+        .executableTarget(name: "MigrationEmbedder"),
+        .plugin(
+            name: "EmbedMigrations",
+            capability: .buildTool(),
+            dependencies: ["MigrationEmbedder"]
+        ),
+
+        .testTarget(
+            name: "PerfgateCoreTests",
+            dependencies: ["PerfgateCore"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PerfgateStoreTests",
+            dependencies: ["PerfgateStore"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PerfgateServerTests",
+            dependencies: [
+                "PerfgateServer",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

@@ -1,0 +1,177 @@
+/// How a request body lays out its events.
+public enum BodyFormat: Sendable {
+    /// One event object, an array of them, or `{"events": [...]}`.
+    case json
+    /// One event object per line (`application/x-ndjson`); blank lines are skipped.
+    case ndjson
+}
+
+/// The events read from one request body: those that passed every rule and those that did not.
+public struct DecodedBatch: Sendable {
+    /// The valid events, in body order.
+    public var events: [TimingEvent] = []
+    /// One entry per problem found; an event may have several.
+    public var rejections: [EventRejection] = []
+    /// How many events the body held, valid or not.
+    public var total = 0
+
+    /// How many events were rejected (each counted once however many problems it had).
+    public var rejectedCount: Int { total - events.count }
+}
+
+/// A body that cannot be read at all; nothing in it is applied.
+public struct BodyError: Error, Equatable, Sendable {
+    /// What made the body unreadable.
+    public enum Kind: Sendable {
+        /// Not well-formed JSON, or not one of the accepted layouts.
+        case malformed
+        /// More events than the batch limit.
+        case tooManyEvents
+    }
+
+    /// What made the body unreadable.
+    public var kind: Kind
+    /// A message that says where and why.
+    public var message: String
+}
+
+/// Reads a request body in any accepted layout into a `DecodedBatch`.
+public struct BatchDecoder: Sendable {
+    /// The per-event decoder.
+    public let decoder: EventDecoder
+
+    /// A batch decoder applying `rules`.
+    public init(rules: EventRules) {
+        self.decoder = EventDecoder(rules: rules)
+    }
+
+    /// Reads `body` laid out as `format`.
+    public func decode(_ body: UnsafeBufferPointer<UInt8>, format: BodyFormat) throws(BodyError) -> DecodedBatch {
+        do {
+            switch format {
+            case .json: return try decodeJSON(body)
+            case .ndjson: return try decodeNDJSON(body)
+            }
+        } catch let error as BodyError {
+            throw error
+        } catch let error as JSONSyntaxError {
+            let position = TextPosition(offset: error.offset, in: body)
+            throw BodyError(kind: .malformed, message: "invalid JSON at \(position): \(error.reason)")
+        } catch {
+            throw BodyError(kind: .malformed, message: "invalid JSON: \(error)")
+        }
+    }
+
+    /// Reads `body` laid out as `format`.
+    public func decode(_ body: [UInt8], format: BodyFormat) throws(BodyError) -> DecodedBatch {
+        do {
+            return try body.withUnsafeBufferPointer { buffer throws(BodyError) in try decode(buffer, format: format) }
+        }
+    }
+
+    private func decodeJSON(_ body: UnsafeBufferPointer<UInt8>) throws -> DecodedBatch {
+        var scanner = JSONScanner(bytes: body)
+        var batch = DecodedBatch()
+        guard scanner.peekByte() != nil else {
+            throw BodyError(kind: .malformed, message: "the body is empty; send an event object, an array of events, or {\"events\": [...]}")
+        }
+        switch try scanner.peekKind() {
+        case .array:
+            try decodeArray(&scanner, into: &batch)
+        case .object:
+            try decodeTopLevelObject(&scanner, into: &batch)
+        case let kind:
+            throw BodyError(
+                kind: .malformed,
+                message: "the body is \(kind.noun); send an event object, an array of events, or {\"events\": [...]}"
+            )
+        }
+        scanner.skipWhitespace()
+        guard scanner.isAtEnd else {
+            let position = TextPosition(offset: scanner.position, in: body)
+            throw BodyError(
+                kind: .malformed,
+                message: "invalid JSON at \(position): unexpected data after the JSON value (for one event per line use Content-Type: application/x-ndjson)"
+            )
+        }
+        return batch
+    }
+
+    private func decodeArray(_ scanner: inout JSONScanner, into batch: inout DecodedBatch) throws {
+        try scanner.readArray { index, scanner in
+            try decodeOne(&scanner, index: index, into: &batch)
+        }
+    }
+
+    // A top-level object is either one event or the `{"events": [...]}` wrapper; which one is
+    // known only once its members have been read, so both are read in the same pass.
+    private func decodeTopLevelObject(_ scanner: inout JSONScanner, into batch: inout DecodedBatch) throws {
+        var fields = EventFields(index: 0)
+        var sawWrapper = false
+        var eventMembers: [String] = []
+        try scanner.readObject { key, keyOffset, scanner in
+            if key == "events" {
+                guard !sawWrapper else {
+                    throw JSONSyntaxError(offset: keyOffset, reason: "\"events\" appears more than once")
+                }
+                sawWrapper = true
+                guard try scanner.peekKind() == .array else {
+                    throw JSONSyntaxError(offset: scanner.position, reason: "\"events\" must be an array of event objects")
+                }
+                try decodeArray(&scanner, into: &batch)
+            } else {
+                eventMembers.append(key)
+                try decoder.decodeMember(key, &scanner, into: &fields)
+            }
+        }
+        if sawWrapper {
+            guard eventMembers.isEmpty else {
+                throw BodyError(
+                    kind: .malformed,
+                    message: "an object holding \"events\" must hold nothing else (found \(eventMembers.map { EventRules.quoted($0) }.joined(separator: ", ")))"
+                )
+            }
+            return
+        }
+        batch.total = 1
+        if let event = decoder.finish(fields, rejections: &batch.rejections) {
+            batch.events.append(event)
+        }
+    }
+
+    private func decodeNDJSON(_ body: UnsafeBufferPointer<UInt8>) throws -> DecodedBatch {
+        var batch = DecodedBatch()
+        var lineStart = 0
+        while lineStart < body.count {
+            var lineEnd = lineStart
+            while lineEnd < body.count, body[lineEnd] != UInt8(ascii: "\n") { lineEnd += 1 }
+            var scanner = JSONScanner(bytes: body, range: lineStart..<lineEnd)
+            if scanner.peekByte() != nil {
+                try decodeOne(&scanner, index: batch.total, into: &batch)
+                scanner.skipWhitespace()
+                guard scanner.isAtEnd else {
+                    let position = TextPosition(offset: scanner.position, in: body)
+                    throw BodyError(
+                        kind: .malformed,
+                        message: "invalid NDJSON at \(position): unexpected data after the event (one JSON object per line)"
+                    )
+                }
+            }
+            lineStart = lineEnd + 1
+        }
+        return batch
+    }
+
+    private func decodeOne(_ scanner: inout JSONScanner, index: Int, into batch: inout DecodedBatch) throws {
+        guard batch.total < decoder.rules.limits.maxEventsPerBatch else {
+            throw BodyError(
+                kind: .tooManyEvents,
+                message: "the batch holds more than \(decoder.rules.limits.maxEventsPerBatch) events; split it into smaller requests"
+            )
+        }
+        batch.total += 1
+        if let event = try decoder.decodeEvent(&scanner, index: index, rejections: &batch.rejections) {
+            batch.events.append(event)
+        }
+    }
+}

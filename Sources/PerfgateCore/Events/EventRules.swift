@@ -1,0 +1,112 @@
+/// The rules an event's fields must follow; each check returns the problem in words, or nil.
+///
+/// This is where an event is validated. `EventDecoder` applies these while reading.
+public struct EventRules: Sendable {
+    /// The bounds in force.
+    public let limits: IngestLimits
+    /// The server's current time, for the timestamp window.
+    public let now: Timestamp
+
+    /// Rules under `limits` at time `now`.
+    public init(limits: IngestLimits, now: Timestamp) {
+        self.limits = limits
+        self.now = now
+    }
+
+    /// A label value (endpoint, provider, model) must be non-empty, short, and free of control characters.
+    public func checkLabelValue(_ value: String) -> String? {
+        if value.isEmpty { return "must not be empty" }
+        let length = value.utf8.count
+        if length > limits.maxLabelValueBytes {
+            return "must be at most \(limits.maxLabelValueBytes) bytes long (got \(length))"
+        }
+        for (offset, scalar) in value.unicodeScalars.enumerated() where Self.isControl(scalar) {
+            return "must not contain control characters (found U+\(Self.hex(scalar.value)) at character \(offset + 1))"
+        }
+        return nil
+    }
+
+    /// A stage name must match `[a-z][a-z0-9_]*` and be short.
+    public func checkStageName(_ name: String) -> String? {
+        let bytes = name.utf8
+        guard let first = bytes.first, first &- UInt8(ascii: "a") < 26,
+            bytes.allSatisfy({ $0 &- UInt8(ascii: "a") < 26 || $0 &- UInt8(ascii: "0") < 10 || $0 == UInt8(ascii: "_") })
+        else {
+            return "stage name \(Self.quoted(name)) must match [a-z][a-z0-9_]* (lower-case letters, digits and underscores, starting with a letter)"
+        }
+        if bytes.count > limits.maxStageNameBytes {
+            return "stage name \(Self.quoted(name)) is longer than \(limits.maxStageNameBytes) bytes"
+        }
+        return nil
+    }
+
+    /// A duration, as read from its decimal text, must be finite, non-negative and at most a day.
+    public func checkDuration(_ reading: DecimalSeconds.Reading, text: String) -> Result<Int64, DurationProblem> {
+        switch reading {
+        case .nanoseconds(let value) where value < 0:
+            return .failure(DurationProblem("must not be negative (got \(text))"))
+        case .nanoseconds(let value) where value > limits.maxDurationNanoseconds:
+            return .failure(tooLong(text))
+        case .nanoseconds(let value):
+            return .success(value)
+        case .outOfRange(negative: true):
+            return .failure(DurationProblem("must not be negative (got \(text))"))
+        case .outOfRange(negative: false):
+            return .failure(tooLong(text))
+        case .invalid:
+            return .failure(DurationProblem("must be a number of seconds (got \(text))"))
+        }
+    }
+
+    private func tooLong(_ text: String) -> DurationProblem {
+        DurationProblem(
+            "must be at most \(DecimalSeconds.format(nanoseconds: limits.maxDurationNanoseconds)) seconds (got \(text)); durations are in seconds, not milliseconds"
+        )
+    }
+
+    /// A timestamp must lie within the retention and at most the allowed skew ahead of now.
+    public func checkTimestamp(_ timestamp: Timestamp) -> String? {
+        if timestamp.nanoseconds > now.nanoseconds + limits.maxFutureSkewNanoseconds {
+            return "is \(describeGap(timestamp.nanoseconds - now.nanoseconds)) in the future (at most \(describeGap(limits.maxFutureSkewNanoseconds)) is allowed; check the client's clock)"
+        }
+        if timestamp.nanoseconds < now.nanoseconds - limits.maxAgeNanoseconds {
+            return "is \(describeGap(now.nanoseconds - timestamp.nanoseconds)) old, older than the retention of \(describeGap(limits.maxAgeNanoseconds))"
+        }
+        return nil
+    }
+
+    private func describeGap(_ nanoseconds: Int64) -> String {
+        DurationText.format(seconds: nanoseconds / 1_000_000_000)
+    }
+
+    static func isControl(_ scalar: Unicode.Scalar) -> Bool {
+        scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value)
+    }
+
+    static func hex(_ value: UInt32) -> String {
+        String(value, radix: 16, uppercase: true).leftPadded(to: 4)
+    }
+
+    /// A value quoted for an error message, shortened and with control characters made visible.
+    static func quoted(_ value: String, limit: Int = 64) -> String {
+        var text = ""
+        for (offset, scalar) in value.unicodeScalars.enumerated() {
+            if offset == limit {
+                text += "…"
+                break
+            }
+            text += isControl(scalar) ? "\\u{\(hex(scalar.value))}" : String(scalar)
+        }
+        return "'" + text + "'"
+    }
+}
+
+/// A duration that broke a rule, in words.
+public struct DurationProblem: Error, Equatable {
+    /// What was wrong.
+    public let text: String
+
+    init(_ text: String) {
+        self.text = text
+    }
+}

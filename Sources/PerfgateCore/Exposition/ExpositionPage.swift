@@ -1,0 +1,94 @@
+/// One metric family's part of the page: its name, for ordering, and how to write it.
+public struct ExpositionFamily {
+    /// The family name; the page is sorted by it.
+    public let name: String
+    /// Writes the family's header and samples.
+    public let write: (inout ExpositionWriter) -> Void
+
+    /// A family and its writer.
+    public init(name: String, write: @escaping (inout ExpositionWriter) -> Void) {
+        self.name = name
+        self.write = write
+    }
+}
+
+/// Assembles a `/metrics` page from families, sorted by name so the output is stable.
+public enum ExpositionPage {
+    /// The page text of `families`, ordered by family name.
+    public static func render(_ families: [ExpositionFamily], capacity: Int = 16_384) -> [UInt8] {
+        var writer = ExpositionWriter(capacity: capacity)
+        for family in families.sorted(by: { $0.name < $1.name }) {
+            family.write(&writer)
+        }
+        return writer.bytes
+    }
+}
+
+/// A histogram series ready to write: labels rendered once, counts copied out of the live state.
+public struct HistogramSample: Sendable {
+    /// The series.
+    public var key: SeriesKey
+    /// Its labels, rendered.
+    public var labels: RenderedLabels
+    /// Its cumulative counts.
+    public var counts: HistogramCounts
+
+    /// A sample of a series.
+    public init(key: SeriesKey, labels: RenderedLabels, counts: HistogramCounts) {
+        self.key = key
+        self.labels = labels
+        self.counts = counts
+    }
+}
+
+/// The seed's five families at one instant, copied out of the live state for rendering.
+public struct SeedMetricsSnapshot: Sendable {
+    /// Series per histogram family, in any order (they are sorted when written).
+    public var histograms: [HistogramMetric: [HistogramSample]]
+    /// Stage shares per endpoint.
+    public var shares: [StageShare]
+    /// The width of the `stage_percentage` window, in minutes, for its help text.
+    public var shareWindowMinutes: Int64
+    /// The bucket layouts.
+    public var layouts: BucketLayouts
+
+    /// A snapshot from its parts.
+    public init(histograms: [HistogramMetric: [HistogramSample]], shares: [StageShare], shareWindowMinutes: Int64, layouts: BucketLayouts) {
+        self.histograms = histograms
+        self.shares = shares
+        self.shareWindowMinutes = shareWindowMinutes
+        self.layouts = layouts
+    }
+
+    /// The five families, each ready to write.
+    public func families() -> [ExpositionFamily] {
+        var families = HistogramMetric.allCases.map { metric in
+            let samples = (histograms[metric] ?? []).sorted { $0.key < $1.key }
+            let boundLabels = layouts[metric].boundLabels
+            return ExpositionFamily(name: metric.name) { writer in
+                writer.header(name: metric.name, help: metric.help, kind: .histogram)
+                for sample in samples {
+                    writer.histogram(name: metric.name, labels: sample.labels, counts: sample.counts, boundLabels: boundLabels)
+                }
+            }
+        }
+        let shares = self.shares
+        let window = DurationText.format(seconds: shareWindowMinutes * 60)
+        families.append(
+            ExpositionFamily(name: "stage_percentage") { writer in
+                writer.header(
+                    name: "stage_percentage",
+                    help: "Share of each stage group in the endpoint's total stage time over the last \(window), in percent (0-100).",
+                    kind: .gauge
+                )
+                for share in shares {
+                    for (group, value) in zip(StageGroup.allCases, share.percentages) {
+                        let labels = RenderedLabels([(name: "stage", value: group.rawValue), (name: "endpoint", value: share.endpoint)])
+                        writer.sample(name: "stage_percentage", labels: labels, value: value)
+                    }
+                }
+            }
+        )
+        return families
+    }
+}

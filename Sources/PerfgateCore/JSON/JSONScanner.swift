@@ -1,0 +1,362 @@
+/// The kinds of JSON value, as seen from their first byte.
+public enum JSONValueKind: Equatable, Sendable {
+    case object, array, string, number, bool, null
+
+    /// The kind in words, for error messages ("got an array").
+    public var noun: String {
+        switch self {
+        case .object: "an object"
+        case .array: "an array"
+        case .string: "a string"
+        case .number: "a number"
+        case .bool: "a boolean"
+        case .null: "null"
+        }
+    }
+}
+
+/// A number token: its text, or one of the non-finite words some encoders write.
+public enum JSONNumber: Equatable, Sendable {
+    /// The byte range of a number in the JSON grammar.
+    case finite(Range<Int>)
+    /// `NaN`, as Python's `json` module writes it by default.
+    case notANumber
+    /// `Infinity` or `-Infinity`.
+    case infinity(negative: Bool)
+}
+
+/// Reads JSON text token by token, without building a tree, and says where it stopped on error.
+///
+/// The scanner accepts RFC 8259 JSON plus the words `NaN`, `Infinity` and `-Infinity` in
+/// number position: Python's `json.dumps` writes them, and a duration of `NaN` deserves a
+/// per-event error naming the field, not a rejected body. Strings must be valid UTF-8.
+/// The buffer must outlive the scanner.
+public struct JSONScanner {
+    /// The text being read.
+    public let bytes: UnsafeBufferPointer<UInt8>
+    /// The offset of the next unread byte.
+    public private(set) var position: Int
+    /// How deep `skipValue` may nest before it refuses the text.
+    public let maximumDepth: Int
+
+    /// A scanner at the start of `bytes`.
+    public init(bytes: UnsafeBufferPointer<UInt8>, maximumDepth: Int = 64) {
+        self.bytes = bytes
+        self.position = 0
+        self.maximumDepth = maximumDepth
+    }
+
+    /// A scanner over `bytes[range]`, reporting offsets relative to the whole buffer.
+    public init(bytes: UnsafeBufferPointer<UInt8>, range: Range<Int>, maximumDepth: Int = 64) {
+        self.bytes = UnsafeBufferPointer(rebasing: bytes[..<range.upperBound])
+        self.position = range.lowerBound
+        self.maximumDepth = maximumDepth
+    }
+
+    /// True when only the end of the text remains.
+    public var isAtEnd: Bool { position >= bytes.count }
+
+    /// Skips spaces, tabs, line feeds and carriage returns.
+    public mutating func skipWhitespace() {
+        while position < bytes.count {
+            switch bytes[position] {
+            case 0x20, 0x09, 0x0A, 0x0D: position += 1
+            default: return
+            }
+        }
+    }
+
+    /// The next byte after whitespace, without consuming it.
+    public mutating func peekByte() -> UInt8? {
+        skipWhitespace()
+        return position < bytes.count ? bytes[position] : nil
+    }
+
+    /// Consumes `byte` after whitespace if it is next.
+    public mutating func consume(_ byte: UInt8) -> Bool {
+        guard peekByte() == byte else { return false }
+        position += 1
+        return true
+    }
+
+    /// Consumes `byte` after whitespace, or fails saying what was expected.
+    public mutating func expect(_ byte: UInt8, _ expectation: @autoclosure () -> String) throws(JSONSyntaxError) {
+        guard consume(byte) else { throw error(expected: expectation()) }
+    }
+
+    /// The kind of the next value, after whitespace.
+    public mutating func peekKind() throws(JSONSyntaxError) -> JSONValueKind {
+        guard let byte = peekByte() else { throw error("unexpected end of input, expected a value") }
+        switch byte {
+        case UInt8(ascii: "{"): return .object
+        case UInt8(ascii: "["): return .array
+        case UInt8(ascii: "\""): return .string
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "N"), UInt8(ascii: "I"): return .number
+        case UInt8(ascii: "t"), UInt8(ascii: "f"): return .bool
+        case UInt8(ascii: "n"): return .null
+        default: throw error("unexpected \(describe(byte)), expected a value")
+        }
+    }
+
+    // MARK: Objects and arrays
+
+    /// Reads an object, calling `member` with each key; `member` must read or skip the value.
+    public mutating func readObject(
+        _ member: (String, Int, inout JSONScanner) throws -> Void
+    ) throws {
+        try expect(UInt8(ascii: "{"), "'{'")
+        if consume(UInt8(ascii: "}")) { return }
+        repeat {
+            guard peekByte() == UInt8(ascii: "\"") else {
+                throw error(expected: "a member name in double quotes")
+            }
+            let keyOffset = position
+            let key = try readString()
+            try expect(UInt8(ascii: ":"), "':' after the member name")
+            try member(key, keyOffset, &self)
+        } while try continueAfterElement(closing: UInt8(ascii: "}"), container: "an object member")
+    }
+
+    /// Reads an array, calling `element` with each index; `element` must read or skip the value.
+    public mutating func readArray(_ element: (Int, inout JSONScanner) throws -> Void) throws {
+        try expect(UInt8(ascii: "["), "'['")
+        if consume(UInt8(ascii: "]")) { return }
+        var index = 0
+        repeat {
+            try element(index, &self)
+            index += 1
+        } while try continueAfterElement(closing: UInt8(ascii: "]"), container: "an array element")
+    }
+
+    private mutating func continueAfterElement(closing: UInt8, container: String) throws(JSONSyntaxError) -> Bool {
+        if consume(UInt8(ascii: ",")) { return true }
+        if consume(closing) { return false }
+        throw error(expected: "',' or '\(Character(Unicode.Scalar(closing)))' after \(container)")
+    }
+
+    // MARK: Scalars
+
+    /// Reads a string value, decoding escapes; the text must be valid UTF-8.
+    public mutating func readString() throws(JSONSyntaxError) -> String {
+        try expect(UInt8(ascii: "\""), "a string")
+        let start = position
+        var asciiOnly = true
+        // Fast path: no escapes, so the string is a slice of the input.
+        while position < bytes.count {
+            let byte = bytes[position]
+            if byte == UInt8(ascii: "\"") {
+                let slice = UnsafeBufferPointer(rebasing: bytes[start..<position])
+                position += 1
+                if asciiOnly { return String(decoding: slice, as: UTF8.self) }
+                guard let text = String(validating: slice, as: UTF8.self) else {
+                    throw JSONSyntaxError(offset: start - 1, reason: "string is not valid UTF-8")
+                }
+                return text
+            }
+            if byte == UInt8(ascii: "\\") { break }
+            if byte < 0x20 { throw controlCharacterError() }
+            if byte >= 0x80 { asciiOnly = false }
+            position += 1
+        }
+        var decoded = Array(bytes[start..<position])
+        while position < bytes.count {
+            let byte = bytes[position]
+            switch byte {
+            case UInt8(ascii: "\""):
+                position += 1
+                guard let text = String(validating: decoded, as: UTF8.self) else {
+                    throw JSONSyntaxError(offset: start - 1, reason: "string is not valid UTF-8")
+                }
+                return text
+            case UInt8(ascii: "\\"):
+                try readEscape(into: &decoded)
+            case 0..<0x20:
+                throw controlCharacterError()
+            default:
+                decoded.append(byte)
+                position += 1
+            }
+        }
+        throw JSONSyntaxError(offset: start - 1, reason: "unterminated string")
+    }
+
+    private func controlCharacterError() -> JSONSyntaxError {
+        JSONSyntaxError(
+            offset: position,
+            reason: "control character \(describe(bytes[position])) inside a string (escape it, e.g. \\n)"
+        )
+    }
+
+    private mutating func readEscape(into decoded: inout [UInt8]) throws(JSONSyntaxError) {
+        let escapeOffset = position
+        position += 1
+        guard position < bytes.count else { throw JSONSyntaxError(offset: escapeOffset, reason: "unterminated string") }
+        let letter = bytes[position]
+        position += 1
+        switch letter {
+        case UInt8(ascii: "\""): decoded.append(UInt8(ascii: "\""))
+        case UInt8(ascii: "\\"): decoded.append(UInt8(ascii: "\\"))
+        case UInt8(ascii: "/"): decoded.append(UInt8(ascii: "/"))
+        case UInt8(ascii: "b"): decoded.append(0x08)
+        case UInt8(ascii: "f"): decoded.append(0x0C)
+        case UInt8(ascii: "n"): decoded.append(0x0A)
+        case UInt8(ascii: "r"): decoded.append(0x0D)
+        case UInt8(ascii: "t"): decoded.append(0x09)
+        case UInt8(ascii: "u"):
+            var scalar = try readHexQuad(escapeOffset: escapeOffset)
+            if (0xD800..<0xDC00).contains(scalar) {
+                // A high surrogate must be followed by an escaped low surrogate.
+                guard position + 1 < bytes.count, bytes[position] == UInt8(ascii: "\\"),
+                    bytes[position + 1] == UInt8(ascii: "u")
+                else { throw JSONSyntaxError(offset: escapeOffset, reason: "unpaired UTF-16 surrogate in \\u escape") }
+                position += 2
+                let low = try readHexQuad(escapeOffset: escapeOffset)
+                guard (0xDC00..<0xE000).contains(low) else {
+                    throw JSONSyntaxError(offset: escapeOffset, reason: "unpaired UTF-16 surrogate in \\u escape")
+                }
+                scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
+            } else if (0xDC00..<0xE000).contains(scalar) {
+                throw JSONSyntaxError(offset: escapeOffset, reason: "unpaired UTF-16 surrogate in \\u escape")
+            }
+            decoded.append(contentsOf: UTF8.encode(Unicode.Scalar(scalar)!)!)
+        default:
+            throw JSONSyntaxError(offset: escapeOffset, reason: "invalid escape \\\(describeRaw(letter)) in string")
+        }
+    }
+
+    private mutating func readHexQuad(escapeOffset: Int) throws(JSONSyntaxError) -> UInt32 {
+        guard position + 4 <= bytes.count else {
+            throw JSONSyntaxError(offset: escapeOffset, reason: "\\u escape needs four hex digits")
+        }
+        var value: UInt32 = 0
+        for _ in 0..<4 {
+            let byte = bytes[position]
+            let digit: UInt8
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = byte - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = byte - UInt8(ascii: "a") + 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = byte - UInt8(ascii: "A") + 10
+            default: throw JSONSyntaxError(offset: escapeOffset, reason: "\\u escape needs four hex digits")
+            }
+            value = value << 4 | UInt32(digit)
+            position += 1
+        }
+        return value
+    }
+
+    /// Reads a number token, checking the JSON number grammar.
+    public mutating func readNumber() throws(JSONSyntaxError) -> JSONNumber {
+        skipWhitespace()
+        if matchWord("NaN") { return .notANumber }
+        if matchWord("Infinity") { return .infinity(negative: false) }
+        if matchWord("-Infinity") { return .infinity(negative: true) }
+        let start = position
+        if position < bytes.count, bytes[position] == UInt8(ascii: "-") { position += 1 }
+        let integerStart = position
+        let integerDigits = skipDigits()
+        guard integerDigits > 0 else { throw error(expected: "a digit") }
+        if integerDigits > 1, bytes[integerStart] == UInt8(ascii: "0") {
+            throw JSONSyntaxError(offset: integerStart, reason: "numbers must not have leading zeros")
+        }
+        if position < bytes.count, bytes[position] == UInt8(ascii: ".") {
+            position += 1
+            guard skipDigits() > 0 else { throw error(expected: "a digit after the decimal point") }
+        }
+        if position < bytes.count, bytes[position] | 0x20 == UInt8(ascii: "e") {
+            position += 1
+            if position < bytes.count, bytes[position] == UInt8(ascii: "+") || bytes[position] == UInt8(ascii: "-") {
+                position += 1
+            }
+            guard skipDigits() > 0 else { throw error(expected: "a digit in the exponent") }
+        }
+        return .finite(start..<position)
+    }
+
+    private mutating func skipDigits() -> Int {
+        let start = position
+        while position < bytes.count, bytes[position] &- UInt8(ascii: "0") < 10 { position += 1 }
+        return position - start
+    }
+
+    /// Reads `true` or `false`.
+    public mutating func readBool() throws(JSONSyntaxError) -> Bool {
+        skipWhitespace()
+        if matchWord("true") { return true }
+        if matchWord("false") { return false }
+        throw error(expected: "true or false")
+    }
+
+    /// Reads `null`.
+    public mutating func readNull() throws(JSONSyntaxError) {
+        skipWhitespace()
+        guard matchWord("null") else { throw error(expected: "null") }
+    }
+
+    private mutating func matchWord(_ word: StaticString) -> Bool {
+        let length = word.utf8CodeUnitCount
+        guard position + length <= bytes.count else { return false }
+        let matches = word.withUTF8Buffer { expected in
+            (0..<length).allSatisfy { bytes[position + $0] == expected[$0] }
+        }
+        guard matches else { return false }
+        // A word must end at a delimiter: `nullx` or `truely` is not JSON.
+        let end = position + length
+        if end < bytes.count, isWordByte(bytes[end]) { return false }
+        position = end
+        return true
+    }
+
+    private func isWordByte(_ byte: UInt8) -> Bool {
+        (byte | 0x20) &- UInt8(ascii: "a") < 26 || byte &- UInt8(ascii: "0") < 10 || byte == UInt8(ascii: "_")
+    }
+
+    /// Reads and discards one value of any kind, checking its syntax.
+    public mutating func skipValue() throws {
+        try skipValue(depth: 0)
+    }
+
+    private mutating func skipValue(depth: Int) throws {
+        switch try peekKind() {
+        case .object:
+            guard depth < maximumDepth else { throw error("nesting deeper than \(maximumDepth) levels") }
+            try readObject { _, _, scanner in try scanner.skipValue(depth: depth + 1) }
+        case .array:
+            guard depth < maximumDepth else { throw error("nesting deeper than \(maximumDepth) levels") }
+            try readArray { _, scanner in try scanner.skipValue(depth: depth + 1) }
+        case .string: _ = try readString()
+        case .number: _ = try readNumber()
+        case .bool: _ = try readBool()
+        case .null: try readNull()
+        }
+    }
+
+    // MARK: Errors
+
+    /// An error at the current position with a free-form reason.
+    public func error(_ reason: String) -> JSONSyntaxError {
+        JSONSyntaxError(offset: position, reason: reason)
+    }
+
+    /// An error at the current position saying what was expected and what was found.
+    public func error(expected: String) -> JSONSyntaxError {
+        guard position < bytes.count else {
+            return JSONSyntaxError(offset: position, reason: "unexpected end of input, expected \(expected)")
+        }
+        return JSONSyntaxError(offset: position, reason: "expected \(expected), found \(describe(bytes[position]))")
+    }
+
+    private func describe(_ byte: UInt8) -> String {
+        if byte >= 0x21 && byte < 0x7F { return "'\(Character(Unicode.Scalar(byte)))'" }
+        return "byte 0x" + String(byte, radix: 16, uppercase: true).leftPadded(to: 2)
+    }
+
+    private func describeRaw(_ byte: UInt8) -> String {
+        byte >= 0x21 && byte < 0x7F ? String(Character(Unicode.Scalar(byte))) : "(0x\(String(byte, radix: 16)))"
+    }
+}
+
+extension String {
+    func leftPadded(to width: Int, with pad: Character = "0") -> String {
+        count >= width ? self : String(repeating: pad, count: width - count) + self
+    }
+}

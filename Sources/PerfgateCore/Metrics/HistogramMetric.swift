@@ -1,0 +1,63 @@
+/// The four histogram families of the seed, with their label names and default buckets.
+public enum HistogramMetric: Int, CaseIterable, Hashable, Sendable, Comparable {
+    case backendTTFB
+    case streamingDuration
+    case frontendProcessing
+    case requestStageDuration
+
+    /// The family name, exactly as the seed has it.
+    public var name: String {
+        switch self {
+        case .backendTTFB: "backend_ttfb_seconds"
+        case .streamingDuration: "streaming_duration_seconds"
+        case .frontendProcessing: "frontend_processing_seconds"
+        case .requestStageDuration: "request_stage_duration_seconds"
+        }
+    }
+
+    /// The family with this name, if there is one.
+    public init?(name: String) {
+        guard let metric = Self.allCases.first(where: { $0.name == name }) else { return nil }
+        self = metric
+    }
+
+    /// The label names, in exposition order.
+    public var labelNames: [String] {
+        switch self {
+        case .backendTTFB, .streamingDuration: ["provider", "model", "endpoint"]
+        case .frontendProcessing: ["endpoint"]
+        case .requestStageDuration: ["stage", "endpoint"]
+        }
+    }
+
+    /// The position of the `endpoint` label.
+    public var endpointLabelIndex: Int { labelNames.count - 1 }
+
+    /// The `# HELP` text.
+    public var help: String {
+        switch self {
+        case .backendTTFB: "Backend API time to first byte, in seconds (the backend_fetch stage)."
+        case .streamingDuration: "Time spent streaming the response to the client, in seconds (the stream_processing stage)."
+        case .frontendProcessing: "Request parsing, auth validation and request preparation together, in seconds."
+        case .requestStageDuration: "Duration of each request stage, in seconds."
+        }
+    }
+
+    /// The seed's bucket upper bounds, in seconds.
+    public var defaultBoundsText: [String] {
+        switch self {
+        case .backendTTFB, .streamingDuration:
+            ["0.1", "0.5", "1", "1.5", "2", "2.5", "3", "5", "10"]
+        case .frontendProcessing:
+            ["0.001", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5"]
+        case .requestStageDuration:
+            // Every bound of the two seed layouts, so each stage is resolved at least as finely
+            // as the family it feeds: sub-millisecond frontend stages and multi-second backend ones.
+            ["0.001", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "1.5", "2", "2.5", "3", "5", "10"]
+        }
+    }
+
+    public static func < (lhs: HistogramMetric, rhs: HistogramMetric) -> Bool {
+        lhs.rawValue < rhs.rawValue
+    }
+}

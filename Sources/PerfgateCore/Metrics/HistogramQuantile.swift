@@ -1,0 +1,41 @@
+/// Estimates a quantile from bucket counts exactly as PromQL's `histogram_quantile` does for
+/// classic histograms, so `/v1/trends` agrees with Grafana panels over the same window.
+///
+/// Linear interpolation within the bucket that holds the rank; a lower bound of 0 for the
+/// first bucket; the highest finite bound when the rank falls in `+Inf`; NaN with no
+/// observations; -Inf/+Inf for q below 0 or above 1.
+public enum HistogramQuantile {
+    /// The `q` quantile, in seconds, of `counts` laid out as `layout`.
+    public static func estimate(_ q: Double, counts: HistogramCounts, layout: BucketLayout) -> Double {
+        estimate(q, upperBounds: layout.upperBounds.map { Double($0) / 1e9 }, cumulative: counts.cumulative.map(Double.init))
+    }
+
+    /// The `q` quantile from finite upper bounds and cumulative counts (one more count than bounds: `+Inf`).
+    public static func estimate(_ q: Double, upperBounds: [Double], cumulative: [Double]) -> Double {
+        if q.isNaN { return .nan }
+        if q < 0 { return -.infinity }
+        if q > 1 { return .infinity }
+        precondition(cumulative.count == upperBounds.count + 1, "a count per bound plus +Inf")
+        let bounds = upperBounds + [.infinity]
+        // PromQL forces monotonic counts; ours are always monotonic, so this is the same.
+        guard bounds.count >= 2, let observations = cumulative.last, observations > 0 else { return .nan }
+        let rank = q * observations
+        // The first bucket (not counting +Inf) whose cumulative count reaches the rank.
+        let bucket = cumulative.dropLast().firstIndex { $0 >= rank } ?? (bounds.count - 1)
+        if bucket == bounds.count - 1 {
+            return bounds[bounds.count - 2]
+        }
+        if bucket == 0 && bounds[0] <= 0 {
+            return bounds[0]
+        }
+        var start = 0.0
+        var count = cumulative[bucket]
+        var rankInBucket = rank
+        if bucket > 0 {
+            start = bounds[bucket - 1]
+            count -= cumulative[bucket - 1]
+            rankInBucket -= cumulative[bucket - 1]
+        }
+        return start + (bounds[bucket] - start) * (rankInBucket / count)
+    }
+}

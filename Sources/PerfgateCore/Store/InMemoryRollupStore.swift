@@ -1,0 +1,78 @@
+import Synchronization
+
+/// A `RollupStore` held in memory, for tests of the layers above storage.
+///
+/// It keeps the same contract as the SQLite store, including all-or-nothing commits; a commit
+/// can be made to fail on purpose to test what callers do when the disk refuses a write.
+public final class InMemoryRollupStore: RollupStore {
+    private struct State {
+        var series: [SeriesRecord] = []
+        var base: [SeriesID: HistogramCounts] = [:]
+        var rollups: [Minute: [SeriesID: HistogramCounts]] = [:]
+        var failCommits: (any Error)?
+    }
+
+    private let state = Mutex(State())
+
+    /// An empty store.
+    public init() {}
+
+    /// Makes every following commit fail with `error` (nil to succeed again).
+    public func failCommits(with error: (any Error)?) {
+        state.withLock { $0.failCommits = error }
+    }
+
+    public func restore(recentSince: Minute) throws -> RestoredState {
+        state.withLock { state in
+            var totals = state.base
+            var recent: [MinuteRollup] = []
+            for (minute, perSeries) in state.rollups {
+                for (id, counts) in perSeries {
+                    totals[id, default: HistogramCounts(bucketCount: counts.buckets.count)].add(counts)
+                    if minute >= recentSince {
+                        recent.append(MinuteRollup(seriesID: id, minute: minute, counts: counts))
+                    }
+                }
+            }
+            return RestoredState(series: state.series, totals: totals, recent: recent)
+        }
+    }
+
+    public func commit(_ batch: CommitBatch) throws {
+        try state.withLock { state in
+            if let error = state.failCommits { throw error }
+            state.series.append(contentsOf: batch.newSeries)
+            for rollup in batch.rollups {
+                state.rollups[rollup.minute, default: [:]][rollup.seriesID, default: HistogramCounts(bucketCount: rollup.counts.buckets.count)]
+                    .add(rollup.counts)
+            }
+        }
+    }
+
+    public func prune(before cutoff: Minute) throws -> PruneReport {
+        state.withLock { state in
+            var folded = 0
+            for minute in state.rollups.keys where minute < cutoff {
+                for (id, counts) in state.rollups.removeValue(forKey: minute)! {
+                    state.base[id, default: HistogramCounts(bucketCount: counts.buckets.count)].add(counts)
+                    folded += 1
+                }
+            }
+            return PruneReport(rollupsFolded: folded)
+        }
+    }
+
+    public func windowTotals(minutes: ClosedRange<Minute>) throws -> [SeriesID: HistogramCounts] {
+        state.withLock { state in
+            var totals: [SeriesID: HistogramCounts] = [:]
+            for (minute, perSeries) in state.rollups where minutes.contains(minute) {
+                for (id, counts) in perSeries {
+                    totals[id, default: HistogramCounts(bucketCount: counts.buckets.count)].add(counts)
+                }
+            }
+            return totals
+        }
+    }
+
+    public func sizeInBytes() -> Int64 { 0 }
+}

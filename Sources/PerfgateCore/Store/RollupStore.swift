@@ -1,0 +1,93 @@
+/// A series' identity in the store.
+public typealias SeriesID = Int64
+
+/// A series and the identifier the store knows it by.
+public struct SeriesRecord: Equatable, Sendable {
+    /// The store's identifier.
+    public var id: SeriesID
+    /// The family and label values.
+    public var key: SeriesKey
+
+    /// A series record.
+    public init(id: SeriesID, key: SeriesKey) {
+        self.id = id
+        self.key = key
+    }
+}
+
+/// Counts of one series in one minute.
+public struct MinuteRollup: Equatable, Sendable {
+    /// The series.
+    public var seriesID: SeriesID
+    /// The minute.
+    public var minute: Minute
+    /// What the series counted in that minute.
+    public var counts: HistogramCounts
+
+    /// A series-minute's counts.
+    public init(seriesID: SeriesID, minute: Minute, counts: HistogramCounts) {
+        self.seriesID = seriesID
+        self.minute = minute
+        self.counts = counts
+    }
+}
+
+/// Everything one group commit writes: series seen for the first time, and counts to add.
+public struct CommitBatch: Sendable {
+    /// Series to create, with identifiers the writer chose.
+    public var newSeries: [SeriesRecord]
+    /// Counts to add to minute rollups (created when absent).
+    public var rollups: [MinuteRollup]
+
+    /// A commit of new series and rollup additions.
+    public init(newSeries: [SeriesRecord], rollups: [MinuteRollup]) {
+        self.newSeries = newSeries
+        self.rollups = rollups
+    }
+}
+
+/// What a store holds, read back at start-up.
+public struct RestoredState: Sendable {
+    /// Every series.
+    public var series: [SeriesRecord]
+    /// Cumulative counts per series: the pruned base plus every retained minute.
+    public var totals: [SeriesID: HistogramCounts]
+    /// Minute rollups at or after the minute asked for, for the in-memory windows.
+    public var recent: [MinuteRollup]
+
+    /// A restored state.
+    public init(series: [SeriesRecord], totals: [SeriesID: HistogramCounts], recent: [MinuteRollup]) {
+        self.series = series
+        self.totals = totals
+        self.recent = recent
+    }
+}
+
+/// What one prune did.
+public struct PruneReport: Equatable, Sendable {
+    /// Minute rollups removed after folding them into their series' base.
+    public var rollupsFolded: Int
+
+    /// A report.
+    public init(rollupsFolded: Int) {
+        self.rollupsFolded = rollupsFolded
+    }
+}
+
+/// Durable minute rollups per series.
+///
+/// Concurrency: `commit` and `prune` are called by one writer at a time; `windowTotals`,
+/// `sizeInBytes` and `restore` may be called from any thread, concurrently with the writer.
+/// Returned values are copies and are never changed later.
+public protocol RollupStore: AnyObject, Sendable {
+    /// Reads every series, its cumulative counts, and the rollups from `recentSince` on.
+    func restore(recentSince: Minute) throws -> RestoredState
+    /// Creates the new series and adds the rollups, all in one transaction: all or nothing.
+    func commit(_ batch: CommitBatch) throws
+    /// Folds the rollups of minutes before `cutoff` into their series' base and removes them.
+    func prune(before cutoff: Minute) throws -> PruneReport
+    /// The counts of each series over a range of minutes; series with nothing in range are absent.
+    func windowTotals(minutes: ClosedRange<Minute>) throws -> [SeriesID: HistogramCounts]
+    /// The store's size on disk, in bytes.
+    func sizeInBytes() -> Int64
+}

@@ -1,0 +1,75 @@
+/// A point in time: nanoseconds since the Unix epoch, UTC.
+///
+/// Integers, not floating point, so that minute boundaries and comparisons are exact.
+public struct Timestamp: Hashable, Comparable, Sendable {
+    /// Nanoseconds since 1970-01-01T00:00:00Z.
+    public var nanoseconds: Int64
+
+    /// A timestamp from nanoseconds since the epoch.
+    public init(nanoseconds: Int64) {
+        self.nanoseconds = nanoseconds
+    }
+
+    /// A timestamp from whole seconds since the epoch.
+    public init(seconds: Int64) {
+        self.nanoseconds = seconds * 1_000_000_000
+    }
+
+    /// The minute this instant falls in.
+    public var minute: Minute {
+        Minute(index: nanoseconds.floorDivided(by: Minute.nanoseconds))
+    }
+
+    /// Seconds since the epoch, for display and JSON.
+    public var seconds: Double {
+        Double(nanoseconds) / 1e9
+    }
+
+    public static func < (lhs: Timestamp, rhs: Timestamp) -> Bool {
+        lhs.nanoseconds < rhs.nanoseconds
+    }
+
+    /// This instant moved by a signed number of nanoseconds.
+    public func adding(nanoseconds delta: Int64) -> Timestamp {
+        Timestamp(nanoseconds: nanoseconds + delta)
+    }
+}
+
+/// One minute of wall-clock time, the unit of every stored window: the minute index since the epoch.
+public struct Minute: Hashable, Comparable, Strideable, Sendable {
+    /// Nanoseconds in a minute.
+    public static let nanoseconds: Int64 = 60_000_000_000
+
+    /// Minutes since 1970-01-01T00:00Z.
+    public var index: Int64
+
+    /// A minute from its index since the epoch.
+    public init(index: Int64) {
+        self.index = index
+    }
+
+    /// The first instant of this minute.
+    public var start: Timestamp {
+        Timestamp(nanoseconds: index * Minute.nanoseconds)
+    }
+
+    public static func < (lhs: Minute, rhs: Minute) -> Bool {
+        lhs.index < rhs.index
+    }
+
+    public func distance(to other: Minute) -> Int64 {
+        other.index - index
+    }
+
+    public func advanced(by n: Int64) -> Minute {
+        Minute(index: index + n)
+    }
+}
+
+extension Int64 {
+    /// Division rounding towards negative infinity, so instants before the epoch fall in the right minute.
+    func floorDivided(by divisor: Int64) -> Int64 {
+        let quotient = self / divisor
+        return (self % divisor != 0 && (self < 0) != (divisor < 0)) ? quotient - 1 : quotient
+    }
+}

@@ -1,0 +1,171 @@
+/// The answer to a `TrendQuery`: per label group, the quantile now and `offset` ago.
+public struct TrendReport: Sendable {
+    /// One window's figures for a group.
+    public struct WindowFigures: Equatable, Sendable {
+        /// Events in the window.
+        public var count: UInt64
+        /// The estimated quantile in seconds; nil with no events.
+        public var quantile: Double?
+    }
+
+    /// Whether a group's comparison means anything.
+    public enum Status: Equatable, Sendable {
+        case ok
+        /// A window held fewer events than `min_count`; the reason says which.
+        case insufficientData(reason: String)
+    }
+
+    /// One label group's comparison.
+    public struct Group: Equatable, Sendable {
+        /// The grouping labels and their values, in `by` order.
+        public var labels: [(name: String, value: String)]
+        /// The current window.
+        public var current: WindowFigures
+        /// The window `offset` ago.
+        public var previous: WindowFigures
+        /// `(current - previous) / previous`; nil when not comparable.
+        public var change: Double?
+        /// True when the quantile rose by more than the threshold.
+        public var degrading: Bool
+        /// Whether there was enough data.
+        public var status: Status
+
+        public static func == (lhs: Group, rhs: Group) -> Bool {
+            lhs.labels.map(\.name) == rhs.labels.map(\.name) && lhs.labels.map(\.value) == rhs.labels.map(\.value)
+                && lhs.current == rhs.current && lhs.previous == rhs.previous && lhs.change == rhs.change
+                && lhs.degrading == rhs.degrading && lhs.status == rhs.status
+        }
+    }
+
+    /// The question answered.
+    public var query: TrendQuery
+    /// When it was answered.
+    public var now: Timestamp
+    /// The groups, ordered by label values.
+    public var groups: [Group]
+
+    /// Compares the two windows' counts of the series matching `query`, grouped by its `by` labels.
+    public init(
+        query: TrendQuery,
+        now: Timestamp,
+        series: [SeriesRecord],
+        current: [SeriesID: HistogramCounts],
+        previous: [SeriesID: HistogramCounts],
+        layout: BucketLayout
+    ) {
+        self.query = query
+        self.now = now
+        let labelIndices = query.groupBy.map { query.metric.labelNames.firstIndex(of: $0)! }
+        var merged: [[String]: (current: HistogramCounts, previous: HistogramCounts)] = [:]
+        let empty = HistogramCounts(bucketCount: layout.bucketCount)
+        for record in series where query.matches(record.key) {
+            let currentCounts = current[record.id]
+            let previousCounts = previous[record.id]
+            guard currentCounts != nil || previousCounts != nil else { continue }
+            let groupKey = labelIndices.map { record.key.labelValues[$0] }
+            var entry = merged[groupKey] ?? (empty, empty)
+            if let currentCounts { entry.current.add(currentCounts) }
+            if let previousCounts { entry.previous.add(previousCounts) }
+            merged[groupKey] = entry
+        }
+        groups = merged.sorted { $0.key.lexicographicallyPrecedes($1.key) }.map { groupKey, counts in
+            Self.compare(
+                labels: Array(zip(query.groupBy, groupKey)).map { (name: $0.0, value: $0.1) },
+                current: counts.current,
+                previous: counts.previous,
+                query: query,
+                layout: layout
+            )
+        }
+    }
+
+    private static func compare(
+        labels: [(name: String, value: String)],
+        current: HistogramCounts,
+        previous: HistogramCounts,
+        query: TrendQuery,
+        layout: BucketLayout
+    ) -> Group {
+        func figures(_ counts: HistogramCounts) -> WindowFigures {
+            let count = counts.count
+            let quantile = HistogramQuantile.estimate(query.quantile, counts: counts, layout: layout)
+            return WindowFigures(count: count, quantile: count > 0 && quantile.isFinite ? quantile : nil)
+        }
+        let now = figures(current)
+        let then = figures(previous)
+        var shortWindows: [String] = []
+        if now.count < query.minCount { shortWindows.append("the current window holds \(now.count)") }
+        if then.count < query.minCount { shortWindows.append("the previous window holds \(then.count)") }
+        guard shortWindows.isEmpty, let nowQuantile = now.quantile, let thenQuantile = then.quantile else {
+            return Group(
+                labels: labels, current: now, previous: then, change: nil, degrading: false,
+                status: .insufficientData(
+                    reason: shortWindows.joined(separator: " and ") + " events; min_count is \(query.minCount)"
+                )
+            )
+        }
+        let change = thenQuantile > 0 ? (nowQuantile - thenQuantile) / thenQuantile : nil
+        // The same comparison an alert rule makes: now > (1 + threshold) × then.
+        let degrading = nowQuantile > (1 + query.threshold) * thenQuantile
+        return Group(labels: labels, current: now, previous: then, change: change, degrading: degrading, status: .ok)
+    }
+
+    /// The report as the JSON body of `/v1/trends`.
+    public func json() -> [UInt8] {
+        var writer = JSONWriter()
+        let currentMinutes = query.currentMinutes(at: now)
+        let previousMinutes = query.previousMinutes(at: now)
+        let offsetNanoseconds = query.offsetMinutes * Minute.nanoseconds
+        writer.object { w in
+            w.member("metric", query.metric.name)
+            w.member("quantile", query.quantile)
+            w.member("window", DurationText.format(seconds: query.windowMinutes * 60))
+            w.member("offset", DurationText.format(seconds: query.offsetMinutes * 60))
+            w.key("by")
+            w.array { w in query.groupBy.forEach { w.string($0) } }
+            w.member("threshold", query.threshold)
+            w.member("min_count", query.minCount)
+            w.key("current_window")
+            Self.writeRange(&w, from: currentMinutes.lowerBound.start, to: now)
+            w.key("previous_window")
+            Self.writeRange(&w, from: previousMinutes.lowerBound.start, to: now.adding(nanoseconds: -offsetNanoseconds))
+            w.key("groups")
+            w.array { w in
+                for group in groups {
+                    w.object { w in
+                        w.key("labels")
+                        w.object { w in group.labels.forEach { w.member($0.name, $0.value) } }
+                        w.key("current")
+                        Self.writeFigures(&w, group.current)
+                        w.key("previous")
+                        Self.writeFigures(&w, group.previous)
+                        w.member("change", group.change)
+                        w.member("degrading", group.degrading)
+                        switch group.status {
+                        case .ok:
+                            w.member("status", "ok")
+                        case .insufficientData(let reason):
+                            w.member("status", "insufficient_data")
+                            w.member("reason", reason)
+                        }
+                    }
+                }
+            }
+        }
+        return writer.bytes
+    }
+
+    private static func writeRange(_ writer: inout JSONWriter, from start: Timestamp, to end: Timestamp) {
+        writer.object { w in
+            w.member("start", RFC3339.format(start))
+            w.member("end", RFC3339.format(end))
+        }
+    }
+
+    private static func writeFigures(_ writer: inout JSONWriter, _ figures: WindowFigures) {
+        writer.object { w in
+            w.member("count", figures.count)
+            w.member("quantile", figures.quantile)
+        }
+    }
+}

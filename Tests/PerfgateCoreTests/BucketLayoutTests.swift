@@ -1,0 +1,89 @@
+import PerfgateCore
+import Testing
+
+@Suite struct BucketLayoutTests {
+    @Test(arguments: HistogramMetric.allCases)
+    func aValueOnABoundGoesInThatBucketAndJustAboveGoesInTheNext(metric: HistogramMetric) {
+        let layout = BucketLayout.default(for: metric)
+        for (index, bound) in layout.upperBounds.enumerated() {
+            #expect(layout.bucketIndex(for: bound) == index)
+            #expect(layout.bucketIndex(for: bound + 1) == index + 1)
+            #expect(layout.bucketIndex(for: bound - 1) == (index > 0 && layout.upperBounds[index - 1] == bound - 1 ? index - 1 : index))
+        }
+        #expect(layout.bucketIndex(for: 0) == 0)
+        #expect(layout.bucketIndex(for: Int64.max) == layout.upperBounds.count)
+    }
+
+    @Test func defaultsAreTheSeeds() {
+        #expect(BucketLayout.default(for: .backendTTFB).boundLabels == ["0.1", "0.5", "1", "1.5", "2", "2.5", "3", "5", "10", "+Inf"])
+        #expect(BucketLayout.default(for: .streamingDuration) == BucketLayout.default(for: .backendTTFB))
+        #expect(BucketLayout.default(for: .frontendProcessing).boundLabels == ["0.001", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "+Inf"])
+        let stage = Set(BucketLayout.default(for: .requestStageDuration).upperBounds)
+        #expect(stage == Set(BucketLayout.default(for: .backendTTFB).upperBounds).union(BucketLayout.default(for: .frontendProcessing).upperBounds))
+    }
+
+    @Test func refusesBadLayouts() {
+        #expect(throws: LayoutError.self) { try BucketLayout(seconds: []) }
+        #expect(throws: LayoutError.self) { try BucketLayout(seconds: ["1", "0.5"]) }
+        #expect(throws: LayoutError.self) { try BucketLayout(seconds: ["1", "1"]) }
+        #expect(throws: LayoutError.self) { try BucketLayout(seconds: ["-1"]) }
+        #expect(throws: LayoutError.self) { try BucketLayout(seconds: ["abc"]) }
+        #expect(throws: LayoutError.self) { try BucketLayout(seconds: (1...65).map(String.init)) }
+        #expect((try? BucketLayout(seconds: ["0", " 0.5", "2"]))?.description == "0,0.5,2")
+    }
+}
+
+@Suite struct EventDerivationTests {
+    private func observations(_ event: TimingEvent) -> [SeriesKey: Int64] {
+        var result: [SeriesKey: Int64] = [:]
+        EventDerivation.forEachObservation(of: event) { key, value in
+            #expect(result[key] == nil, "one observation per series per event")
+            result[key] = value
+        }
+        return result
+    }
+
+    @Test func derivesTheFourHistogramsFromTheSeedEvent() {
+        let seed = event(stages: [
+            ("request_parsing", 1_100_000), ("auth_validation", 900_000), ("request_preparation", 400_000),
+            ("backend_fetch", 1_697 * ms), ("stream_processing", 1_301 * ms),
+        ])
+        let endpoint = "/v1/chat/completions"
+        #expect(
+            observations(seed) == [
+                SeriesKey(.backendTTFB, ["openrouter", "gpt-4o", endpoint]): 1_697 * ms,
+                SeriesKey(.streamingDuration, ["openrouter", "gpt-4o", endpoint]): 1_301 * ms,
+                SeriesKey(.frontendProcessing, [endpoint]): 2_400_000,
+                SeriesKey(.requestStageDuration, ["request_parsing", endpoint]): 1_100_000,
+                SeriesKey(.requestStageDuration, ["auth_validation", endpoint]): 900_000,
+                SeriesKey(.requestStageDuration, ["request_preparation", endpoint]): 400_000,
+                SeriesKey(.requestStageDuration, ["backend_fetch", endpoint]): 1_697 * ms,
+                SeriesKey(.requestStageDuration, ["stream_processing", endpoint]): 1_301 * ms,
+            ]
+        )
+    }
+
+    @Test func frontendIsTheSumOfThePresentStagesAndAbsentWithoutThem() {
+        let partial = observations(event(stages: [("auth_validation", 2 * ms), ("backend_fetch", second)]))
+        #expect(partial[SeriesKey(.frontendProcessing, ["/v1/chat/completions"])] == 2 * ms)
+        #expect(partial[SeriesKey(.streamingDuration, ["openrouter", "gpt-4o", "/v1/chat/completions"])] == nil)
+
+        let custom = observations(event(stages: [("cache_lookup", 3 * ms)]))
+        #expect(custom == [SeriesKey(.requestStageDuration, ["cache_lookup", "/v1/chat/completions"]): 3 * ms])
+    }
+
+    @Test func aDeltaBucketsEachObservationIntoItsMinute() {
+        var delta = RollupDelta()
+        let layouts = BucketLayouts.seed
+        delta.add(event(stages: [("backend_fetch", 100 * ms)]), layouts: layouts)
+        delta.add(event(stages: [("backend_fetch", 100 * ms + 1)]), layouts: layouts)
+        delta.add(event(stages: [("backend_fetch", 20 * second)], at: testNow.adding(nanoseconds: -60 * second)), layouts: layouts)
+        let key = SeriesKey(.backendTTFB, ["openrouter", "gpt-4o", "/v1/chat/completions"])
+        let now = delta.counts[RollupKey(series: key, minute: testNow.minute)]
+        #expect(now?.buckets == [1, 1, 0, 0, 0, 0, 0, 0, 0, 0])
+        #expect(now?.sumNanoseconds == 200 * Int128(ms) + 1)
+        let before = delta.counts[RollupKey(series: key, minute: testNow.minute.advanced(by: -1))]
+        #expect(before?.buckets == [0, 0, 0, 0, 0, 0, 0, 0, 0, 1])
+        #expect(delta.eventCount == 3)
+    }
+}

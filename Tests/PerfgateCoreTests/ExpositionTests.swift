@@ -1,0 +1,80 @@
+import PerfgateCore
+import Testing
+
+@Suite struct ExpositionTests {
+    @Test func writesAHistogramSeriesExactly() throws {
+        let layout = try BucketLayout(seconds: ["0.1", "1"])
+        var counts = HistogramCounts(bucketCount: layout.bucketCount)
+        counts.observe(nanoseconds: 100 * ms, bucket: layout.bucketIndex(for: 100 * ms))
+        counts.observe(nanoseconds: 1_697 * ms, bucket: layout.bucketIndex(for: 1_697 * ms))
+        counts.observe(nanoseconds: 400_000, bucket: layout.bucketIndex(for: 400_000))
+        var writer = ExpositionWriter()
+        writer.header(name: "backend_ttfb_seconds", help: "TTFB.", kind: .histogram)
+        writer.histogram(
+            name: "backend_ttfb_seconds",
+            labels: RenderedLabels(SeriesKey(.backendTTFB, ["open\"router", "a\\b", "/v1/x\ny"])),
+            counts: counts,
+            boundLabels: layout.boundLabels
+        )
+        let expected = #"""
+            # HELP backend_ttfb_seconds TTFB.
+            # TYPE backend_ttfb_seconds histogram
+            backend_ttfb_seconds_bucket{provider="open\"router",model="a\\b",endpoint="/v1/x\ny",le="0.1"} 2
+            backend_ttfb_seconds_bucket{provider="open\"router",model="a\\b",endpoint="/v1/x\ny",le="1"} 2
+            backend_ttfb_seconds_bucket{provider="open\"router",model="a\\b",endpoint="/v1/x\ny",le="+Inf"} 3
+            backend_ttfb_seconds_sum{provider="open\"router",model="a\\b",endpoint="/v1/x\ny"} 1.7974
+            backend_ttfb_seconds_count{provider="open\"router",model="a\\b",endpoint="/v1/x\ny"} 3
+
+            """#
+        #expect(String(decoding: writer.bytes, as: UTF8.self) == expected)
+    }
+
+    @Test func escapesHelpAndWritesSpecialValues() {
+        var writer = ExpositionWriter()
+        writer.header(name: "g", help: "a\\b\nc", kind: .gauge)
+        writer.sample(name: "g", labels: .none, value: .nan)
+        writer.sample(name: "g", labels: RenderedLabels([(name: "k", value: "v")]), value: .infinity)
+        writer.sample(name: "g", labels: .none, value: -.infinity)
+        writer.sample(name: "g", labels: .none, value: 42)
+        writer.sample(name: "g", labels: .none, value: 56.25)
+        #expect(
+            String(decoding: writer.bytes, as: UTF8.self) == """
+                # HELP g a\\\\b\\nc
+                # TYPE g gauge
+                g NaN
+                g{k="v"} +Inf
+                g -Inf
+                g 42
+                g 56.25
+
+                """
+        )
+    }
+
+    @Test func aPageListsFamiliesByNameAndSeriesByLabels() {
+        let layouts = BucketLayouts.seed
+        func sample(_ key: SeriesKey) -> HistogramSample {
+            HistogramSample(key: key, labels: RenderedLabels(key), counts: HistogramCounts(bucketCount: layouts[key.metric].bucketCount))
+        }
+        let snapshot = SeedMetricsSnapshot(
+            histograms: [
+                .frontendProcessing: [sample(SeriesKey(.frontendProcessing, ["/b"])), sample(SeriesKey(.frontendProcessing, ["/a"]))]
+            ],
+            shares: [StageShare(endpoint: "/a", percentages: [0.5, 56.25, 43.25])],
+            shareWindowMinutes: 5,
+            layouts: layouts
+        )
+        let text = String(decoding: ExpositionPage.render(snapshot.families()), as: UTF8.self)
+        let families = text.split(separator: "\n").filter { $0.hasPrefix("# TYPE") }.map { $0.split(separator: " ")[2] }
+        #expect(
+            families == [
+                "backend_ttfb_seconds", "frontend_processing_seconds", "request_stage_duration_seconds",
+                "stage_percentage", "streaming_duration_seconds",
+            ]
+        )
+        let lines = text.split(separator: "\n").map(String.init)
+        #expect(lines.firstIndex { $0.contains(#"endpoint="/a""#) }! < lines.firstIndex { $0.contains(#"endpoint="/b""#) }!)
+        #expect(text.contains(#"stage_percentage{stage="backend_response",endpoint="/a"} 56.25"#))
+        #expect(text.contains("over the last 5m, in percent"))
+    }
+}
