@@ -1,0 +1,263 @@
+import CSQLite
+import Foundation
+import PerfgateCore
+import Synchronization
+
+/// How hard a commit presses data to disk before the request is acknowledged.
+public enum Durability: String, Sendable, CaseIterable {
+    /// `synchronous=FULL`: an acknowledged batch survives a crash of the process and of the machine.
+    case full
+    /// `synchronous=NORMAL`: it survives a crash of the process; a power cut may lose the last commits.
+    case normal
+}
+
+/// The durable `RollupStore`: a SQLite file in WAL mode, one writer connection and one reader.
+public final class SQLiteRollupStore: RollupStore {
+    /// The database file.
+    public let path: String
+    private let layouts: BucketLayouts
+    private let writer: Mutex<WriteSide>
+    private let reader: Mutex<SQLiteConnection>
+
+    /// Opens or creates the store at `path` (and its folder), applies pending migrations,
+    /// and checks that the bucket layouts match the ones the file was written with.
+    public init(path: String, layouts: BucketLayouts, durability: Durability = .full) throws {
+        self.path = path
+        self.layouts = layouts
+        let folder = (path as NSString).deletingLastPathComponent
+        if !folder.isEmpty {
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        }
+        let connection = try SQLiteConnection(path: path, create: true)
+        do {
+            // The first read of the schema tells a damaged or foreign file apart from a database.
+            _ = try connection.scalarInt("SELECT count(*) FROM sqlite_master")
+        } catch {
+            throw StoreError.unreadable(path: path, underlying: error)
+        }
+        let journalMode = try connection.scalarText("PRAGMA journal_mode = WAL")
+        guard journalMode?.lowercased() == "wal" else {
+            throw SQLiteError(code: SQLITE_ERROR, message: "journal mode is \(journalMode ?? "unknown"), WAL is required", context: "opening \(path)")
+        }
+        try connection.execute("PRAGMA synchronous = \(durability == .full ? "FULL" : "NORMAL")")
+        try Migrator(connection: connection, migrations: Migration.embedded).migrate()
+        try CountsBlob.registerAddFunction(on: connection)
+        try Self.checkLayouts(layouts, on: connection)
+        writer = Mutex(try WriteSide(connection: connection))
+        reader = Mutex(try SQLiteConnection(path: path, readOnly: true))
+    }
+
+    private static func checkLayouts(_ layouts: BucketLayouts, on connection: SQLiteConnection) throws {
+        let select = try connection.prepare("SELECT bounds FROM bucket_layout WHERE metric = ?")
+        let insert = try connection.prepare("INSERT INTO bucket_layout (metric, bounds) VALUES (?, ?)")
+        for metric in HistogramMetric.allCases {
+            let configured = layouts[metric].description
+            select.bind(1, metric.name)
+            let stored = try select.step() ? select.text(0) : nil
+            select.reset()
+            if let stored {
+                guard stored == configured else {
+                    throw StoreError.layoutChanged(metric: metric.name, stored: stored, configured: configured)
+                }
+            } else {
+                insert.bind(1, metric.name)
+                insert.bind(2, configured)
+                try insert.run()
+            }
+        }
+    }
+
+    // MARK: RollupStore
+
+    public func restore(recentSince: Minute) throws -> RestoredState {
+        try reader.withLock { connection in
+            var series: [SeriesRecord] = []
+            var totals: [SeriesID: HistogramCounts] = [:]
+            var bucketCounts: [SeriesID: Int] = [:]
+            let seriesRows = try connection.prepare(
+                "SELECT id, metric, label_values, base_buckets, base_sum_s, base_sum_ns FROM series ORDER BY id"
+            )
+            while try seriesRows.step() {
+                let id = seriesRows.int64(0)
+                let key = try Self.seriesKey(metric: seriesRows.text(1), labelValues: seriesRows.text(2), id: id)
+                let bucketCount = layouts[key.metric].bucketCount
+                var base = HistogramCounts(bucketCount: bucketCount)
+                if !seriesRows.isNull(3) {
+                    base.buckets = try seriesRows.withBlob(3) { try Self.buckets($0, expected: bucketCount, what: "base of series \(id)") }
+                    base.sumNanoseconds = StoredSum(seconds: seriesRows.int64(4), nanoseconds: seriesRows.int64(5)).total
+                }
+                series.append(SeriesRecord(id: id, key: key))
+                totals[id] = base
+                bucketCounts[id] = bucketCount
+            }
+
+            var recent: [MinuteRollup] = []
+            let rollupRows = try connection.prepare("SELECT minute, series_id, buckets, sum_s, sum_ns FROM rollup")
+            while try rollupRows.step() {
+                let minute = Minute(index: rollupRows.int64(0))
+                let id = rollupRows.int64(1)
+                guard let bucketCount = bucketCounts[id] else {
+                    throw StoreError.damagedRow("rollup of minute \(minute.index) names unknown series \(id)")
+                }
+                let counts = HistogramCounts(
+                    buckets: try rollupRows.withBlob(2) { try Self.buckets($0, expected: bucketCount, what: "rollup of series \(id)") },
+                    sumNanoseconds: StoredSum(seconds: rollupRows.int64(3), nanoseconds: rollupRows.int64(4)).total
+                )
+                totals[id]!.add(counts)
+                if minute >= recentSince {
+                    recent.append(MinuteRollup(seriesID: id, minute: minute, counts: counts))
+                }
+            }
+            return RestoredState(series: series, totals: totals, recent: recent)
+        }
+    }
+
+    public func commit(_ batch: CommitBatch) throws {
+        try writer.withLock { side in
+            try side.connection.transaction {
+                for record in batch.newSeries {
+                    side.insertSeries.bind(1, record.id)
+                    side.insertSeries.bind(2, record.key.metric.name)
+                    side.insertSeries.bind(3, Self.joined(record.key.labelValues))
+                    try side.insertSeries.run()
+                }
+                for rollup in batch.rollups {
+                    let sum = StoredSum(rollup.counts.sumNanoseconds)
+                    side.upsertRollup.bind(1, rollup.minute.index)
+                    side.upsertRollup.bind(2, rollup.seriesID)
+                    side.upsertRollup.bind(3, blob: CountsBlob.encode(rollup.counts.buckets))
+                    side.upsertRollup.bind(4, sum.seconds)
+                    side.upsertRollup.bind(5, sum.nanoseconds)
+                    try side.upsertRollup.run()
+                }
+            }
+        }
+    }
+
+    public func prune(before cutoff: Minute) throws -> PruneReport {
+        try writer.withLock { side in
+            try side.connection.transaction {
+                var folded: [SeriesID: HistogramCounts] = [:]
+                var rows = 0
+                side.selectExpired.bind(1, cutoff.index)
+                defer { side.selectExpired.reset() }
+                while try side.selectExpired.step() {
+                    let id = side.selectExpired.int64(0)
+                    let buckets = try side.selectExpired.withBlob(1) { raw in
+                        guard let buckets = CountsBlob.decode(raw) else { throw StoreError.damagedRow("rollup of series \(id)") }
+                        return buckets
+                    }
+                    let counts = HistogramCounts(
+                        buckets: buckets,
+                        sumNanoseconds: StoredSum(seconds: side.selectExpired.int64(2), nanoseconds: side.selectExpired.int64(3)).total
+                    )
+                    if folded[id] == nil { folded[id] = counts } else { folded[id]!.add(counts) }
+                    rows += 1
+                }
+                for (id, counts) in folded {
+                    let sum = StoredSum(counts.sumNanoseconds)
+                    side.foldIntoBase.bind(1, blob: CountsBlob.encode(counts.buckets))
+                    side.foldIntoBase.bind(2, sum.seconds)
+                    side.foldIntoBase.bind(3, sum.nanoseconds)
+                    side.foldIntoBase.bind(4, id)
+                    try side.foldIntoBase.run()
+                }
+                side.deleteExpired.bind(1, cutoff.index)
+                try side.deleteExpired.run()
+                return PruneReport(rollupsFolded: rows)
+            }
+        }
+    }
+
+    public func windowTotals(minutes: ClosedRange<Minute>) throws -> [SeriesID: HistogramCounts] {
+        try reader.withLock { connection in
+            let rows = try connection.prepare(
+                "SELECT series_id, buckets, sum_s, sum_ns FROM rollup WHERE minute BETWEEN ? AND ?"
+            )
+            rows.bind(1, minutes.lowerBound.index)
+            rows.bind(2, minutes.upperBound.index)
+            var totals: [SeriesID: HistogramCounts] = [:]
+            while try rows.step() {
+                let id = rows.int64(0)
+                let buckets = try rows.withBlob(1) { raw in
+                    guard let buckets = CountsBlob.decode(raw) else { throw StoreError.damagedRow("rollup of series \(id)") }
+                    return buckets
+                }
+                let counts = HistogramCounts(
+                    buckets: buckets,
+                    sumNanoseconds: StoredSum(seconds: rows.int64(2), nanoseconds: rows.int64(3)).total
+                )
+                if totals[id] == nil { totals[id] = counts } else { totals[id]!.add(counts) }
+            }
+            return totals
+        }
+    }
+
+    public func sizeInBytes() -> Int64 {
+        [path, path + "-wal", path + "-shm"].reduce(0) { total, file in
+            var info = stat()
+            return stat(file, &info) == 0 ? total + Int64(info.st_size) : total
+        }
+    }
+
+    // MARK: Encoding
+
+    private static let labelSeparator: Character = "\u{1F}"
+
+    private static func joined(_ values: [String]) -> String {
+        values.joined(separator: String(labelSeparator))
+    }
+
+    private static func seriesKey(metric name: String, labelValues: String, id: SeriesID) throws -> SeriesKey {
+        guard let metric = HistogramMetric(name: name) else {
+            throw StoreError.damagedRow("series \(id) has unknown metric \(name)")
+        }
+        let values = labelValues.split(separator: labelSeparator, omittingEmptySubsequences: false).map(String.init)
+        guard values.count == metric.labelNames.count else {
+            throw StoreError.damagedRow("series \(id) has \(values.count) label values, \(metric.name) has \(metric.labelNames.count) labels")
+        }
+        return SeriesKey(metric, values)
+    }
+
+    private static func buckets(_ raw: UnsafeRawBufferPointer, expected: Int, what: String) throws -> [UInt64] {
+        guard let buckets = CountsBlob.decode(raw), buckets.count == expected else {
+            throw StoreError.damagedRow("\(what) has \(raw.count) bytes of bucket counts, expected \(expected * 8)")
+        }
+        return buckets
+    }
+}
+
+/// The writer's connection and its prepared statements.
+private final class WriteSide {
+    let connection: SQLiteConnection
+    let insertSeries: SQLiteStatement
+    let upsertRollup: SQLiteStatement
+    let selectExpired: SQLiteStatement
+    let foldIntoBase: SQLiteStatement
+    let deleteExpired: SQLiteStatement
+
+    init(connection: SQLiteConnection) throws(SQLiteError) {
+        self.connection = connection
+        insertSeries = try connection.prepare("INSERT INTO series (id, metric, label_values) VALUES (?, ?, ?)")
+        upsertRollup = try connection.prepare(
+            """
+            INSERT INTO rollup (minute, series_id, buckets, sum_s, sum_ns) VALUES (?, ?, ?, ?, ?)
+            ON CONFLICT (minute, series_id) DO UPDATE SET
+                buckets = perfgate_add_counts(buckets, excluded.buckets),
+                sum_s = sum_s + excluded.sum_s + (sum_ns + excluded.sum_ns) / 1000000000,
+                sum_ns = (sum_ns + excluded.sum_ns) % 1000000000
+            """
+        )
+        selectExpired = try connection.prepare("SELECT series_id, buckets, sum_s, sum_ns FROM rollup WHERE minute < ?")
+        foldIntoBase = try connection.prepare(
+            """
+            UPDATE series SET
+                base_buckets = CASE WHEN base_buckets IS NULL THEN ?1 ELSE perfgate_add_counts(base_buckets, ?1) END,
+                base_sum_s = base_sum_s + ?2 + (base_sum_ns + ?3) / 1000000000,
+                base_sum_ns = (base_sum_ns + ?3) % 1000000000
+            WHERE id = ?4
+            """
+        )
+        deleteExpired = try connection.prepare("DELETE FROM rollup WHERE minute < ?")
+    }
+}

@@ -1,0 +1,28 @@
+/// Reasons the store refuses to open or to write, with what to do about them.
+public enum StoreError: Error, CustomStringConvertible, Sendable {
+    /// The database has migrations this build does not know.
+    case newerSchema(path: String, found: Int, supported: Int)
+    /// A bucket layout differs from the one the database was written with.
+    case layoutChanged(metric: String, stored: String, configured: String)
+    /// A migration file's name does not start with its number.
+    case invalidMigrationName(String)
+    /// The file exists but is not a perfgate database, or is damaged.
+    case unreadable(path: String, underlying: SQLiteError)
+    /// A stored row does not decode.
+    case damagedRow(String)
+
+    public var description: String {
+        switch self {
+        case .newerSchema(let path, let found, let supported):
+            "\(path) has schema version \(found), newer than this perfgate supports (\(supported)); run a newer perfgate or point --db at another file"
+        case .layoutChanged(let metric, let stored, let configured):
+            "the buckets of \(metric) changed from \(stored) to \(configured); counts already stored cannot be re-bucketed. Restore the old buckets, or start with a new --db"
+        case .invalidMigrationName(let name):
+            "migration \(name) must start with its number, e.g. 0002_add_index.sql"
+        case .unreadable(let path, let underlying):
+            "\(path) cannot be read as a perfgate database (\(underlying.message)); it may be damaged or not a SQLite file. Move it aside or point --db elsewhere"
+        case .damagedRow(let detail):
+            "the store holds a damaged row: \(detail)"
+        }
+    }
+}

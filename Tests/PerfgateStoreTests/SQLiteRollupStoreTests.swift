@@ -1,0 +1,181 @@
+import CSQLite
+import Foundation
+import PerfgateCore
+import PerfgateStore
+import Testing
+
+/// A fresh folder under the system temporary directory, removed when the test ends.
+final class TemporaryFolder {
+    let path: String
+
+    init() {
+        path = NSTemporaryDirectory() + "perfgate-store-" + UUID().uuidString
+    }
+
+    deinit {
+        try? FileManager.default.removeItem(atPath: path)
+    }
+
+    var database: String { path + "/nested/perfgate.sqlite" }
+}
+
+@Suite struct SQLiteRollupStoreTests {
+    let folder = TemporaryFolder()
+    let layouts = BucketLayouts.seed
+    let minute = Minute(index: 29_932_080)
+    let ttfb = SeriesKey(.backendTTFB, ["openrouter", "gpt-4o", "/v1/chat/completions"])
+    let frontend = SeriesKey(.frontendProcessing, ["/v1/chat/completions"])
+
+    private func counts(_ key: SeriesKey, _ values: [Int64]) -> HistogramCounts {
+        let layout = layouts[key.metric]
+        var counts = HistogramCounts(bucketCount: layout.bucketCount)
+        for value in values { counts.observe(nanoseconds: value, bucket: layout.bucketIndex(for: value)) }
+        return counts
+    }
+
+    private func open() throws -> SQLiteRollupStore {
+        try SQLiteRollupStore(path: folder.database, layouts: layouts)
+    }
+
+    private func appliedMigrations() throws -> [String] {
+        var handle: OpaquePointer?
+        guard sqlite3_open_v2(folder.database, &handle, SQLITE_OPEN_READONLY, nil) == SQLITE_OK else { return [] }
+        defer { sqlite3_close_v2(handle) }
+        var statement: OpaquePointer?
+        sqlite3_prepare_v2(handle, "SELECT name FROM schema_migrations ORDER BY version", -1, &statement, nil)
+        defer { sqlite3_finalize(statement) }
+        var names: [String] = []
+        while sqlite3_step(statement) == SQLITE_ROW { names.append(String(cString: sqlite3_column_text(statement, 0))) }
+        return names
+    }
+
+    @Test func createsItsFolderAndAppliesMigrationsOnce() throws {
+        _ = try open()
+        #expect(try appliedMigrations() == ["0001_init.sql"])
+        _ = try open()
+        #expect(try appliedMigrations() == ["0001_init.sql"])
+    }
+
+    @Test func reopeningRestoresExactCounts() throws {
+        let slow: [Int64] = [100 * 1_000_000, 1_697_000_000, 20_000_000_000, 1]
+        do {
+            let store = try open()
+            try store.commit(
+                CommitBatch(
+                    newSeries: [SeriesRecord(id: 1, key: ttfb), SeriesRecord(id: 2, key: frontend)],
+                    rollups: [
+                        MinuteRollup(seriesID: 1, minute: minute, counts: counts(ttfb, slow)),
+                        MinuteRollup(seriesID: 2, minute: minute, counts: counts(frontend, [2_400_000])),
+                    ]
+                )
+            )
+            // A second commit to the same minute adds, it does not replace.
+            try store.commit(
+                CommitBatch(newSeries: [], rollups: [MinuteRollup(seriesID: 1, minute: minute, counts: counts(ttfb, [500_000_000]))])
+            )
+        }
+        let restored = try open().restore(recentSince: minute)
+        #expect(restored.series == [SeriesRecord(id: 1, key: ttfb), SeriesRecord(id: 2, key: frontend)])
+        #expect(restored.totals[1] == counts(ttfb, slow + [500_000_000]))
+        #expect(restored.totals[2] == counts(frontend, [2_400_000]))
+        #expect(restored.recent.count == 2)
+        #expect(try open().restore(recentSince: minute.advanced(by: 1)).recent.isEmpty)
+    }
+
+    @Test func sumsStayExactFarBeyondSixtyFourBitNanoseconds() throws {
+        let store = try open()
+        let huge = HistogramCounts(buckets: [0, 0, 0, 0, 0, 0, 0, 0, 0, 3], sumNanoseconds: Int128(Int64.max) + 5)
+        try store.commit(CommitBatch(newSeries: [SeriesRecord(id: 1, key: ttfb)], rollups: [MinuteRollup(seriesID: 1, minute: minute, counts: huge)]))
+        try store.commit(CommitBatch(newSeries: [], rollups: [MinuteRollup(seriesID: 1, minute: minute, counts: huge)]))
+        #expect(try store.restore(recentSince: minute).totals[1]?.sumNanoseconds == 2 * (Int128(Int64.max) + 5))
+    }
+
+    @Test func pruningFoldsOldMinutesIntoTheBaseAndKeepsTotalsExact() throws {
+        let store = try open()
+        try store.commit(CommitBatch(newSeries: [SeriesRecord(id: 1, key: ttfb)], rollups: []))
+        var expected = HistogramCounts(bucketCount: layouts[.backendTTFB].bucketCount)
+        for offset in 0..<10 {
+            let minuteCounts = counts(ttfb, [Int64(offset) * 300_000_001, 1_000_000_000 + Int64(offset)])
+            expected.add(minuteCounts)
+            try store.commit(CommitBatch(newSeries: [], rollups: [MinuteRollup(seriesID: 1, minute: minute.advanced(by: Int64(offset)), counts: minuteCounts)]))
+        }
+        #expect(try store.prune(before: minute.advanced(by: 4)) == PruneReport(rollupsFolded: 4))
+        #expect(try store.prune(before: minute.advanced(by: 4)) == PruneReport(rollupsFolded: 0))
+        #expect(try store.prune(before: minute.advanced(by: 8)) == PruneReport(rollupsFolded: 4))
+        #expect(try store.restore(recentSince: minute).totals[1] == expected)
+        #expect(try open().restore(recentSince: minute).totals[1] == expected)
+        #expect(try store.windowTotals(minutes: minute...minute.advanced(by: 7)).isEmpty)
+        #expect(try store.windowTotals(minutes: minute.advanced(by: 8)...minute.advanced(by: 9))[1]?.count == 4)
+    }
+
+    @Test func windowTotalsAddTheMinutesInRange() throws {
+        let store = try open()
+        try store.commit(
+            CommitBatch(
+                newSeries: [SeriesRecord(id: 1, key: ttfb), SeriesRecord(id: 2, key: frontend)],
+                rollups: [
+                    MinuteRollup(seriesID: 1, minute: minute, counts: counts(ttfb, [1])),
+                    MinuteRollup(seriesID: 1, minute: minute.advanced(by: 1), counts: counts(ttfb, [2, 3])),
+                    MinuteRollup(seriesID: 2, minute: minute.advanced(by: 2), counts: counts(frontend, [4])),
+                ]
+            )
+        )
+        let totals = try store.windowTotals(minutes: minute...minute.advanced(by: 1))
+        #expect(totals == [1: counts(ttfb, [1, 2, 3])])
+    }
+
+    @Test func aFailedCommitAppliesNothing() throws {
+        let store = try open()
+        try store.commit(CommitBatch(newSeries: [SeriesRecord(id: 1, key: ttfb)], rollups: []))
+        // The second series reuses id 1: the insert fails after the rollup of series 1 was written.
+        #expect(throws: SQLiteError.self) {
+            try store.commit(
+                CommitBatch(
+                    newSeries: [SeriesRecord(id: 1, key: frontend)],
+                    rollups: [MinuteRollup(seriesID: 1, minute: minute, counts: counts(ttfb, [1]))]
+                )
+            )
+        }
+        let restored = try store.restore(recentSince: minute)
+        #expect(restored.series.count == 1)
+        #expect(restored.totals[1]?.count == 0)
+    }
+
+    @Test func refusesAChangedBucketLayout() throws {
+        _ = try open()
+        let changed = BucketLayouts(overrides: [.backendTTFB: try BucketLayout(seconds: ["1", "2"])])
+        #expect {
+            _ = try SQLiteRollupStore(path: folder.database, layouts: changed)
+        } throws: { error in
+            "\(error)".contains("the buckets of backend_ttfb_seconds changed from 0.1,0.5,1,1.5,2,2.5,3,5,10 to 1,2")
+        }
+    }
+
+    @Test func refusesADatabaseFromANewerSchema() throws {
+        _ = try open()
+        var handle: OpaquePointer?
+        sqlite3_open_v2(folder.database, &handle, SQLITE_OPEN_READWRITE, nil)
+        sqlite3_exec(handle, "INSERT INTO schema_migrations (version, name) VALUES (99, '0099_future.sql')", nil, nil, nil)
+        sqlite3_close_v2(handle)
+        #expect {
+            _ = try open()
+        } throws: { error in
+            "\(error)".contains("has schema version 99, newer than this perfgate supports (1)")
+        }
+    }
+
+    @Test func refusesAFileThatIsNotADatabase() throws {
+        try FileManager.default.createDirectory(atPath: folder.path + "/nested", withIntermediateDirectories: true)
+        try Data(repeating: 0x41, count: 8192).write(to: URL(fileURLWithPath: folder.database))
+        #expect {
+            _ = try open()
+        } throws: { error in
+            "\(error)".contains("cannot be read as a perfgate database")
+        }
+    }
+
+    @Test func reportsItsSizeOnDisk() throws {
+        let store = try open()
+        #expect(store.sizeInBytes() > 0)
+    }
+}
