@@ -1,0 +1,94 @@
+import Hummingbird
+import Logging
+import PerfgateCore
+import PerfgateStore
+
+/// perfgate's version, as `perfgate --version` and `perfgate_build_info` report it.
+public let perfgateVersion = "0.1.0"
+
+/// The parts of a running perfgate, wired together; tests reach in through these.
+struct Components: Sendable {
+    let configuration: ServerConfiguration
+    let clock: any WallClock
+    let store: any RollupStore
+    let live: LiveMetrics
+    let selfMetrics: SelfMetrics
+    let queue: WriteQueue
+    let pruner: PruneService
+}
+
+/// Builds the application `perfgate serve` runs: opens the store, restores the counts, and
+/// wires the routes and background services. Tests build exactly this, from a configuration.
+public func buildApplication(
+    configuration: ServerConfiguration,
+    clock: any WallClock = SystemWallClock(),
+    store: (any RollupStore)? = nil,
+    logger: Logger = Logger(label: "perfgate")
+) throws -> some ApplicationProtocol {
+    let components = try buildComponents(configuration: configuration, clock: clock, store: store, logger: logger)
+    return buildApplication(components, logger: logger)
+}
+
+func buildComponents(
+    configuration: ServerConfiguration,
+    clock: any WallClock,
+    store: (any RollupStore)?,
+    logger: Logger
+) throws -> Components {
+    try configuration.validate()
+    let store = try store ?? SQLiteRollupStore(path: configuration.databasePath, layouts: configuration.layouts, durability: configuration.durability)
+    let now = clock.now()
+    let window = StageShareWindow(widthMinutes: configuration.stageShareWindowMinutes)
+    let restored = try store.restore(recentSince: window.firstMinute(at: now))
+    let live = LiveMetrics(layouts: configuration.layouts, shareWindowMinutes: configuration.stageShareWindowMinutes)
+    live.restore(restored)
+    logger.info("store opened", metadata: ["store.series": "\(restored.series.count)", "store.bytes": "\(store.sizeInBytes())"])
+
+    let selfMetrics = SelfMetrics(version: perfgateVersion, startTime: now)
+    let committer = Committer(
+        registry: SeriesRegistry(records: restored.series, limit: configuration.maxSeriesPerMetric),
+        store: store, live: live, selfMetrics: selfMetrics, clock: clock, logger: logger
+    )
+    let queue = WriteQueue(committer: committer, capacity: configuration.maxQueuedEvents)
+    let pruner = PruneService(
+        queue: queue, clock: clock, retentionMinutes: configuration.retentionMinutes,
+        intervalSeconds: configuration.pruneIntervalSeconds, logger: logger
+    )
+    return Components(
+        configuration: configuration, clock: clock, store: store, live: live,
+        selfMetrics: selfMetrics, queue: queue, pruner: pruner
+    )
+}
+
+func buildApplication(_ components: Components, logger: Logger) -> some ApplicationProtocol {
+    let configuration = components.configuration
+    return Application(
+        router: buildRouter(components),
+        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "perfgate/\(perfgateVersion)"),
+        services: [WriterService(queue: components.queue), components.pruner],
+        logger: logger
+    )
+}
+
+func buildRouter(_ components: Components) -> Router<BasicRequestContext> {
+    let router = Router()
+    router.addRoutes(
+        EventsController(
+            queue: components.queue, selfMetrics: components.selfMetrics,
+            clock: components.clock, configuration: components.configuration
+        ).endpoints,
+        atPath: "/v1"
+    )
+    router.addRoutes(
+        TrendsController(live: components.live, store: components.store, clock: components.clock, configuration: components.configuration).endpoints,
+        atPath: "/v1"
+    )
+    router.addRoutes(
+        MetricsController(
+            live: components.live, selfMetrics: components.selfMetrics, queue: components.queue,
+            store: components.store, clock: components.clock
+        ).endpoints
+    )
+    router.addRoutes(HealthController(queue: components.queue).endpoints)
+    return router
+}

@@ -1,0 +1,75 @@
+import PerfgateCore
+import PerfgateStore
+
+/// Everything the service can be told at start-up; the defaults are what `perfgate serve` runs with.
+public struct ServerConfiguration: Sendable {
+    /// Address to listen on.
+    public var host = "127.0.0.1"
+    /// Port to listen on.
+    public var port = 9095
+    /// The SQLite file; its folder is created when missing.
+    public var databasePath = "data/perfgate.sqlite"
+    /// How long minute windows are kept, in minutes: an hour-ago comparison and a day-over-day one fit.
+    public var retentionMinutes: Int64 = 25 * 60
+    /// The width of the `stage_percentage` window, in minutes.
+    public var stageShareWindowMinutes: Int64 = 5
+    /// Bucket bounds per histogram family.
+    public var layouts = BucketLayouts.seed
+    /// Bounds on each event's fields.
+    public var limits = IngestLimits()
+    /// Largest request body accepted, as sent (compressed or not), in bytes.
+    public var maxBodyBytes = 8 * 1024 * 1024
+    /// Largest body after gzip inflation, in bytes.
+    public var maxInflatedBodyBytes = 64 * 1024 * 1024
+    /// Most series per histogram family; past it, new series are counted under `__overflow__`.
+    public var maxSeriesPerMetric = 10_000
+    /// Most events waiting to be written; past it, ingest answers 503 until the queue drains.
+    public var maxQueuedEvents = 1_000_000
+    /// How hard each commit presses data to disk.
+    public var durability: Durability = .full
+    /// Seconds between prunes of expired minute windows.
+    public var pruneIntervalSeconds: Int64 = 60
+
+    /// The defaults.
+    public init() {}
+
+    /// The event limits with the age bound tied to the retention.
+    var effectiveLimits: IngestLimits {
+        var limits = limits
+        limits.maxAgeNanoseconds = retentionMinutes * Minute.nanoseconds
+        return limits
+    }
+
+    /// Checks that the values make sense together; the message names the option to fix.
+    public func validate() throws(ConfigurationError) {
+        guard (1...65_535).contains(port) || port == 0 else { throw ConfigurationError("port must be 1-65535 (got \(port))") }
+        guard !databasePath.isEmpty else { throw ConfigurationError("the database path must not be empty") }
+        guard stageShareWindowMinutes >= 1 else { throw ConfigurationError("the percentage window must be at least 1m") }
+        guard retentionMinutes >= 2 * 60 else {
+            throw ConfigurationError("the retention must be at least 2h so an hour-ago comparison has data (got \(DurationText.format(seconds: retentionMinutes * 60)))")
+        }
+        guard stageShareWindowMinutes < retentionMinutes else {
+            throw ConfigurationError("the percentage window must be shorter than the retention")
+        }
+        guard maxBodyBytes >= 1024, maxInflatedBodyBytes >= maxBodyBytes else {
+            throw ConfigurationError("the body limits must be at least 1 KiB, and the inflated limit at least the body limit")
+        }
+        guard maxSeriesPerMetric >= 1, maxQueuedEvents >= limits.maxEventsPerBatch else {
+            throw ConfigurationError("the series limit must be at least 1 and the queue must hold at least one full batch (\(limits.maxEventsPerBatch) events)")
+        }
+        guard limits.maxLabelValueBytes >= 1, limits.maxEventsPerBatch >= 1 else {
+            throw ConfigurationError("the label length and batch limits must be at least 1")
+        }
+    }
+}
+
+/// A configuration that cannot run, and why.
+public struct ConfigurationError: Error, CustomStringConvertible, Sendable {
+    /// What to fix.
+    public let description: String
+
+    /// An error with a message naming what to fix.
+    public init(_ description: String) {
+        self.description = description
+    }
+}

@@ -1,0 +1,41 @@
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import PerfgateCore
+
+/// `GET /metrics`: the seed's five families and perfgate's own, in text format 0.0.4.
+struct MetricsController<Context: RequestContext>: Sendable {
+    let live: LiveMetrics
+    let selfMetrics: SelfMetrics
+    let queue: WriteQueue
+    let store: any RollupStore
+    let clock: any WallClock
+
+    var endpoints: RouteCollection<Context> {
+        let routes = RouteCollection(context: Context.self)
+        routes.get("metrics", use: scrape)
+        return routes
+    }
+
+    @Sendable func scrape(_ request: Request, context: Context) async throws -> Response {
+        let page = render()
+        var headers: HTTPFields = [.contentType: ExpositionWriter.contentType, .vary: "Accept-Encoding"]
+        var body = page
+        if HeaderParsing.acceptsGzip(request.headers[.acceptEncoding]) {
+            body = Gzip.deflate(page)
+            headers[.contentEncoding] = "gzip"
+        }
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
+    }
+
+    /// The page, from a snapshot copied under the locks and rendered outside them.
+    func render() -> [UInt8] {
+        let snapshot = live.snapshot(at: clock.now())
+        let gauges = SelfMetrics.Gauges(
+            seriesCounts: live.seriesCounts(),
+            storeSizeBytes: store.sizeInBytes(),
+            queuedEvents: queue.queuedEvents
+        )
+        return ExpositionPage.render(snapshot.families() + selfMetrics.families(gauges))
+    }
+}

@@ -1,0 +1,41 @@
+import Hummingbird
+import NIOPosix
+import PerfgateCore
+
+/// `GET /v1/trends`: a quantile over the last window against the same window `offset` ago.
+struct TrendsController<Context: RequestContext>: Sendable {
+    let live: LiveMetrics
+    let store: any RollupStore
+    let clock: any WallClock
+    let configuration: ServerConfiguration
+
+    var endpoints: RouteCollection<Context> {
+        let routes = RouteCollection(context: Context.self)
+        routes.get("trends", use: trends)
+        return routes
+    }
+
+    @Sendable func trends(_ request: Request, context: Context) async throws -> Response {
+        let query: TrendQuery
+        do {
+            let parameters = try QueryString.parse(request.uri.query ?? "")
+            query = try TrendQuery.parse(parameters, retentionMinutes: configuration.retentionMinutes)
+        } catch let error as QueryStringError {
+            throw APIError(.badRequest, error.message)
+        } catch let error as TrendQueryError {
+            throw APIError(.badRequest, error.message)
+        }
+        let now = clock.now()
+        let series = live.records(of: query.metric)
+        let store = self.store
+        // SQLite reads block; they run on NIO's thread pool, not on a cooperative thread.
+        let (current, previous) = try await NIOThreadPool.singleton.runIfActive {
+            (try store.windowTotals(minutes: query.currentMinutes(at: now)), try store.windowTotals(minutes: query.previousMinutes(at: now)))
+        }
+        let report = TrendReport(
+            query: query, now: now, series: series, current: current, previous: previous,
+            layout: configuration.layouts[query.metric]
+        )
+        return Response.json(report.json())
+    }
+}

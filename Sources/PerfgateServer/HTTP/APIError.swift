@@ -1,0 +1,40 @@
+import HTTPTypes
+import Hummingbird
+import PerfgateCore
+
+/// An error answered as JSON `{"error": "…"}` with its HTTP status and any extra headers.
+struct APIError: HTTPResponseError {
+    let status: HTTPResponse.Status
+    let message: String
+    var headers: HTTPFields = [:]
+
+    init(_ status: HTTPResponse.Status, _ message: String, headers: HTTPFields = [:]) {
+        self.status = status
+        self.message = message
+        self.headers = headers
+    }
+
+    func response(from request: Request, context: some RequestContext) throws -> Response {
+        var writer = JSONWriter()
+        writer.object { $0.member("error", message) }
+        var response = Response.json(writer.bytes, status: status)
+        response.headers.append(contentsOf: headers)
+        return response
+    }
+
+    /// 503 with `Retry-After`, for when the write path cannot take more right now.
+    static func unavailable(_ message: String, retryAfterSeconds: Int = 1) -> APIError {
+        APIError(.serviceUnavailable, message, headers: [.retryAfter: String(retryAfterSeconds)])
+    }
+}
+
+extension Response {
+    /// A response with a JSON body.
+    static func json(_ bytes: [UInt8], status: HTTPResponse.Status = .ok) -> Response {
+        Response(
+            status: status,
+            headers: [.contentType: "application/json; charset=utf-8"],
+            body: .init(byteBuffer: ByteBuffer(bytes: bytes))
+        )
+    }
+}

@@ -1,0 +1,33 @@
+import HTTPTypes
+
+/// Reading the few request headers perfgate acts on.
+enum HeaderParsing {
+    /// The media type of a `Content-Type` value, lower-cased, without parameters.
+    static func mediaType(_ value: String) -> String {
+        let type = value.split(separator: ";", maxSplits: 1).first.map(String.init) ?? ""
+        return type.trimmingCharacters(in: " \t").lowercased()
+    }
+
+    /// True when an `Accept-Encoding` value allows gzip (explicitly, or by `*`, with q > 0).
+    static func acceptsGzip(_ value: String?) -> Bool {
+        guard let value else { return false }
+        var wildcard = false
+        for item in value.split(separator: ",") {
+            let parts = item.split(separator: ";").map { String($0).trimmingCharacters(in: " \t").lowercased() }
+            guard let coding = parts.first else { continue }
+            let quality = parts.dropFirst().first { $0.hasPrefix("q=") }.flatMap { Double($0.dropFirst(2)) } ?? 1
+            if coding == "gzip" || coding == "x-gzip" { return quality > 0 }
+            if coding == "*" { wildcard = quality > 0 }
+        }
+        return wildcard
+    }
+}
+
+extension String {
+    func trimmingCharacters(in set: String) -> String {
+        var slice = Substring(self)
+        while let first = slice.first, set.contains(first) { slice.removeFirst() }
+        while let last = slice.last, set.contains(last) { slice.removeLast() }
+        return String(slice)
+    }
+}

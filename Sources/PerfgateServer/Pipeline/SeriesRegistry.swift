@@ -1,0 +1,48 @@
+import PerfgateCore
+
+/// The writer's map from series to store identifiers, and the per-family series limit.
+///
+/// Owned by the writer thread alone; no lock. Past a family's limit, new series are folded into
+/// that family's `__overflow__` series, so totals stay right and memory stays bounded.
+struct SeriesRegistry {
+    private var ids: [SeriesKey: SeriesID] = [:]
+    private var perMetric: [HistogramMetric: Int] = [:]
+    private var nextID: SeriesID = 1
+    /// Most series per family, the overflow series aside.
+    let limit: Int
+
+    /// A registry holding the series the store already has.
+    init(records: [SeriesRecord], limit: Int) {
+        self.limit = limit
+        for record in records {
+            ids[record.key] = record.id
+            perMetric[record.key.metric, default: 0] += 1
+            nextID = max(nextID, record.id + 1)
+        }
+    }
+
+    /// The identifier for `key`, creating the series (and appending it to `created`) when new.
+    /// `overflowed` is true when the family is full and the overflow series stands in.
+    mutating func resolve(_ key: SeriesKey, created: inout [SeriesRecord]) -> (id: SeriesID, overflowed: Bool) {
+        if let id = ids[key] { return (id, false) }
+        let overflow = SeriesKey.overflow(of: key.metric)
+        if key != overflow && perMetric[key.metric, default: 0] >= limit {
+            return (resolve(overflow, created: &created).id, true)
+        }
+        let id = nextID
+        nextID += 1
+        ids[key] = id
+        perMetric[key.metric, default: 0] += 1
+        created.append(SeriesRecord(id: id, key: key))
+        return (id, false)
+    }
+
+    /// Forgets series created for a commit that failed, so the next commit creates them again.
+    mutating func forget(_ created: [SeriesRecord]) {
+        for record in created {
+            ids[record.key] = nil
+            perMetric[record.key.metric, default: 1] -= 1
+        }
+        if let first = created.map(\.id).min() { nextID = first }
+    }
+}

@@ -1,0 +1,144 @@
+import NIOPosix
+import PerfgateCore
+import Synchronization
+
+/// The single write path: requests queue their deltas, one writer thread commits whatever has
+/// queued in one transaction (group commit), and each request resumes once its data is durable.
+///
+/// Modelled on the Pushgateway's single writer loop. The writer is a dedicated thread, not a
+/// task, because SQLite's commit blocks on fsync and must not hold a cooperative thread.
+final class WriteQueue: Sendable {
+    private enum Job: Sendable {
+        case ingest(RollupDelta, CheckedContinuation<CommitReceipt, any Error>)
+        case prune(Minute, CheckedContinuation<PruneReport, any Error>)
+        case barrier(CheckedContinuation<Void, Never>)
+    }
+
+    private struct State {
+        var jobs: [Job] = []
+        var queuedEvents = 0
+        var draining = false
+        var closed = false
+        var lastFailure: (at: ContinuousClock.Instant, message: String)?
+    }
+
+    private let state = Mutex(State())
+    private let thread: NIOThreadPool
+    private let committer: Committer
+    /// Most events that may wait at once.
+    let capacity: Int
+
+    init(committer: Committer, capacity: Int) {
+        self.committer = committer
+        self.capacity = capacity
+        thread = NIOThreadPool(numberOfThreads: 1)
+        thread.start()
+    }
+
+    /// Queues a delta and returns once it is committed, or throws and applies nothing.
+    func submit(_ delta: RollupDelta) async throws -> CommitReceipt {
+        try await withCheckedThrowingContinuation { continuation in
+            let refusal: WriteError? = state.withLock { state in
+                if state.closed { return .shuttingDown }
+                if state.queuedEvents + delta.eventCount > capacity {
+                    return .overloaded(queued: state.queuedEvents, capacity: capacity)
+                }
+                state.queuedEvents += delta.eventCount
+                return nil
+            }
+            if let refusal {
+                continuation.resume(throwing: refusal)
+            } else {
+                enqueue(.ingest(delta, continuation))
+            }
+        }
+    }
+
+    /// Folds minutes before `cutoff` into series bases, in turn with the commits.
+    func prune(before cutoff: Minute) async throws -> PruneReport {
+        try await withCheckedThrowingContinuation { enqueue(.prune(cutoff, $0)) }
+    }
+
+    /// Refuses new writes and returns once everything queued before has been written.
+    func shutdown() async {
+        await withCheckedContinuation { continuation in
+            state.withLock { $0.closed = true }
+            enqueue(.barrier(continuation))
+        }
+        try? await thread.shutdownGracefully()
+    }
+
+    /// Events waiting to be committed.
+    var queuedEvents: Int { state.withLock { $0.queuedEvents } }
+
+    /// Why the write path cannot take traffic now, or nil when it can.
+    func unreadyReason() -> String? {
+        state.withLock { state in
+            if state.closed { return "shutting down" }
+            if state.queuedEvents * 10 >= capacity * 9 {
+                return "the write queue holds \(state.queuedEvents) events, near its limit of \(capacity)"
+            }
+            if let failure = state.lastFailure, failure.at.duration(to: .now) < .seconds(10) {
+                return "the last commit failed: \(failure.message)"
+            }
+            return nil
+        }
+    }
+
+    private func enqueue(_ job: Job) {
+        let startDrain = state.withLock { state in
+            state.jobs.append(job)
+            defer { state.draining = true }
+            return !state.draining
+        }
+        if startDrain {
+            thread.submit { _ in self.drain() }
+        }
+    }
+
+    // On the writer thread: take everything queued, write it, resume the waiters, repeat.
+    private func drain() {
+        while true {
+            let jobs = state.withLock { state -> [Job] in
+                if state.jobs.isEmpty { state.draining = false }
+                defer { state.jobs = [] }
+                return state.jobs
+            }
+            guard !jobs.isEmpty else { return }
+            process(jobs)
+        }
+    }
+
+    private func process(_ jobs: [Job]) {
+        var deltas: [RollupDelta] = []
+        var waiters: [CheckedContinuation<CommitReceipt, any Error>] = []
+        for case .ingest(let delta, let continuation) in jobs {
+            deltas.append(delta)
+            waiters.append(continuation)
+        }
+        if !deltas.isEmpty {
+            let result = committer.commit(deltas)
+            let events = deltas.reduce(0) { $0 + $1.eventCount }
+            state.withLock { state in
+                state.queuedEvents -= events
+                if case .failure(.storeFailed(let message)) = result { state.lastFailure = (.now, message) }
+            }
+            switch result {
+            case .success(let receipts):
+                for (waiter, receipt) in zip(waiters, receipts) { waiter.resume(returning: receipt) }
+            case .failure(let error):
+                for waiter in waiters { waiter.resume(throwing: error) }
+            }
+        }
+        for job in jobs {
+            switch job {
+            case .ingest:
+                continue
+            case .prune(let cutoff, let continuation):
+                continuation.resume(with: committer.prune(before: cutoff).mapError { $0 as any Error })
+            case .barrier(let continuation):
+                continuation.resume()
+            }
+        }
+    }
+}

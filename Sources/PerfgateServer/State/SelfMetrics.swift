@@ -1,0 +1,131 @@
+import PerfgateCore
+import Synchronization
+
+/// Why a whole ingest request was refused.
+enum RequestRejection: String, CaseIterable, Sendable {
+    case malformedBody = "malformed_body"
+    case bodyTooLarge = "body_too_large"
+    case tooManyEvents = "too_many_events"
+    case unsupportedMediaType = "unsupported_media_type"
+    case overloaded
+    case storeError = "store_error"
+}
+
+/// perfgate's own `perfgate_*` metrics: what it accepted, refused, wrote and holds.
+final class SelfMetrics: Sendable {
+    private struct Counters {
+        var eventsAccepted: UInt64 = 0
+        var eventsRejected: [RejectionReason: UInt64] = [:]
+        var requestsRejected: [RequestRejection: UInt64] = [:]
+        var batches: UInt64 = 0
+        var commits: UInt64 = 0
+        var commitFailures: UInt64 = 0
+        var commitDuration: HistogramCounts
+        var overflowed: [HistogramMetric: UInt64] = [:]
+        var prunedRollups: UInt64 = 0
+    }
+
+    /// Bounds of `perfgate_commit_duration_seconds`: from a fast fsync to a stalled disk.
+    static let commitLayout = try! BucketLayout(
+        seconds: ["0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5"]
+    )
+
+    private let counters = Mutex(Counters(commitDuration: HistogramCounts(bucketCount: SelfMetrics.commitLayout.bucketCount)))
+    let version: String
+    let startTime: Timestamp
+
+    init(version: String, startTime: Timestamp) {
+        self.version = version
+        self.startTime = startTime
+    }
+
+    /// Records a body that was read: its accepted events and each rejected event's first reason.
+    func recordBatch(accepted: Int, rejections: [EventRejection]) {
+        var firstReasons: [Int: RejectionReason] = [:]
+        for rejection in rejections where firstReasons[rejection.index] == nil {
+            firstReasons[rejection.index] = rejection.reason
+        }
+        counters.withLock { counters in
+            counters.batches += 1
+            counters.eventsAccepted += UInt64(accepted)
+            for reason in firstReasons.values { counters.eventsRejected[reason, default: 0] += 1 }
+        }
+    }
+
+    /// Records a request refused as a whole.
+    func recordRejectedRequest(_ reason: RequestRejection) {
+        counters.withLock { $0.requestsRejected[reason, default: 0] += 1 }
+    }
+
+    /// Records a group commit and how long it took.
+    func recordCommit(nanoseconds: Int64, succeeded: Bool, overflowed: [HistogramMetric: Int]) {
+        let bucket = Self.commitLayout.bucketIndex(for: nanoseconds)
+        counters.withLock { counters in
+            if succeeded { counters.commits += 1 } else { counters.commitFailures += 1 }
+            counters.commitDuration.observe(nanoseconds: nanoseconds, bucket: bucket)
+            for (metric, count) in overflowed { counters.overflowed[metric, default: 0] += UInt64(count) }
+        }
+    }
+
+    /// Records rollups folded away by a prune.
+    func recordPrune(_ report: PruneReport) {
+        counters.withLock { $0.prunedRollups += UInt64(report.rollupsFolded) }
+    }
+
+    /// Values read from elsewhere at scrape time.
+    struct Gauges {
+        var seriesCounts: [HistogramMetric: Int]
+        var storeSizeBytes: Int64
+        var queuedEvents: Int
+    }
+
+    /// The `perfgate_*` families, each ready to write.
+    func families(_ gauges: Gauges) -> [ExpositionFamily] {
+        let counters = self.counters.withLock { $0 }
+        let version = self.version
+        let startSeconds = Double(startTime.nanoseconds) / 1e9
+        func family(_ name: String, _ help: String, _ kind: ExpositionWriter.Kind, _ samples: [(RenderedLabels, Double)]) -> ExpositionFamily {
+            ExpositionFamily(name: name) { writer in
+                writer.header(name: name, help: help, kind: kind)
+                for (labels, value) in samples { writer.sample(name: name, labels: labels, value: value) }
+            }
+        }
+        func labeled(_ name: String, _ value: String) -> RenderedLabels {
+            RenderedLabels([(name: name, value: value)])
+        }
+        return [
+            family("perfgate_build_info", "perfgate's version; always 1.", .gauge, [(labeled("version", version), 1)]),
+            family("perfgate_start_time_seconds", "When this process started, in Unix seconds.", .gauge, [(.none, startSeconds)]),
+            family("perfgate_events_accepted_total", "Events applied to the histograms.", .counter, [(.none, Double(counters.eventsAccepted))]),
+            family(
+                "perfgate_events_rejected_total", "Events refused, by the reason of their first error.", .counter,
+                RejectionReason.allCases.map { (labeled("reason", $0.rawValue), Double(counters.eventsRejected[$0] ?? 0)) }
+            ),
+            family(
+                "perfgate_requests_rejected_total", "Ingest requests refused as a whole, nothing applied, by reason.", .counter,
+                RequestRejection.allCases.map { (labeled("reason", $0.rawValue), Double(counters.requestsRejected[$0] ?? 0)) }
+            ),
+            family("perfgate_batches_total", "Ingest request bodies read and answered.", .counter, [(.none, Double(counters.batches))]),
+            family("perfgate_commits_total", "Group commits that reached the disk.", .counter, [(.none, Double(counters.commits))]),
+            family("perfgate_commit_failures_total", "Group commits the store refused; their requests got 503.", .counter, [(.none, Double(counters.commitFailures))]),
+            ExpositionFamily(name: "perfgate_commit_duration_seconds") { writer in
+                writer.header(name: "perfgate_commit_duration_seconds", help: "Time to write and sync one group commit.", kind: .histogram)
+                writer.histogram(
+                    name: "perfgate_commit_duration_seconds", labels: .none, counts: counters.commitDuration,
+                    boundLabels: SelfMetrics.commitLayout.boundLabels
+                )
+            },
+            family(
+                "perfgate_series", "Series held per histogram family.", .gauge,
+                HistogramMetric.allCases.map { (labeled("metric", $0.name), Double(gauges.seriesCounts[$0] ?? 0)) }
+            ),
+            family(
+                "perfgate_series_overflow_total", "Observations counted under __overflow__ labels because their family hit the series limit.", .counter,
+                HistogramMetric.allCases.map { (labeled("metric", $0.name), Double(counters.overflowed[$0] ?? 0)) }
+            ),
+            family("perfgate_pruned_rollups_total", "Minute rollups folded into series bases after the retention.", .counter, [(.none, Double(counters.prunedRollups))]),
+            family("perfgate_store_size_bytes", "Size of the SQLite store on disk, WAL included.", .gauge, [(.none, Double(gauges.storeSizeBytes))]),
+            family("perfgate_write_queue_events", "Events waiting for the next group commit.", .gauge, [(.none, Double(gauges.queuedEvents))]),
+        ]
+    }
+}

@@ -1,0 +1,14 @@
+import ArgumentParser
+import PerfgateServer
+
+/// The `perfgate` command: `serve` by default.
+@main
+struct PerfgateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "perfgate",
+        abstract: "Aggregates request-stage timings into Prometheus histograms, with durable minute windows and trends.",
+        version: perfgateVersion,
+        subcommands: [ServeCommand.self],
+        defaultSubcommand: ServeCommand.self
+    )
+}

@@ -1,0 +1,171 @@
+import HTTPTypes
+import HummingbirdTesting
+import NIOCore
+import PerfgateCore
+import Testing
+
+@testable import PerfgateServer
+
+@Suite struct IngestTests {
+    let ttfb = #"backend_ttfb_seconds_count{provider="openrouter",model="gpt-4o",endpoint="/v1/chat/completions"}"#
+
+    @Test func everyLayoutCountsOnMetrics() async throws {
+        let harness = Harness()
+        defer { harness.removeFiles() }
+        try await harness.run { _, client in
+            let one = eventJSON(stages: ["backend_fetch": 1.697])
+            let first = try await client.postEvents(one).1
+            #expect(first == (try JSONValue.parse(#"{"accepted":1,"rejected":0,"errors":[]}"#)))
+            #expect(try await client.postEvents("[\(one), \(one)]").1["accepted"] == .number("2"))
+            #expect(try await client.postEvents(#"{"events": [\#(one), \#(one), \#(one)]}"#).1["accepted"] == .number("3"))
+            #expect(try await client.postEvents("\(one)\n\(one)\n", contentType: "application/x-ndjson").1["accepted"] == .number("2"))
+            #expect(try await client.postEvents(one, contentType: nil).1["accepted"] == .number("1"))
+            let gzipped = Gzip.deflate(Array("[\(one), \(one)]".utf8))
+            #expect(try await client.postEvents(gzipped, headers: [.contentEncoding: "gzip"]).1["accepted"] == .number("2"))
+            let lines = try await client.metricLines()
+            #expect(sample(lines, ttfb) == "11")
+            #expect(sample(lines, #"backend_ttfb_seconds_sum{provider="openrouter",model="gpt-4o",endpoint="/v1/chat/completions"}"#) == "18.667")
+            #expect(sample(lines, "perfgate_events_accepted_total") == "11")
+            #expect(sample(lines, "perfgate_batches_total") == "6")
+        }
+    }
+
+    @Test func appliesTheValidEventsOfABatchAndListsTheRest() async throws {
+        let harness = Harness()
+        defer { harness.removeFiles() }
+        try await harness.run { _, client in
+            let (status, answer) = try await client.postEvents(
+                "[\(eventJSON(stages: ["backend_fetch": 1])), \(eventJSON(stages: ["backend_fetch": -1]))]"
+            )
+            #expect(status == .ok)
+            #expect(answer["accepted"] == .number("1"))
+            #expect(answer["rejected"] == .number("1"))
+            #expect(answer["errors"]?[0]?["index"] == .number("1"))
+            #expect(answer["errors"]?[0]?["field"] == .string("stages.backend_fetch"))
+            #expect(answer["errors"]?[0]?["error"] == .string("stages.backend_fetch: must not be negative (got -1.0)"))
+            let lines = try await client.metricLines()
+            #expect(sample(lines, ttfb) == "1")
+            #expect(sample(lines, #"perfgate_events_rejected_total{reason="invalid_duration"}"#) == "1")
+        }
+    }
+
+    @Test func answers422WhenEveryEventIsRejected() async throws {
+        let harness = Harness()
+        defer { harness.removeFiles() }
+        try await harness.run { _, client in
+            let (status, answer) = try await client.postEvents(#"[{"stages": {"x": 1}}]"#)
+            #expect(status == .unprocessableContent)
+            #expect(answer["errors"]?[0]?["error"]?.stringValue?.hasPrefix("endpoint: is required") == true)
+        }
+    }
+
+    @Test func refusesWholeBodiesWithTheirStatusAndReason() async throws {
+        let harness = Harness { $0.maxBodyBytes = 4096; $0.maxInflatedBodyBytes = 65_536; $0.limits.maxEventsPerBatch = 2 }
+        defer { harness.removeFiles() }
+        try await harness.run { _, client in
+            let one = eventJSON(stages: ["backend_fetch": 1])
+            let cases: [(String, [UInt8], HTTPFields, HTTPResponse.Status, String)] = [
+                ("form", Array("x=1".utf8), [.contentType: "application/x-www-form-urlencoded"], .unsupportedMediaType, "Content-Type application/x-www-form-urlencoded is not accepted"),
+                ("brotli", Array(one.utf8), [.contentType: "application/json", .contentEncoding: "br"], .unsupportedMediaType, "Content-Encoding br is not accepted"),
+                ("large", Array(repeating: 0x20, count: 5000), [.contentType: "application/json"], .contentTooLarge, "larger than 4096 bytes"),
+                ("syntax", Array("[\(one),".utf8), [.contentType: "application/json"], .badRequest, "invalid JSON at line 1, column"),
+                ("batch", Array("[\(one),\(one),\(one)]".utf8), [.contentType: "application/json"], .contentTooLarge, "more than 2 events"),
+                ("not gzip", Array(one.utf8), [.contentType: "application/json", .contentEncoding: "gzip"], .badRequest, "Content-Encoding is gzip but"),
+                ("bomb", Gzip.deflate(Array(repeating: 0x20, count: 1_000_000)), [.contentType: "application/json", .contentEncoding: "gzip"], .contentTooLarge, "inflates to more than 65536 bytes"),
+            ]
+            for (name, body, headers, status, words) in cases {
+                let (actual, answer) = try await client.postEvents(body, contentType: nil, headers: headers)
+                #expect(actual == status, "\(name)")
+                #expect(answer["error"]?.stringValue?.contains(words) == true, "\(name): \(answer)")
+            }
+            let lines = try await client.metricLines()
+            #expect(sample(lines, ttfb) == nil)
+            #expect(sample(lines, #"perfgate_requests_rejected_total{reason="unsupported_media_type"}"#) == "2")
+            #expect(sample(lines, #"perfgate_requests_rejected_total{reason="body_too_large"}"#) == "2")
+            #expect(sample(lines, #"perfgate_requests_rejected_total{reason="malformed_body"}"#) == "2")
+            #expect(sample(lines, #"perfgate_requests_rejected_total{reason="too_many_events"}"#) == "1")
+        }
+    }
+
+    @Test func aStoreThatCannotCommitGets503AndNothingIsApplied() async throws {
+        struct DiskFull: Error, CustomStringConvertible { var description: String { "database or disk is full" } }
+        let store = InMemoryRollupStore()
+        let harness = Harness()
+        defer { harness.removeFiles() }
+        try await harness.run(store: store) { components, client in
+            store.failCommits(with: DiskFull())
+            let response = try await client.execute(
+                uri: "/v1/events", method: .post, headers: [.contentType: "application/json"],
+                body: ByteBuffer(string: eventJSON(stages: ["backend_fetch": 1]))
+            ) { $0 }
+            #expect(response.status == .serviceUnavailable)
+            #expect(response.headers[.retryAfter] == "5")
+            #expect(String(buffer: response.body).contains("database or disk is full"))
+            let readiness = try await client.getJSON("/readyz")
+            #expect(readiness.0 == .serviceUnavailable)
+            #expect(readiness.1["reason"]?.stringValue?.contains("the last commit failed") == true)
+            let unchanged = try await client.metricLines()
+            #expect(sample(unchanged, ttfb) == nil)
+
+            store.failCommits(with: nil)
+            #expect(try await client.postEvents(eventJSON(stages: ["backend_fetch": 1])).0 == .ok)
+            let lines = try await client.metricLines()
+            #expect(sample(lines, ttfb) == "1")
+            #expect(sample(lines, "perfgate_commit_failures_total") == "1")
+            #expect(sample(lines, #"perfgate_requests_rejected_total{reason="store_error"}"#) == "1")
+        }
+    }
+
+    @Test func seriesPastTheLimitAreCountedUnderOverflow() async throws {
+        let harness = Harness { $0.maxSeriesPerMetric = 2 }
+        defer { harness.removeFiles() }
+        try await harness.run { _, client in
+            for model in ["a", "b"] {
+                try await client.postEvents(eventJSON(model: model, stages: ["backend_fetch": 1]))
+            }
+            let (status, answer) = try await client.postEvents(
+                "[\(eventJSON(model: "c", stages: ["backend_fetch": 1])), \(eventJSON(model: "d", stages: ["backend_fetch": 2]))]"
+            )
+            #expect(status == .ok)
+            #expect(
+                answer["warnings"]?[0]?.stringValue
+                    == "backend_ttfb_seconds holds its limit of 2 series; 2 observations were counted under the __overflow__ series"
+            )
+            let lines = try await client.metricLines()
+            #expect(sample(lines, #"backend_ttfb_seconds_count{provider="__overflow__",model="__overflow__",endpoint="__overflow__"}"#) == "2")
+            #expect(sample(lines, #"perfgate_series{metric="backend_ttfb_seconds"}"#) == "3")
+            #expect(sample(lines, #"perfgate_series_overflow_total{metric="backend_ttfb_seconds"}"#) == "2")
+        }
+    }
+
+    @Test func scrapesAreGzippedWhenAsked() async throws {
+        let harness = Harness()
+        defer { harness.removeFiles() }
+        try await harness.run { _, client in
+            try await client.postEvents(eventJSON(stages: ["backend_fetch": 1]))
+            let plain = try await client.execute(uri: "/metrics", method: .get) { Array($0.body.readableBytesView) }
+            try await client.execute(uri: "/metrics", method: .get, headers: [.acceptEncoding: "gzip"]) { response in
+                #expect(response.headers[.contentEncoding] == "gzip")
+                #expect(response.headers[.contentType] == "text/plain; version=0.0.4; charset=utf-8")
+                let inflated = try Array(response.body.readableBytesView).withUnsafeBytes { try Gzip.inflate($0, limit: 1 << 24) }
+                // The commit-duration histogram may differ between two scrapes; the seed families may not.
+                #expect(seedLines(String(decoding: inflated, as: UTF8.self).split(separator: "\n").map(String.init))
+                    == seedLines(String(decoding: plain, as: UTF8.self).split(separator: "\n").map(String.init)))
+            }
+            try await client.execute(uri: "/metrics", method: .get, headers: [.acceptEncoding: "gzip;q=0, identity"]) { response in
+                #expect(response.headers[.contentEncoding] == nil)
+            }
+        }
+    }
+
+    @Test func livenessAndReadiness() async throws {
+        let harness = Harness()
+        defer { harness.removeFiles() }
+        try await harness.run { _, client in
+            let alive = try await client.getJSON("/healthz")
+            #expect(alive.0 == .ok && alive.1 == .object([("status", .string("ok"))]))
+            let ready = try await client.getJSON("/readyz")
+            #expect(ready.0 == .ok && ready.1 == .object([("ready", .bool(true))]))
+        }
+    }
+}

@@ -1,0 +1,74 @@
+import PerfgateCore
+import PerfgateStore
+import Testing
+
+@testable import PerfgateServer
+
+@Suite struct ServeSettingsTests {
+    @Test func defaultsAreTheDocumentedOnes() throws {
+        let resolved = try ServeSettings.resolve([])
+        #expect(resolved.configuration.host == "127.0.0.1")
+        #expect(resolved.configuration.port == 9095)
+        #expect(resolved.configuration.databasePath == "data/perfgate.sqlite")
+        #expect(resolved.configuration.retentionMinutes == 1500)
+        #expect(resolved.configuration.stageShareWindowMinutes == 5)
+        #expect(resolved.configuration.layouts == .seed)
+    }
+
+    @Test func aFlagBeatsTheEnvironmentWhichBeatsTheFile() throws {
+        let file = try ServeSettings.Layer.file(
+            Array(#"{"port": 7000, "db": "/tmp/file.sqlite", "retention": "2d", "buckets": {"backend_ttfb_seconds": [0.2, 0.4]}}"#.utf8),
+            path: "perfgate.json"
+        )
+        let environment = ServeSettings.Layer.environment([
+            "PERFGATE_PORT": "8000", "PERFGATE_DB": "/tmp/env.sqlite",
+            "PERFGATE_BUCKETS": "frontend_processing_seconds=0.001,0.002;streaming_duration_seconds=1,2",
+        ])
+        let flags = ServeSettings.Layer.flags(["port": "9000", "durability": "normal"], buckets: ["streaming_duration_seconds=5"])
+        let resolved = try ServeSettings.resolve([file, environment, flags])
+        #expect(resolved.configuration.port == 9000)
+        #expect(resolved.configuration.databasePath == "/tmp/env.sqlite")
+        #expect(resolved.configuration.retentionMinutes == 2880)
+        #expect(resolved.configuration.durability == .normal)
+        #expect(resolved.configuration.layouts[.backendTTFB].description == "0.2,0.4")
+        #expect(resolved.configuration.layouts[.frontendProcessing].description == "0.001,0.002")
+        #expect(resolved.configuration.layouts[.streamingDuration].description == "5")
+        #expect(resolved.configuration.layouts[.requestStageDuration] == BucketLayout.default(for: .requestStageDuration))
+    }
+
+    @Test(arguments: [
+        (["port": "99999"], "--port: must be a whole number from 0 to 65535 (got 99999)"),
+        (["retention": "90s"], "--retention: must be whole minutes"),
+        (["retention": "1h"], "the retention must be at least 2h"),
+        (["durability": "maybe"], "--durability: must be full or normal"),
+        (["max-body-size": "lots"], "--max-body-size: must be a size in bytes"),
+        (["log-level": "loud"], "--log-level: must be one of"),
+    ])
+    func explainsABadFlag(flags: [String: String], words: String) {
+        #expect {
+            _ = try ServeSettings.resolve([.flags(flags, buckets: [])])
+        } throws: { error in
+            "\(error)".contains(words)
+        }
+    }
+
+    @Test func namesTheSourceOfABadValue() {
+        #expect {
+            _ = try ServeSettings.resolve([.environment(["PERFGATE_BUCKETS": "stage_percentage=1"])])
+        } throws: { "\($0)".contains("PERFGATE_BUCKETS: unknown histogram stage_percentage") }
+        #expect {
+            _ = try ServeSettings.resolve([try .file(Array(#"{"prot": 1}"#.utf8), path: "p.json")])
+        } throws: { "\($0)".contains("unknown setting prot in p.json") }
+        #expect {
+            _ = try ServeSettings.resolve([try .file(Array(#"{"buckets": {"backend_ttfb_seconds": [2, 1]}}"#.utf8), path: "p.json")])
+        } throws: { "\($0)".contains("buckets in p.json: backend_ttfb_seconds bounds must increase strictly") }
+        #expect(throws: ConfigurationError.self) { _ = try ServeSettings.Layer.file(Array("{".utf8), path: "p.json") }
+    }
+
+    @Test func readsByteSizes() throws {
+        #expect(try ServeSettings.byteSize("8MiB") == 8 * 1024 * 1024)
+        #expect(try ServeSettings.byteSize("512KiB") == 512 * 1024)
+        #expect(try ServeSettings.byteSize("1000") == 1000)
+        #expect(throws: ConfigurationError.self) { _ = try ServeSettings.byteSize("-1") }
+    }
+}
