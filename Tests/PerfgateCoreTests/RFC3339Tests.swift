@@ -27,6 +27,11 @@ import Testing
         #expect(RFC3339.parse(text) == nil)
     }
 
+    @Test func clampsYearsBeyondSixtyFourBitNanoseconds() {
+        #expect(RFC3339.parse("2999-01-01T00:00:00Z") == Timestamp(nanoseconds: .max))
+        #expect(RFC3339.parse("1000-01-01T00:00:00Z") == Timestamp(nanoseconds: .min))
+    }
+
     @Test func formatsInUTCWithAFractionOnlyWhenPresent() {
         #expect(RFC3339.format(Timestamp(nanoseconds: 1_795_924_800_000_000_000)) == "2026-11-29T04:00:00Z")
         #expect(RFC3339.format(Timestamp(nanoseconds: 1_795_924_800_250_000_000)) == "2026-11-29T04:00:00.25Z")

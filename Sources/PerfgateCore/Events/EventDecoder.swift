@@ -171,13 +171,15 @@ public struct EventDecoder: Sendable {
             }
             timestamp = parsed
         case .number:
-            guard case .finite(let range) = try scanner.readNumber(),
-                case .nanoseconds(let nanoseconds) = DecimalSeconds.read(UnsafeBufferPointer(rebasing: scanner.bytes[range]))
-            else {
+            guard case .finite(let range) = try scanner.readNumber() else {
                 fields.reject("timestamp", "must be finite Unix seconds or an RFC 3339 string", .invalidTimestamp)
                 return
             }
-            timestamp = Timestamp(nanoseconds: nanoseconds)
+            switch DecimalSeconds.read(UnsafeBufferPointer(rebasing: scanner.bytes[range])) {
+            case .nanoseconds(let nanoseconds): timestamp = Timestamp(nanoseconds: nanoseconds)
+            case .outOfRange(let negative): timestamp = Timestamp(nanoseconds: negative ? .min : .max)
+            case .invalid: preconditionFailure("the scanner checked the number grammar")
+            }
         case let kind:
             try scanner.skipValue()
             fields.reject("timestamp", "must be an RFC 3339 string or Unix seconds, got \(kind.noun)", .wrongType)

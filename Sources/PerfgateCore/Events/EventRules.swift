@@ -66,17 +66,20 @@ public struct EventRules: Sendable {
 
     /// A timestamp must lie within the retention and at most the allowed skew ahead of now.
     public func checkTimestamp(_ timestamp: Timestamp) -> String? {
-        if timestamp.nanoseconds > now.nanoseconds + limits.maxFutureSkewNanoseconds {
-            return "is \(describeGap(timestamp.nanoseconds - now.nanoseconds)) in the future (at most \(describeGap(limits.maxFutureSkewNanoseconds)) is allowed; check the client's clock)"
+        // Subtracting in 128 bits: clamped timestamps sit at the ends of the 64-bit range.
+        let ahead = Int128(timestamp.nanoseconds) - Int128(now.nanoseconds)
+        if ahead > Int128(limits.maxFutureSkewNanoseconds) {
+            return "is \(describeGap(ahead)) in the future (at most \(describeGap(Int128(limits.maxFutureSkewNanoseconds))) is allowed; check the client's clock)"
         }
-        if timestamp.nanoseconds < now.nanoseconds - limits.maxAgeNanoseconds {
-            return "is \(describeGap(now.nanoseconds - timestamp.nanoseconds)) old, older than the retention of \(describeGap(limits.maxAgeNanoseconds))"
+        if -ahead > Int128(limits.maxAgeNanoseconds) {
+            return "is \(describeGap(-ahead)) old, older than the retention of \(describeGap(Int128(limits.maxAgeNanoseconds)))"
         }
         return nil
     }
 
-    private func describeGap(_ nanoseconds: Int64) -> String {
-        DurationText.format(seconds: nanoseconds / 1_000_000_000)
+    private func describeGap(_ nanoseconds: Int128) -> String {
+        let week: Int128 = 7 * 86_400 * 1_000_000_000
+        return nanoseconds > week ? "more than a week" : DurationText.format(seconds: Int64(nanoseconds / 1_000_000_000))
     }
 
     static func isControl(_ scalar: Unicode.Scalar) -> Bool {

@@ -4,6 +4,7 @@
 /// nanosecond, and free of locale and time-zone database state.
 public enum RFC3339 {
     /// Parses a timestamp, or returns nil when the text is not RFC 3339.
+    /// Years before 1677 or after 2262 are clamped to the ends of the 64-bit nanosecond range.
     public static func parse(_ text: some StringProtocol) -> Timestamp? {
         var bytes = Array(text.utf8)
         return bytes.withUnsafeMutableBufferPointer { parse(UnsafeBufferPointer($0)) }
@@ -56,8 +57,11 @@ public enum RFC3339 {
 
         let days = daysSinceEpoch(year: year, month: month, day: day)
         let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offsetSeconds
+        // Instants outside 64-bit nanoseconds (before 1677, after 2262) are clamped to its ends:
+        // they are valid times, only far outside any window, and the caller says so.
         let (scaled, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
-        guard !overflow, case let (total, false) = scaled.addingReportingOverflow(fraction) else { return nil }
+        let (total, carry) = scaled.addingReportingOverflow(fraction)
+        if overflow || carry { return Timestamp(nanoseconds: seconds < 0 ? .min : .max) }
         return Timestamp(nanoseconds: total)
     }
 
