@@ -39,16 +39,13 @@ enum CountsBlob {
                     sqlite3_result_value(context, leftCount == 0 ? right : left)
                     return
                 }
-                var sum = [UInt8](repeating: 0, count: leftCount)
-                sum.withUnsafeMutableBytes { out in
+                withUnsafeTemporaryAllocation(byteCount: leftCount, alignment: 8) { out in
                     for offset in stride(from: 0, to: leftCount, by: 8) {
                         let a = UInt64(littleEndian: leftBytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
                         let b = UInt64(littleEndian: rightBytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
                         out.storeBytes(of: (a &+ b).littleEndian, toByteOffset: offset, as: UInt64.self)
                     }
-                }
-                sum.withUnsafeBytes { raw in
-                    sqlite3_result_blob(context, raw.baseAddress, Int32(leftCount), sqliteTransient)
+                    sqlite3_result_blob(context, out.baseAddress, Int32(leftCount), sqliteTransient)
                 }
             },
             nil, nil, nil

@@ -83,8 +83,7 @@ public final class SQLiteRollupStore: RollupStore {
                 let bucketCount = layouts[key.metric].bucketCount
                 var base = HistogramCounts(bucketCount: bucketCount)
                 if !seriesRows.isNull(3) {
-                    base.buckets = try seriesRows.withBlob(3) { try Self.buckets($0, expected: bucketCount, what: "base of series \(id)") }
-                    base.sumNanoseconds = StoredSum(seconds: seriesRows.int64(4), nanoseconds: seriesRows.int64(5)).total
+                    base = try Self.counts(in: seriesRows, from: 3, expected: bucketCount, what: "base of series \(id)")
                 }
                 series.append(SeriesRecord(id: id, key: key))
                 totals[id] = base
@@ -99,10 +98,7 @@ public final class SQLiteRollupStore: RollupStore {
                 guard let bucketCount = bucketCounts[id] else {
                     throw StoreError.damagedRow("rollup of minute \(minute.index) names unknown series \(id)")
                 }
-                let counts = HistogramCounts(
-                    buckets: try rollupRows.withBlob(2) { try Self.buckets($0, expected: bucketCount, what: "rollup of series \(id)") },
-                    sumNanoseconds: StoredSum(seconds: rollupRows.int64(3), nanoseconds: rollupRows.int64(4)).total
-                )
+                let counts = try Self.counts(in: rollupRows, from: 2, expected: bucketCount, what: "rollup of series \(id)")
                 totals[id]!.add(counts)
                 if minute >= recentSince {
                     recent.append(MinuteRollup(seriesID: id, minute: minute, counts: counts))
@@ -143,14 +139,7 @@ public final class SQLiteRollupStore: RollupStore {
                 defer { side.selectExpired.reset() }
                 while try side.selectExpired.step() {
                     let id = side.selectExpired.int64(0)
-                    let buckets = try side.selectExpired.withBlob(1) { raw in
-                        guard let buckets = CountsBlob.decode(raw) else { throw StoreError.damagedRow("rollup of series \(id)") }
-                        return buckets
-                    }
-                    let counts = HistogramCounts(
-                        buckets: buckets,
-                        sumNanoseconds: StoredSum(seconds: side.selectExpired.int64(2), nanoseconds: side.selectExpired.int64(3)).total
-                    )
+                    let counts = try Self.counts(in: side.selectExpired, from: 1, what: "rollup of series \(id)")
                     if folded[id] == nil { folded[id] = counts } else { folded[id]!.add(counts) }
                     rows += 1
                 }
@@ -179,14 +168,7 @@ public final class SQLiteRollupStore: RollupStore {
             var totals: [SeriesID: HistogramCounts] = [:]
             while try rows.step() {
                 let id = rows.int64(0)
-                let buckets = try rows.withBlob(1) { raw in
-                    guard let buckets = CountsBlob.decode(raw) else { throw StoreError.damagedRow("rollup of series \(id)") }
-                    return buckets
-                }
-                let counts = HistogramCounts(
-                    buckets: buckets,
-                    sumNanoseconds: StoredSum(seconds: rows.int64(2), nanoseconds: rows.int64(3)).total
-                )
+                let counts = try Self.counts(in: rows, from: 1, what: "rollup of series \(id)")
                 if totals[id] == nil { totals[id] = counts } else { totals[id]!.add(counts) }
             }
             return totals
@@ -219,11 +201,19 @@ public final class SQLiteRollupStore: RollupStore {
         return SeriesKey(metric, values)
     }
 
-    private static func buckets(_ raw: UnsafeRawBufferPointer, expected: Int, what: String) throws -> [UInt64] {
-        guard let buckets = CountsBlob.decode(raw), buckets.count == expected else {
-            throw StoreError.damagedRow("\(what) has \(raw.count) bytes of bucket counts, expected \(expected * 8)")
+    private static func buckets(_ raw: UnsafeRawBufferPointer, expected: Int?, what: String) throws -> [UInt64] {
+        guard let buckets = CountsBlob.decode(raw), expected == nil || buckets.count == expected else {
+            throw StoreError.damagedRow("\(what) has \(raw.count) bytes of bucket counts, expected \((expected ?? 0) * 8)")
         }
         return buckets
+    }
+
+    /// Counts stored as three columns from `column` on: the buckets blob, whole seconds, nanoseconds.
+    private static func counts(in row: SQLiteStatement, from column: Int32, expected: Int? = nil, what: String) throws -> HistogramCounts {
+        HistogramCounts(
+            buckets: try row.withBlob(column) { try buckets($0, expected: expected, what: what) },
+            sumNanoseconds: StoredSum(seconds: row.int64(column + 1), nanoseconds: row.int64(column + 2)).total
+        )
     }
 }
 

@@ -38,18 +38,18 @@ final class WriteQueue: Sendable {
     /// Queues a delta and returns once it is committed, or throws and applies nothing.
     func submit(_ delta: RollupDelta) async throws -> CommitReceipt {
         try await withCheckedThrowingContinuation { continuation in
-            let refusal: WriteError? = state.withLock { state in
-                if state.closed { return .shuttingDown }
+            // One critical section per request: check the bounds, queue, and learn whether to wake the writer.
+            let outcome = state.withLock { state -> Result<Bool, WriteError> in
+                if state.closed { return .failure(.shuttingDown) }
                 if state.queuedEvents + delta.eventCount > capacity {
-                    return .overloaded(queued: state.queuedEvents, capacity: capacity)
+                    return .failure(.overloaded(queued: state.queuedEvents, capacity: capacity))
                 }
                 state.queuedEvents += delta.eventCount
-                return nil
+                return .success(Self.append(.ingest(delta, continuation), to: &state))
             }
-            if let refusal {
-                continuation.resume(throwing: refusal)
-            } else {
-                enqueue(.ingest(delta, continuation))
+            switch outcome {
+            case .failure(let refusal): continuation.resume(throwing: refusal)
+            case .success(let wakeWriter): if wakeWriter { startDraining() }
             }
         }
     }
@@ -86,14 +86,18 @@ final class WriteQueue: Sendable {
     }
 
     private func enqueue(_ job: Job) {
-        let startDrain = state.withLock { state in
-            state.jobs.append(job)
-            defer { state.draining = true }
-            return !state.draining
-        }
-        if startDrain {
-            thread.submit { _ in self.drain() }
-        }
+        if state.withLock({ Self.append(job, to: &$0) }) { startDraining() }
+    }
+
+    /// Queues a job; true when the writer is idle and must be woken.
+    private static func append(_ job: Job, to state: inout State) -> Bool {
+        state.jobs.append(job)
+        defer { state.draining = true }
+        return !state.draining
+    }
+
+    private func startDraining() {
+        thread.submit { _ in self.drain() }
     }
 
     // On the writer thread: take everything queued, write it, resume the waiters, repeat.

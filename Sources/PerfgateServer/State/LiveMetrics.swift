@@ -19,9 +19,11 @@ final class LiveMetrics: Sendable {
 
     private let state: Mutex<State>
     private let layouts: BucketLayouts
+    private let shareWindowMinutes: Int64
 
     init(layouts: BucketLayouts, shareWindowMinutes: Int64) {
         self.layouts = layouts
+        self.shareWindowMinutes = shareWindowMinutes
         state = Mutex(State(shares: StageShareWindow(widthMinutes: shareWindowMinutes)))
     }
 
@@ -67,7 +69,7 @@ final class LiveMetrics: Sendable {
         return SeedMetricsSnapshot(
             histograms: histograms,
             shares: shares,
-            shareWindowMinutes: state.withLock { $0.shares.widthMinutes },
+            shareWindowMinutes: shareWindowMinutes,
             layouts: layouts
         )
     }
