@@ -71,6 +71,14 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // What one durable commit of the store costs, against an empty commit; see docs/benchmarks.md.
+        .executableTarget(
+            name: "store-commit-benchmark",
+            dependencies: ["PerfgateStore"],
+            path: "Benchmarks/StoreCommitBenchmark",
+            swiftSettings: swiftSettings
+        ),
+
         // Build-time tool: compiles migrations/*.sql into the store so the binary runs from any directory.
         .executableTarget(name: "MigrationEmbedder"),
         .plugin(

@@ -1,0 +1,53 @@
+// Measures what one durable group commit of 50 series costs in perfgate's SQLite store, against
+// commits of a single series on the same file in the same run: the cost of a commit itself
+// (the WAL append and, with full durability, the fsync) as the baseline.
+//
+// Usage: store-commit-benchmark [--smoke] [--durability full|normal]
+import Foundation
+import PerfgateCore
+import PerfgateStore
+
+let arguments = CommandLine.arguments
+let smoke = arguments.contains("--smoke")
+let durability = arguments.firstIndex(of: "--durability").flatMap { Durability(rawValue: arguments[$0 + 1]) } ?? .full
+let transactions = smoke ? 20 : 1000
+let seriesPerCommit = 50
+
+let folder = NSTemporaryDirectory() + "perfgate-store-bench-" + UUID().uuidString
+defer { try? FileManager.default.removeItem(atPath: folder) }
+let store = try SQLiteRollupStore(path: folder + "/bench.sqlite", layouts: .seed, durability: durability)
+
+let layout = BucketLayout.default(for: .backendTTFB)
+let series = (0..<seriesPerCommit).map { SeriesRecord(id: Int64($0 + 1), key: SeriesKey(.backendTTFB, ["provider", "model-\($0)", "/v1/chat/completions"])) }
+try store.commit(CommitBatch(newSeries: series, rollups: []))
+var counts = HistogramCounts(bucketCount: layout.bucketCount)
+counts.observe(nanoseconds: 1_697_000_000, bucket: layout.bucketIndex(for: 1_697_000_000))
+let minute = SystemWallClock().now().minute
+
+func seconds(_ body: () throws -> Void) rethrows -> Double {
+    let start = ContinuousClock.now
+    try body()
+    let elapsed = start.duration(to: .now).components
+    return Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18
+}
+
+let single = try seconds {
+    for index in 0..<transactions {
+        try store.commit(CommitBatch(newSeries: [], rollups: [MinuteRollup(seriesID: 1, minute: minute.advanced(by: Int64(index % 10)), counts: counts)]))
+    }
+}
+let upserts = try seconds {
+    for index in 0..<transactions {
+        // Ten minutes in turn: most upserts update an existing row, as under steady load.
+        let rollups = series.map { MinuteRollup(seriesID: $0.id, minute: minute.advanced(by: Int64(index % 10)), counts: counts) }
+        try store.commit(CommitBatch(newSeries: [], rollups: rollups))
+    }
+}
+let restored = try store.restore(recentSince: minute).totals.values.reduce(UInt64(0)) { $0 + $1.count }
+precondition(restored == UInt64(transactions * (seriesPerCommit + 1)), "every upsert was counted")
+
+print("store-commit-benchmark durability=\(durability.rawValue) transactions=\(transactions) upserts/transaction=\(seriesPerCommit)")
+print(String(format: "  commits of 1 upsert (baseline): %7.3f s  %7.0f commits/s  %6.1f µs/commit", single, Double(transactions) / single, single / Double(transactions) * 1e6))
+print(String(format: "  commits of %d upserts:          %7.3f s  %7.0f commits/s  %6.1f µs/commit  %7.0f upserts/s  ratio to baseline %.2f",
+             seriesPerCommit, upserts, Double(transactions) / upserts, upserts / Double(transactions) * 1e6,
+             Double(transactions * seriesPerCommit) / upserts, upserts / single))
