@@ -72,6 +72,7 @@ func buildApplication(_ components: Components, logger: Logger) -> some Applicat
 
 func buildRouter(_ components: Components) -> Router<BasicRequestContext> {
     let router = Router()
+    router.middlewares.add(NotFoundMiddleware())
     router.addRoutes(
         EventsController(
             queue: components.queue, selfMetrics: components.selfMetrics,

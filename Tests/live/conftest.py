@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-BINARY = Path(os.environ.get("PERFGATE_BIN", ROOT / ".build" / "debug" / "perfgate"))
+BINARY = Path(os.environ.get("PERFGATE_BIN", ROOT / ".build" / "debug" / "perfgate")).resolve()
 
 
 def free_port():
