@@ -45,4 +45,14 @@ import Testing
         #expect(sample(restarted, #"backend_ttfb_seconds_count{provider="openrouter",model="gpt-4o",endpoint="/v1/chat/completions"}"#) == "2")
         #expect(sample(restarted, #"backend_ttfb_seconds_sum{provider="openrouter",model="gpt-4o",endpoint="/v1/chat/completions"}"#) == "2.75")
     }
+
+    @Test func aSeriesTheStoreHoldsWithoutCountsIsRestoredEmpty() async throws {
+        let store = InMemoryRollupStore()
+        try store.commit(CommitBatch(newSeries: [SeriesRecord(id: 7, key: SeriesKey(.frontendProcessing, ["/idle"]))], rollups: []))
+        let harness = Harness()
+        defer { harness.removeFiles() }
+        let lines = try await harness.run(store: store) { _, client in try await client.metricLines() }
+        #expect(sample(lines, #"frontend_processing_seconds_count{endpoint="/idle"}"#) == "0")
+        #expect(sample(lines, #"perfgate_series{metric="frontend_processing_seconds"}"#) == "1")
+    }
 }

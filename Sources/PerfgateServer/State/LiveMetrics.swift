@@ -30,7 +30,8 @@ final class LiveMetrics: Sendable {
     /// Loads what the store held at start-up.
     func restore(_ restored: RestoredState) {
         let series = restored.series.map { record in
-            (record.id, Series(key: record.key, labels: RenderedLabels(record.key), counts: restored.totals[record.id]!))
+            let counts = restored.totals[record.id] ?? HistogramCounts(bucketCount: layouts[record.key.metric].bucketCount)
+            return (record.id, Series(key: record.key, labels: RenderedLabels(record.key), counts: counts))
         }
         state.withLock { state in
             state.series = Dictionary(uniqueKeysWithValues: series)
