@@ -19,11 +19,6 @@ public struct TimingEvent: Equatable, Sendable {
         self.stages = stages
         self.timestamp = timestamp
     }
-
-    /// The duration of a named stage, if the event has it.
-    public func duration(of stage: String) -> Int64? {
-        stages.first { $0.name == stage }?.nanoseconds
-    }
 }
 
 /// One measured stage of a request.

@@ -79,12 +79,6 @@ public indirect enum JSONValue: Equatable, Sendable {
         return nil
     }
 
-    /// A number value as an integer, when it is one.
-    public var intValue: Int? {
-        if case .number(let text) = self { return Int(text) }
-        return nil
-    }
-
     /// The elements of an array value.
     public var arrayValue: [JSONValue]? {
         if case .array(let elements) = self { return elements }

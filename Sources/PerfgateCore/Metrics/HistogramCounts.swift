@@ -24,11 +24,6 @@ public struct HistogramCounts: Equatable, Sendable {
         buckets.reduce(0, &+)
     }
 
-    /// True when nothing has been observed.
-    public var isEmpty: Bool {
-        buckets.allSatisfy { $0 == 0 }
-    }
-
     /// Records one observation that falls in `bucket`.
     @inline(__always)
     public mutating func observe(nanoseconds: Int64, bucket: Int) {

@@ -20,11 +20,6 @@ public struct Timestamp: Hashable, Comparable, Sendable {
         Minute(index: nanoseconds.floorDivided(by: Minute.nanoseconds))
     }
 
-    /// Seconds since the epoch, for display and JSON.
-    public var seconds: Double {
-        Double(nanoseconds) / 1e9
-    }
-
     public static func < (lhs: Timestamp, rhs: Timestamp) -> Bool {
         lhs.nanoseconds < rhs.nanoseconds
     }
