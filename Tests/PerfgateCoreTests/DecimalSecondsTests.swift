@@ -56,6 +56,14 @@ import Testing
         }
     }
 
+    @Test func readsWholeMinutesOnly() {
+        #expect(DurationText.wholeMinutes("1h30m") == 90)
+        #expect(DurationText.wholeMinutes("120s") == 2)
+        #expect(DurationText.wholeMinutes("90s") == nil)
+        #expect(DurationText.wholeMinutes("30s") == nil)
+        #expect(DurationText.wholeMinutes("soon") == nil)
+    }
+
     @Test func writesTheShortestForm() {
         #expect(DurationText.format(seconds: 300) == "5m")
         #expect(DurationText.format(seconds: 5400) == "1h30m")

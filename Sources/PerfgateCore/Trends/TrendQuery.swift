@@ -97,10 +97,10 @@ public struct TrendQuery: Equatable, Sendable {
     }
 
     private static func minutes(_ text: String, name: String) throws(TrendQueryError) -> Int64 {
-        guard let seconds = DurationText.seconds(text), seconds >= 60, seconds % 60 == 0 else {
+        guard let minutes = DurationText.wholeMinutes(text) else {
             throw TrendQueryError("\(name) must be whole minutes such as 5m, 1h or 1h30m (got \(EventRules.quoted(text)))")
         }
-        return seconds / 60
+        return minutes
     }
 
     /// True when a series passes the label filters.

@@ -25,6 +25,13 @@ public enum DurationText {
         return number.isEmpty ? total : nil
     }
 
+    /// Whole minutes in a duration text of at least a minute (`5m`, `1h30m`), or nil when the text
+    /// is not a duration or not a whole number of minutes; minute windows take nothing finer.
+    public static func wholeMinutes(_ text: String) -> Int64? {
+        guard let seconds = seconds(text), seconds >= 60, seconds % 60 == 0 else { return nil }
+        return seconds / 60
+    }
+
     /// The shortest text for a number of seconds: `300` → `5m`, `5400` → `1h30m`, `0` → `0s`.
     public static func format(seconds: Int64) -> String {
         guard seconds > 0 else { return "0s" }

@@ -196,10 +196,10 @@ public enum ServeSettings {
     }
 
     static func minutes(_ text: String) throws(ConfigurationError) -> Int64 {
-        guard let seconds = DurationText.seconds(text), seconds >= 60, seconds % 60 == 0 else {
+        guard let minutes = DurationText.wholeMinutes(text) else {
             throw ConfigurationError("must be whole minutes such as 5m, 1h or 7d (got \(text))")
         }
-        return seconds / 60
+        return minutes
     }
 
     static func byteSize(_ text: String) throws(ConfigurationError) -> Int {
