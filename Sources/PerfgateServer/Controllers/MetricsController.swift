@@ -32,7 +32,7 @@ struct MetricsController<Context: RequestContext>: Sendable {
     func render() -> [UInt8] {
         let snapshot = live.snapshot(at: clock.now())
         let gauges = SelfMetrics.Gauges(
-            seriesCounts: live.seriesCounts(),
+            seriesCounts: snapshot.histograms.mapValues(\.count),
             storeSizeBytes: store.sizeInBytes(),
             queuedEvents: queue.queuedEvents
         )

@@ -81,13 +81,4 @@ final class LiveMetrics: Sendable {
             state.series.compactMap { id, series in series.key.metric == metric ? SeriesRecord(id: id, key: series.key) : nil }
         }
     }
-
-    /// Series per family.
-    func seriesCounts() -> [HistogramMetric: Int] {
-        state.withLock { state in
-            var counts: [HistogramMetric: Int] = [:]
-            for series in state.series.values { counts[series.key.metric, default: 0] += 1 }
-            return counts
-        }
-    }
 }
