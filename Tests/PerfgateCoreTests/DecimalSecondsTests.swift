@@ -71,3 +71,20 @@ import Testing
         #expect(DurationText.format(seconds: 0) == "0s")
     }
 }
+
+@Suite struct DecimalSecondsAgreementTests {
+    /// Plain decimals take a fast path; the same text with an `e0` exponent takes the
+    /// general one. Both must agree on every value, including the rounding past nine decimals.
+    @Test func plainAndExponentFormsAgree() {
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<20_000 {
+            let integer = String(UInt64.random(in: 0..<1_000_000_000, using: &generator))
+            let fractionDigits = Int.random(in: 0...11, using: &generator)
+            let fraction = String((0..<fractionDigits).map { _ in Character(String(Int.random(in: 0...9, using: &generator))) })
+            let negative = Bool.random(using: &generator) ? "-" : ""
+            let plain = negative + integer + (fraction.isEmpty ? "" : "." + fraction)
+            let exponent = plain + "e0"
+            #expect(DecimalSeconds.read(plain) == DecimalSeconds.read(exponent), "\(plain) vs \(exponent)")
+        }
+    }
+}

@@ -8,15 +8,21 @@ public enum BodyFormat: Sendable {
 
 /// The events read from one request body: those that passed every rule and those that did not.
 public struct DecodedBatch: Sendable {
-    /// The valid events, in body order.
-    public var events: [TimingEvent] = []
+    /// The valid events, in body order, in compact form.
+    public var columns = EventColumns()
     /// One entry per problem found; an event may have several.
     public var rejections: [EventRejection] = []
     /// How many events the body held, valid or not.
     public var total = 0
 
+    /// How many events passed every rule.
+    public var acceptedCount: Int { columns.events.count }
+
     /// How many events were rejected (each counted once however many problems it had).
-    public var rejectedCount: Int { total - events.count }
+    public var rejectedCount: Int { total - acceptedCount }
+
+    /// The valid events with their strings; ingest reads `columns` instead.
+    public var events: [TimingEvent] { columns.timingEvents() }
 }
 
 /// A body that cannot be read at all; nothing in it is applied.
@@ -106,11 +112,11 @@ public struct BatchDecoder: Sendable {
     // A top-level object is either one event or the `{"events": [...]}` wrapper; which one is
     // known only once its members have been read, so both are read in the same pass.
     private func decodeTopLevelObject(_ scanner: inout JSONScanner, into batch: inout DecodedBatch) throws {
-        var fields = EventFields(index: 0)
+        var fields = EventFields(index: 0, firstStage: 0)
         var sawWrapper = false
         var eventMembers: [String] = []
-        try scanner.readObject { key, keyOffset, scanner in
-            if key == "events" {
+        try scanner.readObjectKeys { key, keyOffset, scanner in
+            if EventDecoder.Field.equal(key, "events") {
                 guard !sawWrapper else {
                     throw JSONSyntaxError(offset: keyOffset, reason: "\"events\" appears more than once")
                 }
@@ -120,8 +126,8 @@ public struct BatchDecoder: Sendable {
                 }
                 try decodeArray(&scanner, into: &batch)
             } else {
-                eventMembers.append(key)
-                try decoder.decodeMember(key, &scanner, into: &fields)
+                eventMembers.append(String(decoding: key, as: UTF8.self))
+                try decoder.decodeMember(key, &scanner, into: &fields, columns: &batch.columns)
             }
         }
         if sawWrapper {
@@ -134,9 +140,7 @@ public struct BatchDecoder: Sendable {
             return
         }
         batch.total = 1
-        if let event = decoder.finish(fields, rejections: &batch.rejections) {
-            batch.events.append(event)
-        }
+        decoder.finish(fields, into: &batch)
     }
 
     private func decodeNDJSON(_ body: UnsafeBufferPointer<UInt8>) throws -> DecodedBatch {
@@ -170,8 +174,6 @@ public struct BatchDecoder: Sendable {
             )
         }
         batch.total += 1
-        if let event = try decoder.decodeEvent(&scanner, index: index, rejections: &batch.rejections) {
-            batch.events.append(event)
-        }
+        try decoder.decodeEvent(&scanner, index: index, into: &batch)
     }
 }

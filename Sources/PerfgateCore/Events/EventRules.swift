@@ -41,20 +41,20 @@ public struct EventRules: Sendable {
     }
 
     /// A duration, as read from its decimal text, must be finite, non-negative and at most a day.
-    public func checkDuration(_ reading: DecimalSeconds.Reading, text: String) -> Result<Int64, DurationProblem> {
+    public func checkDuration(_ reading: DecimalSeconds.Reading, text: @autoclosure () -> String) -> Result<Int64, DurationProblem> {
         switch reading {
         case .nanoseconds(let value) where value < 0:
-            return .failure(DurationProblem("must not be negative (got \(text))"))
+            return .failure(DurationProblem("must not be negative (got \(text()))"))
         case .nanoseconds(let value) where value > limits.maxDurationNanoseconds:
-            return .failure(tooLong(text))
+            return .failure(tooLong(text()))
         case .nanoseconds(let value):
             return .success(value)
         case .outOfRange(negative: true):
-            return .failure(DurationProblem("must not be negative (got \(text))"))
+            return .failure(DurationProblem("must not be negative (got \(text()))"))
         case .outOfRange(negative: false):
-            return .failure(tooLong(text))
+            return .failure(tooLong(text()))
         case .invalid:
-            return .failure(DurationProblem("must be a number of seconds (got \(text))"))
+            return .failure(DurationProblem("must be a number of seconds (got \(text()))"))
         }
     }
 

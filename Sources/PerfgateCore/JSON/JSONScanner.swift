@@ -104,6 +104,17 @@ public struct JSONScanner {
     public mutating func readObject(
         _ member: (String, Int, inout JSONScanner) throws -> Void
     ) throws {
+        try readObjectKeys { key, keyOffset, scanner in
+            // Keys were checked to be UTF-8 when they were read.
+            try member(String(decoding: key, as: UTF8.self), keyOffset, &scanner)
+        }
+    }
+
+    /// Reads an object, calling `member` with the UTF-8 bytes of each key (valid only during the
+    /// call) and the key's offset; `member` must read or skip the value. No `String` is made.
+    public mutating func readObjectKeys(
+        _ member: (UnsafeBufferPointer<UInt8>, Int, inout JSONScanner) throws -> Void
+    ) throws {
         try expect(UInt8(ascii: "{"), "'{'")
         if consume(UInt8(ascii: "}")) { return }
         repeat {
@@ -111,9 +122,19 @@ public struct JSONScanner {
                 throw error(expected: "a member name in double quotes")
             }
             let keyOffset = position
-            let key = try readString()
-            try expect(UInt8(ascii: ":"), "':' after the member name")
-            try member(key, keyOffset, &self)
+            switch try readStringToken() {
+            case .slice(let range, let ascii):
+                let key = UnsafeBufferPointer(rebasing: bytes[range])
+                if !ascii { try Self.checkUTF8(key, offset: keyOffset) }
+                try expect(UInt8(ascii: ":"), "':' after the member name")
+                try member(key, keyOffset, &self)
+            case .unescaped(let decoded):
+                try decoded.withUnsafeBufferPointer { key in
+                    try Self.checkUTF8(key, offset: keyOffset)
+                    try expect(UInt8(ascii: ":"), "':' after the member name")
+                    try member(key, keyOffset, &self)
+                }
+            }
         } while try continueAfterElement(closing: UInt8(ascii: "}"), container: "an object member")
     }
 
@@ -138,20 +159,58 @@ public struct JSONScanner {
 
     /// Reads a string value, decoding escapes; the text must be valid UTF-8.
     public mutating func readString() throws(JSONSyntaxError) -> String {
+        let offset = position
+        // withStringBytes checked the text is UTF-8.
+        guard let text = try withStringBytes({ text, _ in String(decoding: text, as: UTF8.self) }) else {
+            throw JSONSyntaxError(offset: offset, reason: "string is not valid UTF-8")
+        }
+        return text
+    }
+
+    /// Reads a string value and calls `body` with its UTF-8 bytes (escapes decoded; valid only
+    /// during the call) and whether they are all ASCII. Returns nil, without calling `body`,
+    /// when the text is not valid UTF-8. Only non-ASCII text is checked, so ASCII costs no check.
+    public mutating func withStringBytes<Result>(
+        _ body: (UnsafeBufferPointer<UInt8>, Bool) throws(JSONSyntaxError) -> Result
+    ) throws(JSONSyntaxError) -> Result? {
+        switch try readStringToken() {
+        case .slice(let range, let ascii):
+            let text = UnsafeBufferPointer(rebasing: bytes[range])
+            if !ascii && !Self.isUTF8(text) { return nil }
+            return try body(text, ascii)
+        case .unescaped(let decoded):
+            return try decoded.withUnsafeBufferPointer { text throws(JSONSyntaxError) -> Result? in
+                let ascii = text.allSatisfy { $0 < 0x80 }
+                if !ascii && !Self.isUTF8(text) { return nil }
+                return try body(text, ascii)
+            }
+        }
+    }
+
+    /// A string's text as read: a slice of the input when it has no escapes, else decoded bytes.
+    /// UTF-8 validity is not yet checked.
+    enum StringToken {
+        case slice(Range<Int>, ascii: Bool)
+        case unescaped([UInt8])
+    }
+
+    mutating func readStringToken() throws(JSONSyntaxError) -> StringToken {
         try expect(UInt8(ascii: "\""), "a string")
         let start = position
         var asciiOnly = true
+        // Eight bytes at a time while none needs a look: the common case of plain ASCII text.
+        if let base = bytes.baseAddress {
+            let raw = UnsafeRawPointer(base)
+            while position + 8 <= bytes.count, !Self.needsLook(raw.loadUnaligned(fromByteOffset: position, as: UInt64.self)) {
+                position += 8
+            }
+        }
         // Fast path: no escapes, so the string is a slice of the input.
         while position < bytes.count {
             let byte = bytes[position]
             if byte == UInt8(ascii: "\"") {
-                let slice = UnsafeBufferPointer(rebasing: bytes[start..<position])
                 position += 1
-                if asciiOnly { return String(decoding: slice, as: UTF8.self) }
-                guard let text = String(validating: slice, as: UTF8.self) else {
-                    throw JSONSyntaxError(offset: start - 1, reason: "string is not valid UTF-8")
-                }
-                return text
+                return .slice(start..<(position - 1), ascii: asciiOnly)
             }
             if byte == UInt8(ascii: "\\") { break }
             if byte < 0x20 { throw controlCharacterError() }
@@ -164,10 +223,7 @@ public struct JSONScanner {
             switch byte {
             case UInt8(ascii: "\""):
                 position += 1
-                guard let text = String(validating: decoded, as: UTF8.self) else {
-                    throw JSONSyntaxError(offset: start - 1, reason: "string is not valid UTF-8")
-                }
-                return text
+                return .unescaped(decoded)
             case UInt8(ascii: "\\"):
                 try readEscape(into: &decoded)
             case 0..<0x20:
@@ -178,6 +234,27 @@ public struct JSONScanner {
             }
         }
         throw JSONSyntaxError(offset: start - 1, reason: "unterminated string")
+    }
+
+    /// True when any of the eight bytes is a quote, a backslash, a control character or
+    /// non-ASCII (bit tricks that may also flag a neighbour, never miss one; then the byte loop decides).
+    @inline(__always)
+    private static func needsLook(_ word: UInt64) -> Bool {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        func hasZeroByte(_ value: UInt64) -> Bool { (value &- ones) & ~value & highs != 0 }
+        let control = (word &- ones &* 0x20) & ~word & highs
+        return word & highs != 0 || control != 0
+            || hasZeroByte(word ^ (ones &* UInt64(UInt8(ascii: "\""))))
+            || hasZeroByte(word ^ (ones &* UInt64(UInt8(ascii: "\\"))))
+    }
+
+    static func isUTF8(_ text: UnsafeBufferPointer<UInt8>) -> Bool {
+        String(validating: text, as: UTF8.self) != nil
+    }
+
+    private static func checkUTF8(_ text: UnsafeBufferPointer<UInt8>, offset: Int) throws(JSONSyntaxError) {
+        guard isUTF8(text) else { throw JSONSyntaxError(offset: offset, reason: "string is not valid UTF-8") }
     }
 
     private func controlCharacterError() -> JSONSyntaxError {
@@ -247,9 +324,11 @@ public struct JSONScanner {
     /// Reads a number token, checking the JSON number grammar.
     public mutating func readNumber() throws(JSONSyntaxError) -> JSONNumber {
         skipWhitespace()
-        if matchWord("NaN") { return .notANumber }
-        if matchWord("Infinity") { return .infinity(negative: false) }
-        if matchWord("-Infinity") { return .infinity(negative: true) }
+        if position < bytes.count, bytes[position] &- UInt8(ascii: "0") >= 10 {
+            if matchWord("NaN") { return .notANumber }
+            if matchWord("Infinity") { return .infinity(negative: false) }
+            if matchWord("-Infinity") { return .infinity(negative: true) }
+        }
         let start = position
         if position < bytes.count, bytes[position] == UInt8(ascii: "-") { position += 1 }
         let integerStart = position
@@ -323,7 +402,11 @@ public struct JSONScanner {
         case .array:
             guard depth < maximumDepth else { throw error("nesting deeper than \(maximumDepth) levels") }
             try readArray { _, scanner in try scanner.skipValue(depth: depth + 1) }
-        case .string: _ = try readString()
+        case .string:
+            let offset = position
+            guard try withStringBytes({ _, _ in true }) != nil else {
+                throw JSONSyntaxError(offset: offset, reason: "string is not valid UTF-8")
+            }
         case .number: _ = try readNumber()
         case .bool: _ = try readBool()
         case .null: try readNull()

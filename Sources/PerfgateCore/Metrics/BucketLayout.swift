@@ -78,23 +78,20 @@ public struct LayoutError: Error, Equatable, Sendable, CustomStringConvertible {
 
 /// The bucket layout of every histogram family.
 public struct BucketLayouts: Hashable, Sendable {
-    private var layouts: [HistogramMetric: BucketLayout]
+    /// Indexed by `HistogramMetric.rawValue`: an array, since ingest looks a layout up per observation.
+    private var layouts: [BucketLayout]
 
     /// The seed's layouts for every family.
     public static let seed = BucketLayouts(overrides: [:])
 
     /// The seed's layouts with some families replaced.
     public init(overrides: [HistogramMetric: BucketLayout]) {
-        var layouts: [HistogramMetric: BucketLayout] = [:]
-        for metric in HistogramMetric.allCases {
-            layouts[metric] = overrides[metric] ?? .default(for: metric)
-        }
-        self.layouts = layouts
+        layouts = HistogramMetric.allCases.map { overrides[$0] ?? .default(for: $0) }
     }
 
     /// The layout of a family.
     public subscript(metric: HistogramMetric) -> BucketLayout {
-        layouts[metric]!
+        layouts[metric.rawValue]
     }
 }
 

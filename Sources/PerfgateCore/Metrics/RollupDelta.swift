@@ -34,14 +34,22 @@ public struct RollupDelta: Sendable {
         eventCount += 1
     }
 
+    /// Adds the observations of a decoded batch's events, each into its bucket of `layouts`.
+    public mutating func add(_ columns: EventColumns, layouts: BucketLayouts) {
+        for (key, gathered) in ColumnAggregation.gather(columns, layouts: layouts) {
+            add(gathered, to: key)
+        }
+        eventCount += columns.events.count
+    }
+
+    private mutating func add(_ added: HistogramCounts, to key: RollupKey) {
+        if counts[key] == nil { counts[key] = added } else { counts[key]!.add(added) }
+    }
+
     /// Adds another delta's counts.
     public mutating func merge(_ other: RollupDelta) {
         for (key, value) in other.counts {
-            if counts[key] == nil {
-                counts[key] = value
-            } else {
-                counts[key]!.add(value)
-            }
+            add(value, to: key)
         }
         eventCount += other.eventCount
     }

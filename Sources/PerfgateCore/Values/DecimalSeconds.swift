@@ -22,6 +22,7 @@ public enum DecimalSeconds {
 
     /// Reads a JSON-grammar number of seconds from UTF-8 bytes.
     public static func read(_ bytes: UnsafeBufferPointer<UInt8>) -> Reading {
+        if let plain = readPlain(bytes) { return plain }
         var position = 0
         let count = bytes.count
         func digit(at index: Int) -> UInt64? {
@@ -122,6 +123,40 @@ public enum DecimalSeconds {
             quotient += 1
         }
         return .nanoseconds(negative ? -Int64(quotient) : Int64(quotient))
+    }
+
+    /// The shape nearly every duration has, read without rounding: `[-]d[.d]` with at most nine
+    /// digits on each side of the point and no exponent. Nil for anything else.
+    @inline(__always)
+    private static func readPlain(_ bytes: UnsafeBufferPointer<UInt8>) -> Reading? {
+        let count = bytes.count
+        var position = 0
+        let negative = count > 0 && bytes[0] == UInt8(ascii: "-")
+        if negative { position = 1 }
+        let integerStart = position
+        var integer: UInt64 = 0
+        while position < count, bytes[position] &- UInt8(ascii: "0") < 10 {
+            guard position - integerStart < 9 else { return nil }
+            integer = integer * 10 + UInt64(bytes[position] &- UInt8(ascii: "0"))
+            position += 1
+        }
+        let integerDigits = position - integerStart
+        guard integerDigits > 0, integerDigits == 1 || bytes[integerStart] != UInt8(ascii: "0") else { return nil }
+        var fraction: UInt64 = 0
+        var fractionDigits = 0
+        if position < count, bytes[position] == UInt8(ascii: ".") {
+            position += 1
+            while position < count, bytes[position] &- UInt8(ascii: "0") < 10 {
+                guard fractionDigits < 9 else { return nil }
+                fraction = fraction * 10 + UInt64(bytes[position] &- UInt8(ascii: "0"))
+                fractionDigits += 1
+                position += 1
+            }
+            guard fractionDigits > 0 else { return nil }
+        }
+        guard position == count else { return nil }
+        let value = Int64(integer * 1_000_000_000 + fraction * powerOfTen(9 - fractionDigits))
+        return .nanoseconds(negative ? -value : value)
     }
 
     /// Writes nanoseconds as decimal seconds with no trailing zeros: `1.697`, `0.0004`, `10`.

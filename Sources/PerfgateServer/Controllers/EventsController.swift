@@ -52,9 +52,7 @@ struct EventsController<Context: RequestContext>: Sendable {
         }
 
         var delta = RollupDelta()
-        for event in batch.events {
-            delta.add(event, layouts: configuration.layouts)
-        }
+        delta.add(batch.columns, layouts: configuration.layouts)
         var receipt = CommitReceipt()
         if !delta.isEmpty {
             do {
@@ -63,8 +61,8 @@ struct EventsController<Context: RequestContext>: Sendable {
                 throw Self.apiError(for: error)
             }
         }
-        selfMetrics.recordBatch(accepted: batch.events.count, rejections: batch.rejections)
-        let status: HTTPResponse.Status = batch.events.isEmpty && batch.rejectedCount > 0 ? .unprocessableContent : .ok
+        selfMetrics.recordBatch(accepted: batch.acceptedCount, rejections: batch.rejections)
+        let status: HTTPResponse.Status = batch.acceptedCount == 0 && batch.rejectedCount > 0 ? .unprocessableContent : .ok
         return Response.json(Self.answer(batch, receipt: receipt, limit: configuration.maxSeriesPerMetric), status: status)
     }
 
@@ -124,7 +122,7 @@ struct EventsController<Context: RequestContext>: Sendable {
     static func answer(_ batch: DecodedBatch, receipt: CommitReceipt, limit: Int) -> [UInt8] {
         var writer = JSONWriter()
         writer.object { w in
-            w.member("accepted", batch.events.count)
+            w.member("accepted", batch.acceptedCount)
             w.member("rejected", batch.rejectedCount)
             w.key("errors")
             w.array { w in

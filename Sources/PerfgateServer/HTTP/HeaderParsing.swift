@@ -4,6 +4,10 @@ import HTTPTypes
 enum HeaderParsing {
     /// The media type of a `Content-Type` value, lower-cased, without parameters.
     static func mediaType(_ value: String) -> String {
+        // Nearly every client sends a bare lower-case type: no need to split, trim or lower-case it.
+        if value.utf8.allSatisfy({ $0 != UInt8(ascii: ";") && $0 != UInt8(ascii: " ") && $0 != UInt8(ascii: "\t") && $0 &- UInt8(ascii: "A") >= 26 }) {
+            return value
+        }
         let type = value.split(separator: ";", maxSplits: 1).first.map(String.init) ?? ""
         return type.trimmingCharacters(in: " \t").lowercased()
     }
