@@ -77,4 +77,17 @@ import Testing
         #expect(text.contains(#"stage_percentage{stage="backend_response",endpoint="/a"} 56.25"#))
         #expect(text.contains("over the last 5m, in percent"))
     }
+
+    /// The writer formats sums itself, without making Strings; it must match the reference format.
+    @Test(arguments: [
+        Int128(0), 1, 10, 400_000, 1_697_000_000, 1_000_000_000, 120_000_000_001, -1_500_000_000,
+        Int128(UInt64.max) * 1_000_000_000 + 5, Int128(UInt64.max) * 10_000_000_000,
+    ])
+    func writesSumsAsDecimalSecondsDoes(nanoseconds: Int128) {
+        var writer = ExpositionWriter()
+        let parts = HistogramLineParts(name: "h", boundLabels: ["+Inf"])
+        writer.histogram(parts, labels: .none, counts: HistogramCounts(buckets: [3], sumNanoseconds: nanoseconds))
+        let expected = "h_bucket{le=\"+Inf\"} 3\nh_sum \(DecimalSeconds.format(nanoseconds: nanoseconds))\nh_count 3\n"
+        #expect(String(decoding: writer.bytes, as: UTF8.self) == expected)
+    }
 }

@@ -169,3 +169,27 @@ import Testing
         }
     }
 }
+
+@Suite struct SeriesOrderTests {
+    /// Series are listed in label order however they arrived, before and after a restart
+    /// (the live state keeps the order as series are added, so scrapes never sort).
+    @Test func seriesAreListedInLabelOrderWhateverTheArrivalOrder() async throws {
+        let harness = Harness()
+        defer { harness.removeFiles() }
+        let models = ["m5", "m1", "m9", "m3", "m7", "m2"]
+        @Sendable func ttfbModels(_ lines: [String]) -> [String] {
+            lines.filter { $0.hasPrefix("backend_ttfb_seconds_count{") }.compactMap { line in
+                line.split(separator: "\"").dropFirst(3).first.map(String.init)
+            }
+        }
+        let live = try await harness.run { _, client in
+            for model in models {
+                _ = try await client.postEvents(eventJSON(model: model, stages: ["backend_fetch": 1]))
+            }
+            return ttfbModels(try await client.metricLines())
+        }
+        #expect(live == models.sorted())
+        let restarted = try await harness.run { _, client in ttfbModels(try await client.metricLines()) }
+        #expect(restarted == models.sorted())
+    }
+}

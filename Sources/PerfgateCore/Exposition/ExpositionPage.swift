@@ -14,7 +14,8 @@ public struct ExpositionFamily {
 
 /// Assembles a `/metrics` page from families, sorted by name so the output is stable.
 public enum ExpositionPage {
-    /// The page text of `families`, ordered by family name.
+    /// The page text of `families`, ordered by family name. A `capacity` near the page's size
+    /// saves the copies and page faults of growing a multi-megabyte buffer.
     public static func render(_ families: [ExpositionFamily], capacity: Int = 16_384) -> [UInt8] {
         var writer = ExpositionWriter(capacity: capacity)
         for family in families.sorted(by: { $0.name < $1.name }) {
@@ -60,15 +61,27 @@ public struct SeedMetricsSnapshot: Sendable {
         self.layouts = layouts
     }
 
+    /// About how many bytes the families will take, to size the page's buffer.
+    public var estimatedBytes: Int {
+        var total = 16_384
+        for (metric, samples) in histograms {
+            let lines = layouts[metric].bucketCount + 2
+            for sample in samples { total += lines * (sample.labels.bytes.count + metric.name.count + 32) }
+        }
+        return total + shares.count * 3 * 96
+    }
+
     /// The five families, each ready to write.
     public func families() -> [ExpositionFamily] {
         var families = HistogramMetric.allCases.map { metric in
-            let samples = (histograms[metric] ?? []).sorted { $0.key < $1.key }
-            let boundLabels = layouts[metric].boundLabels
+            // Live state keeps series in order; checking is linear, sorting is not.
+            var samples = histograms[metric] ?? []
+            if !zip(samples, samples.dropFirst()).allSatisfy({ $0.key < $1.key }) { samples.sort { $0.key < $1.key } }
+            let parts = HistogramLineParts(name: metric.name, boundLabels: layouts[metric].boundLabels)
             return ExpositionFamily(name: metric.name) { writer in
                 writer.header(name: metric.name, help: metric.help, kind: .histogram)
                 for sample in samples {
-                    writer.histogram(name: metric.name, labels: sample.labels, counts: sample.counts, boundLabels: boundLabels)
+                    writer.histogram(parts, labels: sample.labels, counts: sample.counts)
                 }
             }
         }

@@ -36,6 +36,6 @@ struct MetricsController<Context: RequestContext>: Sendable {
             storeSizeBytes: store.sizeInBytes(),
             queuedEvents: queue.queuedEvents
         )
-        return ExpositionPage.render(snapshot.families() + selfMetrics.families(gauges))
+        return ExpositionPage.render(snapshot.families() + selfMetrics.families(gauges), capacity: snapshot.estimatedBytes)
     }
 }

@@ -14,7 +14,21 @@ final class LiveMetrics: Sendable {
 
     private struct State {
         var series: [SeriesID: Series] = [:]
+        /// Per family (by raw value), its series in `SeriesKey` order: kept sorted as series are
+        /// added (rarely) so that a scrape (often) does not sort 10,000 keys.
+        var order: [[SeriesID]] = HistogramMetric.allCases.map { _ in [] }
         var shares: StageShareWindow
+
+        mutating func insertInOrder(_ id: SeriesID, key: SeriesKey) {
+            let ids = order[key.metric.rawValue]
+            var low = 0
+            var high = ids.count
+            while low < high {
+                let middle = (low + high) / 2
+                if series[ids[middle]]!.key < key { low = middle + 1 } else { high = middle }
+            }
+            order[key.metric.rawValue].insert(id, at: low)
+        }
     }
 
     private let state: Mutex<State>
@@ -35,6 +49,9 @@ final class LiveMetrics: Sendable {
         }
         state.withLock { state in
             state.series = Dictionary(uniqueKeysWithValues: series)
+            for metric in HistogramMetric.allCases {
+                state.order[metric.rawValue] = series.filter { $0.1.key.metric == metric }.sorted { $0.1.key < $1.1.key }.map(\.0)
+            }
             for rollup in restored.recent {
                 guard let key = state.series[rollup.seriesID]?.key else { continue }
                 state.shares.add(series: key, minute: rollup.minute, sumNanoseconds: rollup.counts.sumNanoseconds)
@@ -48,6 +65,7 @@ final class LiveMetrics: Sendable {
             for (record, labels) in newSeries {
                 let empty = HistogramCounts(bucketCount: layouts[record.key.metric].bucketCount)
                 state.series[record.id] = Series(key: record.key, labels: labels, counts: empty)
+                state.insertInOrder(record.id, key: record.key)
             }
             for rollup in rollups {
                 guard let key = state.series[rollup.seriesID]?.key else { continue }
@@ -60,12 +78,15 @@ final class LiveMetrics: Sendable {
 
     /// A copy of everything the seed's families show at `now`.
     func snapshot(at now: Timestamp) -> SeedMetricsSnapshot {
-        let (samples, shares) = state.withLock { state in
-            (state.series.values.map { HistogramSample(key: $0.key, labels: $0.labels, counts: $0.counts) }, state.shares.shares(at: now))
-        }
-        var histograms: [HistogramMetric: [HistogramSample]] = [:]
-        for sample in samples {
-            histograms[sample.key.metric, default: []].append(sample)
+        let (histograms, shares) = state.withLock { state in
+            var histograms: [HistogramMetric: [HistogramSample]] = [:]
+            for metric in HistogramMetric.allCases {
+                histograms[metric] = state.order[metric.rawValue].map { id in
+                    let series = state.series[id]!
+                    return HistogramSample(key: series.key, labels: series.labels, counts: series.counts)
+                }
+            }
+            return (histograms, state.shares.shares(at: now))
         }
         return SeedMetricsSnapshot(
             histograms: histograms,
