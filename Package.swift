@@ -79,6 +79,22 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // Parse, aggregate and render costs of the core on one core, against Foundation's JSONDecoder.
+        .executableTarget(
+            name: "core-benchmark",
+            dependencies: ["PerfgateCore"],
+            path: "Benchmarks/CoreBenchmark",
+            swiftSettings: swiftSettings
+        ),
+
+        // Writes a store of a chosen number of rollup rows, for the start-up benchmark.
+        .executableTarget(
+            name: "store-fixture",
+            dependencies: ["PerfgateStore"],
+            path: "Benchmarks/StoreFixture",
+            swiftSettings: swiftSettings
+        ),
+
         // Build-time tool: compiles migrations/*.sql into the store so the binary runs from any directory.
         .executableTarget(name: "MigrationEmbedder"),
         .plugin(

@@ -1,0 +1,103 @@
+// Micro benchmarks of the ingest and scrape hot paths, one core, no I/O:
+//   parse: a 1,000-event JSON array (the body bench/wrk/events.lua sends) read by Foundation's
+//          JSONDecoder into Codable structs (the baseline), by perfgate's BatchDecoder, and by
+//          BatchDecoder plus aggregation into minute rollups (what a request costs before the commit);
+//   exposition: rendering the /metrics page of 10,000 histogram series from a snapshot.
+//
+// Usage: core-benchmark [--smoke]
+import Foundation
+import PerfgateCore
+
+let smoke = CommandLine.arguments.contains("--smoke")
+
+/// The same events as bench/wrk/events.lua: 4 providers x 5 models x 2 endpoints, five stages.
+func body(events: Int) -> [UInt8] {
+    let providers = ["openrouter", "openai", "anthropic", "bedrock"]
+    let models = ["gpt-4o", "gpt-4o-mini", "claude-sonnet", "llama-3-70b", "mistral-large"]
+    let endpoints = ["/v1/chat/completions", "/v1/completions"]
+    let items = (0..<events).map { i in
+        let ttfb = 0.2 + Double(i * 7919 % 3000) / 1000
+        let stream = 0.5 + Double(i * 104_729 % 4000) / 1000
+        return String(
+            format: #"{"endpoint": "%@", "provider": "%@", "model": "%@", "stages": {"request_parsing": 0.%04d, "auth_validation": 0.%04d, "request_preparation": 0.%04d, "backend_fetch": %.3f, "stream_processing": %.3f}}"#,
+            endpoints[(i / 20) % 2], providers[i % 4], models[(i / 4) % 5], 5 + i % 20, 3 + i % 11, 2 + i % 7, ttfb, stream
+        )
+    }
+    return Array(("[" + items.joined(separator: ",") + "]").utf8)
+}
+
+struct CodableEvent: Decodable {
+    var endpoint: String
+    var provider: String?
+    var model: String?
+    var stages: [String: Double]
+    var timestamp: String?
+}
+
+/// Runs `body` `rounds` times after one warm-up and returns the best seconds per round.
+func best(rounds: Int, _ body: () throws -> Void) rethrows -> Double {
+    try body()
+    var fastest = Double.infinity
+    for _ in 0..<rounds {
+        let start = ContinuousClock.now
+        try body()
+        let elapsed = start.duration(to: .now).components
+        fastest = min(fastest, Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18)
+    }
+    return fastest
+}
+
+let eventsPerBody = 1000
+let rounds = smoke ? 2 : 40
+let bytes = body(events: eventsPerBody)
+let data = Data(bytes)
+let rules = EventRules(limits: IngestLimits(), now: SystemWallClock().now())
+
+var sink = 0
+let foundation = try best(rounds: rounds) {
+    sink &+= try JSONDecoder().decode([CodableEvent].self, from: data).count
+}
+let decodeOnly = try best(rounds: rounds) {
+    sink &+= try BatchDecoder(rules: rules).decode(bytes, format: .json).acceptedCount
+}
+let decodeAndAggregate = try best(rounds: rounds) {
+    let batch = try BatchDecoder(rules: rules).decode(bytes, format: .json)
+    var delta = RollupDelta()
+    delta.add(batch.columns, layouts: .seed)
+    sink &+= delta.counts.count
+}
+
+func line(_ name: String, _ seconds: Double) -> String {
+    let padded = name.padding(toLength: 42, withPad: " ", startingAt: 0)
+    let figures = String(
+        format: "%10.0f events/s  %6.0f ns/event  %5.2fx JSONDecoder",
+        Double(eventsPerBody) / seconds, seconds / Double(eventsPerBody) * 1e9, foundation / seconds
+    )
+    return "  " + padded + figures
+}
+print("core-benchmark parse: \(eventsPerBody)-event JSON array, \(bytes.count) bytes, best of \(rounds), one core")
+print(line("Foundation JSONDecoder (baseline)", foundation))
+print(line("BatchDecoder", decodeOnly))
+print(line("BatchDecoder + aggregation into rollups", decodeAndAggregate))
+
+// Exposition: 10,000 series of backend_ttfb_seconds with realistic counts.
+let seriesCount = smoke ? 1000 : 10_000
+let layout = BucketLayouts.seed[.backendTTFB]
+let samples = (0..<seriesCount).map { i -> HistogramSample in
+    let key = SeriesKey(.backendTTFB, ["provider-\(i % 25)", "model-\(i / 25)", "/v1/route-\(i % 10)"])
+    var counts = HistogramCounts(bucketCount: layout.bucketCount)
+    for n in 0..<50 {
+        let nanoseconds = Int64((i * 7919 + n * 104_729) % 12_000) * 1_000_000
+        counts.observe(nanoseconds: nanoseconds, bucket: layout.bucketIndex(for: nanoseconds))
+    }
+    return HistogramSample(key: key, labels: RenderedLabels(key), counts: counts)
+}.sorted { $0.key < $1.key }  // as the live state keeps them
+let snapshot = SeedMetricsSnapshot(histograms: [.backendTTFB: samples], shares: [], shareWindowMinutes: 5, layouts: .seed)
+var pageBytes = 0
+let render = best(rounds: smoke ? 2 : 20) {
+    let page = ExpositionPage.render(snapshot.families(), capacity: snapshot.estimatedBytes)
+    pageBytes = page.count
+}
+print("core-benchmark exposition: \(seriesCount) histogram series, best of \(smoke ? 2 : 20), one core")
+print(String(format: "  render /metrics page: %.2f ms, %d bytes, %.0f series/ms", render * 1e3, pageBytes, Double(seriesCount) / (render * 1e3)))
+precondition(sink > 0)
