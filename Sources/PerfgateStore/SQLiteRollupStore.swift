@@ -11,13 +11,14 @@ public enum Durability: String, Sendable, CaseIterable {
     case normal
 }
 
-/// The durable `RollupStore`: a SQLite file in WAL mode, one writer connection and one reader.
+/// The durable `RollupStore`: a SQLite file in WAL mode, one writer connection and two readers
+/// (a trend query reads its two windows at once).
 public final class SQLiteRollupStore: RollupStore {
     /// The database file.
     public let path: String
     private let layouts: BucketLayouts
     private let writer: Mutex<WriteSide>
-    private let reader: Mutex<SQLiteConnection>
+    private let readers: [ReadSide]
 
     /// Opens or creates the store at `path` (and its folder), applies pending migrations,
     /// and checks that the bucket layouts match the ones the file was written with.
@@ -44,7 +45,20 @@ public final class SQLiteRollupStore: RollupStore {
         try CountsBlob.registerAddFunction(on: connection)
         try Self.checkLayouts(layouts, on: connection)
         writer = Mutex(try WriteSide(connection: connection))
-        reader = Mutex(try SQLiteConnection(path: path, readOnly: true))
+        readers = try (0..<2).map { _ in
+            let reader = try SQLiteConnection(path: path, readOnly: true)
+            // Reads of large windows come straight from the page cache, without a copy per page.
+            try reader.execute("PRAGMA mmap_size = 1073741824")
+            return ReadSide(reader)
+        }
+    }
+
+    /// Runs `body` on a free reader connection, or waits for the first.
+    private func withReader<T: Sendable>(_ body: (SQLiteConnection) throws -> T) throws -> T {
+        for reader in readers.dropFirst() {
+            if let result = try reader.connection.withLockIfAvailable({ connection in try body(connection) }) { return result }
+        }
+        return try readers[0].connection.withLock { connection in try body(connection) }
     }
 
     private static func checkLayouts(_ layouts: BucketLayouts, on connection: SQLiteConnection) throws {
@@ -70,7 +84,7 @@ public final class SQLiteRollupStore: RollupStore {
     // MARK: RollupStore
 
     public func restore(recentSince: Minute) throws -> RestoredState {
-        try reader.withLock { connection in
+        try withReader { connection in
             var series: [SeriesRecord] = []
             var totals: [SeriesID: HistogramCounts] = [:]
             var bucketCounts: [SeriesID: Int] = [:]
@@ -158,20 +172,29 @@ public final class SQLiteRollupStore: RollupStore {
         }
     }
 
-    public func windowTotals(minutes: ClosedRange<Minute>) throws -> [SeriesID: HistogramCounts] {
-        try reader.withLock { connection in
+    public func windowTotals(of metric: HistogramMetric, series: Set<SeriesID>, minutes: ClosedRange<Minute>) throws -> [SeriesID: HistogramCounts] {
+        try withReader { connection in
             let rows = try connection.prepare(
                 "SELECT series_id, buckets, sum_s, sum_ns FROM rollup WHERE minute BETWEEN ? AND ?"
             )
             rows.bind(1, minutes.lowerBound.index)
             rows.bind(2, minutes.upperBound.index)
-            var totals: [SeriesID: HistogramCounts] = [:]
+            // Two hours of a thousand series are 120,000 rows: each is added in place into one
+            // flat array, with no array made per row.
+            var window = WindowSums(bucketCount: layouts[metric].bucketCount, series: series)
             while try rows.step() {
                 let id = rows.int64(0)
-                let counts = try Self.counts(in: rows, from: 1, what: "rollup of series \(id)")
-                if totals[id] == nil { totals[id] = counts } else { totals[id]!.add(counts) }
+                guard let slot = window.slot(of: id) else { continue }
+                let sum = StoredSum(seconds: rows.int64(2), nanoseconds: rows.int64(3)).total
+                try rows.withBlob(1) { raw in
+                    guard window.add(raw, sum: sum, to: slot) else {
+                        throw StoreError.damagedRow(
+                            "the rollup of series \(id) has \(raw.count) bytes of bucket counts, expected \(window.bucketCount * 8) for \(metric.name)"
+                        )
+                    }
+                }
             }
-            return totals
+            return window.totals()
         }
     }
 
@@ -214,6 +237,15 @@ public final class SQLiteRollupStore: RollupStore {
             buckets: try row.withBlob(column) { try buckets($0, expected: expected, what: what) },
             sumNanoseconds: StoredSum(seconds: row.int64(column + 1), nanoseconds: row.int64(column + 2)).total
         )
+    }
+}
+
+/// A reader connection, used by one thread at a time.
+private final class ReadSide: Sendable {
+    let connection: Mutex<SQLiteConnection>
+
+    init(_ connection: SQLiteConnection) {
+        self.connection = Mutex(connection)
     }
 }
 

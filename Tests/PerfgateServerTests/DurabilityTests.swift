@@ -39,7 +39,8 @@ import Testing
             let lines = try await client.metricLines()
             #expect(histogramLines(lines) == before)
             #expect(sample(lines, "perfgate_pruned_rollups_total") == "2")
-            #expect(try components.store.windowTotals(minutes: dayAgo.minute...dayAgo.minute).isEmpty)
+            let ids = Set(components.live.records(of: .backendTTFB).map(\.id))
+            #expect(try components.store.windowTotals(of: .backendTTFB, series: ids, minutes: dayAgo.minute...dayAgo.minute).isEmpty)
         }
         let restarted = try await harness.run { _, client in try await client.metricLines() }
         #expect(sample(restarted, #"backend_ttfb_seconds_count{provider="openrouter",model="gpt-4o",endpoint="/v1/chat/completions"}"#) == "2")

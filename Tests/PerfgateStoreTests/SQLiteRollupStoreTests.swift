@@ -104,8 +104,8 @@ final class TemporaryFolder {
         #expect(try store.prune(before: minute.advanced(by: 8)) == PruneReport(rollupsFolded: 4))
         #expect(try store.restore(recentSince: minute).totals[1] == expected)
         #expect(try open().restore(recentSince: minute).totals[1] == expected)
-        #expect(try store.windowTotals(minutes: minute...minute.advanced(by: 7)).isEmpty)
-        #expect(try store.windowTotals(minutes: minute.advanced(by: 8)...minute.advanced(by: 9))[1]?.count == 4)
+        #expect(try store.windowTotals(of: .backendTTFB, series: [1], minutes: minute...minute.advanced(by: 7)).isEmpty)
+        #expect(try store.windowTotals(of: .backendTTFB, series: [1], minutes: minute.advanced(by: 8)...minute.advanced(by: 9))[1]?.count == 4)
     }
 
     @Test func windowTotalsAddTheMinutesInRange() throws {
@@ -120,8 +120,20 @@ final class TemporaryFolder {
                 ]
             )
         )
-        let totals = try store.windowTotals(minutes: minute...minute.advanced(by: 1))
+        let totals = try store.windowTotals(of: .backendTTFB, series: [1], minutes: minute...minute.advanced(by: 1))
         #expect(totals == [1: counts(ttfb, [1, 2, 3])])
+        #expect(try store.windowTotals(of: .frontendProcessing, series: [2], minutes: minute...minute.advanced(by: 2)) == [2: counts(frontend, [4])])
+    }
+
+    @Test func windowTotalsRefuseCountsOfAnotherLayout() throws {
+        let store = try open()
+        try store.commit(
+            CommitBatch(newSeries: [SeriesRecord(id: 1, key: ttfb)], rollups: [MinuteRollup(seriesID: 1, minute: minute, counts: counts(ttfb, [1]))])
+        )
+        // Read as the frontend family (8 bounds), a TTFB rollup (9 bounds) is damage, not data.
+        #expect(throws: StoreError.self) {
+            try store.windowTotals(of: .frontendProcessing, series: [1], minutes: minute...minute)
+        }
     }
 
     @Test func aFailedCommitAppliesNothing() throws {

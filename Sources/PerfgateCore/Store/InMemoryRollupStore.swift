@@ -62,11 +62,11 @@ public final class InMemoryRollupStore: RollupStore {
         }
     }
 
-    public func windowTotals(minutes: ClosedRange<Minute>) throws -> [SeriesID: HistogramCounts] {
+    public func windowTotals(of metric: HistogramMetric, series: Set<SeriesID>, minutes: ClosedRange<Minute>) throws -> [SeriesID: HistogramCounts] {
         state.withLock { state in
             var totals: [SeriesID: HistogramCounts] = [:]
             for (minute, perSeries) in state.rollups where minutes.contains(minute) {
-                for (id, counts) in perSeries {
+                for (id, counts) in perSeries where series.contains(id) {
                     totals[id, default: HistogramCounts(bucketCount: counts.buckets.count)].add(counts)
                 }
             }

@@ -86,8 +86,9 @@ public protocol RollupStore: AnyObject, Sendable {
     func commit(_ batch: CommitBatch) throws
     /// Folds the rollups of minutes before `cutoff` into their series' base and removes them.
     func prune(before cutoff: Minute) throws -> PruneReport
-    /// The counts of each series over a range of minutes; series with nothing in range are absent.
-    func windowTotals(minutes: ClosedRange<Minute>) throws -> [SeriesID: HistogramCounts]
+    /// The counts of each of `series` (all of family `metric`) over a range of minutes; series
+    /// with nothing in range are absent. Counts of another layout than the family's are an error.
+    func windowTotals(of metric: HistogramMetric, series: Set<SeriesID>, minutes: ClosedRange<Minute>) throws -> [SeriesID: HistogramCounts]
     /// The store's size on disk, in bytes.
     func sizeInBytes() -> Int64
 }

@@ -27,11 +27,17 @@ struct TrendsController<Context: RequestContext>: Sendable {
         }
         let now = clock.now()
         let series = live.records(of: query.metric)
+        let ids = Set(series.map(\.id))
         let store = self.store
-        // SQLite reads block; they run on NIO's thread pool, not on a cooperative thread.
-        let (current, previous) = try await NIOThreadPool.singleton.runIfActive {
-            (try store.windowTotals(minutes: query.currentMinutes(at: now)), try store.windowTotals(minutes: query.previousMinutes(at: now)))
+        // SQLite reads block; they run on NIO's thread pool, not on a cooperative thread, and
+        // the two windows are read at once (the store has a reader connection for each).
+        async let currentRead = NIOThreadPool.singleton.runIfActive {
+            try store.windowTotals(of: query.metric, series: ids, minutes: query.currentMinutes(at: now))
         }
+        async let previousRead = NIOThreadPool.singleton.runIfActive {
+            try store.windowTotals(of: query.metric, series: ids, minutes: query.previousMinutes(at: now))
+        }
+        let (current, previous) = try await (currentRead, previousRead)
         let report = TrendReport(
             query: query, now: now, series: series, current: current, previous: previous,
             layout: configuration.layouts[query.metric]

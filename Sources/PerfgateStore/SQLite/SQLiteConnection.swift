@@ -3,8 +3,10 @@ import CSQLite
 /// One connection to a SQLite database file, used by one thread at a time.
 ///
 /// A thin layer over the C API: perfgate needs a handful of prepared statements, one custom
-/// function and explicit transactions, and nothing more.
-final class SQLiteConnection {
+/// function and explicit transactions, and nothing more. Opened without SQLite's own mutex, so
+/// it may move between threads but its owner must serialize use: the store keeps every
+/// connection behind a `Mutex`, which is why it can be `Sendable`.
+final class SQLiteConnection: @unchecked Sendable {
     let handle: OpaquePointer
     let path: String
 
