@@ -44,7 +44,7 @@ public struct HistogramSample: Sendable {
 
 /// The seed's five families at one instant, copied out of the live state for rendering.
 public struct SeedMetricsSnapshot: Sendable {
-    /// Series per histogram family, in any order (they are sorted when written).
+    /// Series per histogram family.
     public var histograms: [HistogramMetric: [HistogramSample]]
     /// Stage shares per endpoint.
     public var shares: [StageShare]
@@ -52,9 +52,16 @@ public struct SeedMetricsSnapshot: Sendable {
     public var shareWindowMinutes: Int64
     /// The bucket layouts.
     public var layouts: BucketLayouts
+    /// True when each family's samples are already in `SeriesKey` order (the live state keeps
+    /// them so); otherwise they are sorted when written.
+    public var inOrder: Bool
 
     /// A snapshot from its parts.
-    public init(histograms: [HistogramMetric: [HistogramSample]], shares: [StageShare], shareWindowMinutes: Int64, layouts: BucketLayouts) {
+    public init(
+        histograms: [HistogramMetric: [HistogramSample]], shares: [StageShare], shareWindowMinutes: Int64, layouts: BucketLayouts,
+        inOrder: Bool = false
+    ) {
+        self.inOrder = inOrder
         self.histograms = histograms
         self.shares = shares
         self.shareWindowMinutes = shareWindowMinutes
@@ -66,7 +73,8 @@ public struct SeedMetricsSnapshot: Sendable {
         var total = 16_384
         for (metric, samples) in histograms {
             let lines = layouts[metric].bucketCount + 2
-            for sample in samples { total += lines * (sample.labels.bytes.count + metric.name.count + 32) }
+            let perLine = metric.name.utf8.count + 32
+            for index in samples.indices { total += lines * (samples[index].labels.bytes.count + perLine) }
         }
         return total + shares.count * 3 * 96
     }
@@ -74,9 +82,7 @@ public struct SeedMetricsSnapshot: Sendable {
     /// The five families, each ready to write.
     public func families() -> [ExpositionFamily] {
         var families = HistogramMetric.allCases.map { metric in
-            // Live state keeps series in order; checking is linear, sorting is not.
-            var samples = histograms[metric] ?? []
-            if !zip(samples, samples.dropFirst()).allSatisfy({ $0.key < $1.key }) { samples.sort { $0.key < $1.key } }
+            let samples = inOrder ? histograms[metric] ?? [] : (histograms[metric] ?? []).sorted { $0.key < $1.key }
             let parts = HistogramLineParts(name: metric.name, boundLabels: layouts[metric].boundLabels)
             return ExpositionFamily(name: metric.name) { writer in
                 writer.header(name: metric.name, help: metric.help, kind: .histogram)

@@ -53,87 +53,43 @@ public struct ExpositionWriter {
     }
 
     /// Writes the `_bucket`, `_sum` and `_count` lines of one histogram series from parts made
-    /// once per family: a scrape of 10,000 series writes about 120,000 lines, so each line is a
-    /// few byte copies and an integer, with no `String` made and nothing retained.
+    /// once per family. A scrape of 10,000 histograms writes about 120,000 lines, so the series'
+    /// room is reserved at once (an upper bound) and its lines are copied in with a raw cursor:
+    /// no `String`, no per-line capacity checks, nothing retained.
     public mutating func histogram(_ parts: HistogramLineParts, labels: RenderedLabels, counts: HistogramCounts) {
-        let bare = labels.bytes.isEmpty
-        parts.text.withUnsafeBufferPointer { text in
-            labels.bytes.withUnsafeBufferPointer { labelText in
-                counts.buckets.withUnsafeBufferPointer { buckets in
-                    var cumulative: UInt64 = 0
-                    for index in 0..<buckets.count {
-                        cumulative &+= buckets[index]
-                        append(text, parts.bucketPrefix)
-                        append(labelText, 0..<labelText.count)
-                        append(text, bare ? parts.bareBucketSuffixes[index] : parts.bucketSuffixes[index])
-                        appendDecimal(cumulative)
-                        bytes.append(UInt8(ascii: "\n"))
+        let start = bytes.count
+        let lineRoom = max(parts.bucketPrefix.count + parts.longestSuffix, parts.countPrefix.count + 3) + labels.bytes.count + 22
+        let room = (counts.buckets.count + 2) * lineRoom + LineCursor.longestSeconds
+        bytes.append(contentsOf: repeatElement(0, count: room))
+        var end = start
+        bytes.withUnsafeMutableBufferPointer { out in
+            parts.text.withUnsafeBufferPointer { text in
+                labels.bytes.withUnsafeBufferPointer { labelText in
+                    counts.buckets.withUnsafeBufferPointer { buckets in
+                        var cursor = LineCursor(out.baseAddress! + start)
+                        let suffixes = labelText.isEmpty ? parts.bareBucketSuffixes : parts.bucketSuffixes
+                        var cumulative: UInt64 = 0
+                        for index in 0..<buckets.count {
+                            cumulative &+= buckets[index]
+                            cursor.copy(text, parts.bucketPrefix)
+                            cursor.copy(labelText, 0..<labelText.count)
+                            cursor.copy(text, suffixes[index])
+                            cursor.decimal(cumulative)
+                            cursor.byte(UInt8(ascii: "\n"))
+                        }
+                        cursor.seriesName(text, parts.sumPrefix, labels: labelText)
+                        cursor.seconds(nanoseconds: counts.sumNanoseconds)
+                        cursor.byte(UInt8(ascii: "\n"))
+                        cursor.seriesName(text, parts.countPrefix, labels: labelText)
+                        cursor.decimal(cumulative)
+                        cursor.byte(UInt8(ascii: "\n"))
+                        end = cursor.position - out.baseAddress!
                     }
-                    appendSeriesName(text, parts.sumPrefix, labels: labelText)
-                    appendSeconds(nanoseconds: counts.sumNanoseconds)
-                    bytes.append(UInt8(ascii: "\n"))
-                    appendSeriesName(text, parts.countPrefix, labels: labelText)
-                    appendDecimal(cumulative)
-                    bytes.append(UInt8(ascii: "\n"))
                 }
             }
         }
-    }
-
-    /// `name{labels} `, or `name ` without labels.
-    @inline(__always)
-    private mutating func appendSeriesName(_ text: UnsafeBufferPointer<UInt8>, _ name: Range<Int>, labels: UnsafeBufferPointer<UInt8>) {
-        append(text, name)
-        if !labels.isEmpty {
-            bytes.append(UInt8(ascii: "{"))
-            append(labels, 0..<labels.count)
-            bytes.append(UInt8(ascii: "}"))
-        }
-        bytes.append(UInt8(ascii: " "))
-    }
-
-    @inline(__always)
-    private mutating func append(_ source: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) {
-        guard let base = source.baseAddress, !range.isEmpty else { return }
-        bytes.append(contentsOf: UnsafeBufferPointer(start: base + range.lowerBound, count: range.count))
-    }
-
-    /// Appends an integer in decimal, without making a `String`.
-    @inline(__always)
-    private mutating func appendDecimal(_ value: UInt64) {
-        var divisor: UInt64 = 1
-        while value / divisor >= 10 { divisor *= 10 }
-        while divisor > 0 {
-            bytes.append(UInt8(ascii: "0") + UInt8(value / divisor % 10))
-            divisor /= 10
-        }
-    }
-
-    /// Appends nanoseconds as decimal seconds with no trailing zeros, as `DecimalSeconds.format` does.
-    private mutating func appendSeconds(nanoseconds: Int128) {
-        let magnitude = nanoseconds.magnitude
-        guard magnitude / 1_000_000_000 <= UInt64.max else {
-            append(DecimalSeconds.format(nanoseconds: nanoseconds))
-            return
-        }
-        if nanoseconds < 0 { bytes.append(UInt8(ascii: "-")) }
-        appendDecimal(UInt64(magnitude / 1_000_000_000))
-        var fraction = UInt64(magnitude % 1_000_000_000)
-        guard fraction != 0 else { return }
-        var width = 9
-        while fraction % 10 == 0 {
-            fraction /= 10
-            width -= 1
-        }
-        bytes.append(UInt8(ascii: "."))
-        var scale: UInt64 = 1
-        for _ in 1..<width { scale *= 10 }
-        // Leading zeros of the fraction, then its digits.
-        while scale > fraction {
-            bytes.append(UInt8(ascii: "0"))
-            scale /= 10
-        }
-        appendDecimal(fraction)
+        precondition(end <= start + room, "a histogram series outgrew the room reserved for it")
+        bytes.removeLast(start + room - end)
     }
 
     private mutating func writeLabels(_ labels: RenderedLabels) {
@@ -170,6 +126,8 @@ public struct HistogramLineParts: Sendable {
     /// `name_sum` and `name_count`.
     let sumPrefix: Range<Int>
     let countPrefix: Range<Int>
+    /// The length of the longest bucket suffix.
+    let longestSuffix: Int
 
     /// The parts of family `name` with buckets labelled `boundLabels` (`+Inf` last).
     public init(name: String, boundLabels: [String]) {
@@ -184,6 +142,7 @@ public struct HistogramLineParts: Sendable {
         bareBucketSuffixes = boundLabels.map { add("le=\"\($0)\"} ") }
         sumPrefix = add(name + "_sum")
         countPrefix = add(name + "_count")
+        longestSuffix = bucketSuffixes.map(\.count).max() ?? 0
         self.text = text
     }
 }

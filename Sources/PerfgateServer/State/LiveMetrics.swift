@@ -6,28 +6,25 @@ import Synchronization
 /// The writer applies each commit after it is durable, under one short lock; scrapes copy a
 /// snapshot under the same lock and render it outside.
 final class LiveMetrics: Sendable {
-    struct Series {
-        let key: SeriesKey
-        let labels: RenderedLabels
-        var counts: HistogramCounts
-    }
-
     private struct State {
-        var series: [SeriesID: Series] = [:]
-        /// Per family (by raw value), its series in `SeriesKey` order: kept sorted as series are
-        /// added (rarely) so that a scrape (often) does not sort 10,000 keys.
-        var order: [[SeriesID]] = HistogramMetric.allCases.map { _ in [] }
+        /// Per family, by raw value.
+        var families: [OrderedSeries] = HistogramMetric.allCases.map { _ in OrderedSeries() }
         var shares: StageShareWindow
+        /// Which family each series is in.
+        var metrics: [SeriesID: HistogramMetric] = [:]
 
-        mutating func insertInOrder(_ id: SeriesID, key: SeriesKey) {
-            let ids = order[key.metric.rawValue]
-            var low = 0
-            var high = ids.count
-            while low < high {
-                let middle = (low + high) / 2
-                if series[ids[middle]]!.key < key { low = middle + 1 } else { high = middle }
+        mutating func add(_ rollup: MinuteRollup) {
+            guard let metric = metrics[rollup.seriesID],
+                let key = families[metric.rawValue].add(rollup.counts, to: rollup.seriesID)
+            else { return }
+            shares.add(series: key, minute: rollup.minute, sumNanoseconds: rollup.counts.sumNanoseconds)
+        }
+
+        mutating func insert(_ added: [(id: SeriesID, sample: HistogramSample)]) {
+            for (id, sample) in added { metrics[id] = sample.key.metric }
+            for metric in HistogramMetric.allCases {
+                families[metric.rawValue].insert(added.filter { $0.sample.key.metric == metric })
             }
-            order[key.metric.rawValue].insert(id, at: low)
         }
     }
 
@@ -45,61 +42,49 @@ final class LiveMetrics: Sendable {
     func restore(_ restored: RestoredState) {
         let series = restored.series.map { record in
             let counts = restored.totals[record.id] ?? HistogramCounts(bucketCount: layouts[record.key.metric].bucketCount)
-            return (record.id, Series(key: record.key, labels: RenderedLabels(record.key), counts: counts))
+            return (id: record.id, sample: HistogramSample(key: record.key, labels: RenderedLabels(record.key), counts: counts))
         }
         state.withLock { state in
-            state.series = Dictionary(uniqueKeysWithValues: series)
-            for metric in HistogramMetric.allCases {
-                state.order[metric.rawValue] = series.filter { $0.1.key.metric == metric }.sorted { $0.1.key < $1.1.key }.map(\.0)
-            }
+            state.insert(series)
             for rollup in restored.recent {
-                guard let key = state.series[rollup.seriesID]?.key else { continue }
-                state.shares.add(series: key, minute: rollup.minute, sumNanoseconds: rollup.counts.sumNanoseconds)
+                // The totals already hold these counts: only the stage share window takes them.
+                guard let metric = state.metrics[rollup.seriesID], let sample = state.families[metric.rawValue].sample(of: rollup.seriesID) else { continue }
+                state.shares.add(series: sample.key, minute: rollup.minute, sumNanoseconds: rollup.counts.sumNanoseconds)
             }
         }
     }
 
     /// Adds a committed batch: its new series (labels already rendered) and its rollups.
     func apply(newSeries: [(record: SeriesRecord, labels: RenderedLabels)], rollups: [MinuteRollup], now: Timestamp) {
+        let added = newSeries.map { record, labels in
+            (id: record.id, sample: HistogramSample(key: record.key, labels: labels, counts: HistogramCounts(bucketCount: layouts[record.key.metric].bucketCount)))
+        }
         state.withLock { state in
-            for (record, labels) in newSeries {
-                let empty = HistogramCounts(bucketCount: layouts[record.key.metric].bucketCount)
-                state.series[record.id] = Series(key: record.key, labels: labels, counts: empty)
-                state.insertInOrder(record.id, key: record.key)
-            }
-            for rollup in rollups {
-                guard let key = state.series[rollup.seriesID]?.key else { continue }
-                state.series[rollup.seriesID]!.counts.add(rollup.counts)
-                state.shares.add(series: key, minute: rollup.minute, sumNanoseconds: rollup.counts.sumNanoseconds)
-            }
+            state.insert(added)
+            for rollup in rollups { state.add(rollup) }
             state.shares.evict(at: now)
         }
     }
 
     /// A copy of everything the seed's families show at `now`.
     func snapshot(at now: Timestamp) -> SeedMetricsSnapshot {
-        let (histograms, shares) = state.withLock { state in
-            var histograms: [HistogramMetric: [HistogramSample]] = [:]
-            for metric in HistogramMetric.allCases {
-                histograms[metric] = state.order[metric.rawValue].map { id in
-                    let series = state.series[id]!
-                    return HistogramSample(key: series.key, labels: series.labels, counts: series.counts)
-                }
-            }
-            return (histograms, state.shares.shares(at: now))
-        }
+        // Constant time under the lock: the arrays are shared, not copied, until the writer
+        // next changes them.
+        let (families, shares) = state.withLock { state in (state.families, state.shares.shares(at: now)) }
+        var histograms: [HistogramMetric: [HistogramSample]] = [:]
+        for metric in HistogramMetric.allCases { histograms[metric] = families[metric.rawValue].samples }
         return SeedMetricsSnapshot(
             histograms: histograms,
             shares: shares,
             shareWindowMinutes: shareWindowMinutes,
-            layouts: layouts
+            layouts: layouts,
+            inOrder: true
         )
     }
 
     /// Every series of a family, for the trend endpoint.
     func records(of metric: HistogramMetric) -> [SeriesRecord] {
-        state.withLock { state in
-            state.series.compactMap { id, series in series.key.metric == metric ? SeriesRecord(id: id, key: series.key) : nil }
-        }
+        let family = state.withLock { $0.families[metric.rawValue] }
+        return zip(family.ids, family.samples).map { SeriesRecord(id: $0, key: $1.key) }
     }
 }
