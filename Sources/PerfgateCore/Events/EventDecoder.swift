@@ -164,6 +164,16 @@ public struct EventDecoder: Sendable {
     }
 
     private func readDuration(_ name: UnsafeBufferPointer<UInt8>, _ scanner: inout JSONScanner, into fields: inout EventFields) throws -> Int64? {
+        // Nearly every duration is a plain decimal: read it in one pass, without the general path.
+        if let (nanoseconds, range) = scanner.readNumber(using: DecimalSeconds.readPlainPrefix) {
+            switch rules.checkDuration(.nanoseconds(nanoseconds), text: String(decoding: scanner.bytes[range], as: UTF8.self)) {
+            case .success(let nanoseconds):
+                return nanoseconds
+            case .failure(let problem):
+                fields.reject(Self.stageField(name), problem.text, .invalidDuration)
+                return nil
+            }
+        }
         let kind = try scanner.peekKind()
         guard kind == .number else {
             try scanner.skipValue()

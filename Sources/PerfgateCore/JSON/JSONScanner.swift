@@ -351,6 +351,27 @@ public struct JSONScanner {
         return .finite(start..<position)
     }
 
+    /// Reads a number token through `read` when `read` takes it whole: `read` gets the text from
+    /// the token's first byte on and returns a value and how many bytes it read, or nil. The
+    /// token must end there (at a delimiter or the end of the text). Otherwise nothing is read
+    /// and the result is nil, so the caller can fall back to `readNumber`.
+    @inline(__always)
+    public mutating func readNumber<Value>(
+        using read: (UnsafeBufferPointer<UInt8>) -> (Value, Int)?
+    ) -> (value: Value, range: Range<Int>)? {
+        skipWhitespace()
+        guard position < bytes.count, let (value, length) = read(UnsafeBufferPointer(rebasing: bytes[position...])) else { return nil }
+        let end = position + length
+        if end < bytes.count {
+            switch bytes[end] {
+            case UInt8(ascii: ","), UInt8(ascii: "}"), UInt8(ascii: "]"), 0x20, 0x09, 0x0A, 0x0D: break
+            default: return nil
+            }
+        }
+        defer { position = end }
+        return (value, position..<end)
+    }
+
     private mutating func skipDigits() -> Int {
         let start = position
         while position < bytes.count, bytes[position] &- UInt8(ascii: "0") < 10 { position += 1 }

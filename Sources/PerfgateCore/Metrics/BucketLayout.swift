@@ -46,11 +46,17 @@ public struct BucketLayout: Hashable, Sendable {
     /// The bucket a value falls in: the first whose bound is at least the value (bounds are inclusive).
     @inline(__always)
     public func bucketIndex(for nanoseconds: Int64) -> Int {
+        upperBounds.withUnsafeBufferPointer { Self.bucketIndex(of: nanoseconds, in: $0) }
+    }
+
+    /// The first of `bounds` (increasing) that is at least `value`; `bounds.count` for `+Inf`.
+    @inline(__always)
+    public static func bucketIndex(of value: Int64, in bounds: UnsafeBufferPointer<Int64>) -> Int {
         var low = 0
-        var high = upperBounds.count
+        var high = bounds.count
         while low < high {
             let middle = (low + high) / 2
-            if upperBounds[middle] >= nanoseconds { high = middle } else { low = middle + 1 }
+            if bounds[middle] >= value { high = middle } else { low = middle + 1 }
         }
         return low
     }

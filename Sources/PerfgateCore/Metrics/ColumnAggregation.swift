@@ -17,25 +17,15 @@ struct ColumnAggregation {
         let minute: Minute
     }
 
-    /// Slots (indices into `gathered`) of the series of one endpoint-minute; -1 until used.
-    private struct EndpointSlots {
-        var frontend = -1
-        /// Indexed by stage name number.
-        var stages: [Int]
-    }
-
-    /// Slots of the series of one provider-model-endpoint-minute; -1 until used.
-    private struct PairSlots {
-        var backend = -1
-        var streaming = -1
-    }
-
     private let layouts: BucketLayouts
     private let stageNameCount: Int
+    /// Slots (indices into `keys`) of each endpoint-minute's series, flat: the frontend series,
+    /// then one per stage name number. -1 until used.
     private var endpointIndex: [EndpointMinute: Int] = [:]
-    private var endpointSlots: [EndpointSlots] = []
+    private var endpointSlots: [Int] = []
+    /// Slots of each provider-model-endpoint-minute's series, flat: TTFB, then streaming.
     private var pairIndex: [PairMinute: Int] = [:]
-    private var pairSlots: [PairSlots] = []
+    private var pairSlots: [Int] = []
     /// Per slot: its series-minute, where its buckets start in `buckets`, and its sum.
     private var keys: [RollupKey] = []
     private var bucketStarts: [Int] = []
@@ -65,6 +55,15 @@ struct ColumnAggregation {
         let roles = columns.stageNames.strings.map(EventDerivation.StageRole.init(name:))
         var lastEndpoint: (key: EndpointMinute, index: Int)?
         var lastPair: (key: PairMinute, index: Int)?
+        // Every family's bounds in one array, searched in place: a layout fetched per
+        // observation would retain and release its bounds array each time.
+        let bounds = HistogramMetric.allCases.flatMap { layouts[$0].upperBounds }
+        var boundRanges: [Range<Int>] = []
+        for metric in HistogramMetric.allCases {
+            let start = boundRanges.last?.upperBound ?? 0
+            boundRanges.append(start..<(start + layouts[metric].upperBounds.count))
+        }
+        bounds.withUnsafeBufferPointer { bounds in
         columns.stages.withUnsafeBufferPointer { stages in
             for event in columns.events {
                 let minute = event.timestamp.minute
@@ -80,53 +79,44 @@ struct ColumnAggregation {
                     stageCount: event.stages.count,
                     stage: { (roles[Int(stages[first + $0].name)], stages[first + $0].nanoseconds) }
                 ) { metric, stage, nanoseconds in
-                    var slot: Int
-                    switch metric {
-                    case .requestStageDuration:
-                        let name = Int(stages[first + stage!].name)
-                        slot = endpointSlots[endpoint].stages[name]
-                        if slot < 0 {
-                            slot = newSlot(metric, event, name: name, minute)
-                            endpointSlots[endpoint].stages[name] = slot
+                    let name = stage.map { Int(stages[first + $0].name) }
+                    let entry =
+                        switch metric {
+                        case .requestStageDuration: endpoint + 1 + name!
+                        case .frontendProcessing: endpoint
+                        case .backendTTFB: pair
+                        case .streamingDuration: pair + 1
                         }
-                    case .frontendProcessing:
-                        slot = endpointSlots[endpoint].frontend
-                        if slot < 0 {
-                            slot = newSlot(metric, event, minute)
-                            endpointSlots[endpoint].frontend = slot
-                        }
-                    case .backendTTFB:
-                        slot = pairSlots[pair].backend
-                        if slot < 0 {
-                            slot = newSlot(metric, event, minute)
-                            pairSlots[pair].backend = slot
-                        }
-                    case .streamingDuration:
-                        slot = pairSlots[pair].streaming
-                        if slot < 0 {
-                            slot = newSlot(metric, event, minute)
-                            pairSlots[pair].streaming = slot
-                        }
+                    var slot = metric == .backendTTFB || metric == .streamingDuration ? pairSlots[entry] : endpointSlots[entry]
+                    if slot < 0 {
+                        slot = newSlot(metric, event, name: name, minute)
+                        if metric == .backendTTFB || metric == .streamingDuration { pairSlots[entry] = slot } else { endpointSlots[entry] = slot }
                     }
-                    buckets[bucketStarts[slot] + layouts[metric].bucketIndex(for: nanoseconds)] &+= 1
+                    let range = boundRanges[metric.rawValue]
+                    buckets[bucketStarts[slot] + BucketLayout.bucketIndex(of: nanoseconds, in: UnsafeBufferPointer(rebasing: bounds[range]))] &+= 1
                     sums[slot] += Int128(nanoseconds)
                 }
             }
         }
+        }
     }
 
+    /// Where an endpoint-minute's slots start in `endpointSlots`.
     private mutating func endpointIndex(_ key: EndpointMinute) -> Int {
         if let index = endpointIndex[key] { return index }
-        endpointIndex[key] = endpointSlots.count
-        endpointSlots.append(EndpointSlots(stages: Array(repeating: -1, count: stageNameCount)))
-        return endpointSlots.count - 1
+        let index = endpointSlots.count
+        endpointIndex[key] = index
+        endpointSlots.append(contentsOf: repeatElement(-1, count: 1 + stageNameCount))
+        return index
     }
 
+    /// Where a pair-minute's slots start in `pairSlots`.
     private mutating func pairIndex(_ key: PairMinute) -> Int {
         if let index = pairIndex[key] { return index }
-        pairIndex[key] = pairSlots.count
-        pairSlots.append(PairSlots())
-        return pairSlots.count - 1
+        let index = pairSlots.count
+        pairIndex[key] = index
+        pairSlots.append(contentsOf: [-1, -1])
+        return index
     }
 
     /// Starts the counts of a series-minute seen for the first time, naming it with strings.

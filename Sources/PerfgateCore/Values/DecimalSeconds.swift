@@ -129,6 +129,15 @@ public enum DecimalSeconds {
     /// digits on each side of the point and no exponent. Nil for anything else.
     @inline(__always)
     private static func readPlain(_ bytes: UnsafeBufferPointer<UInt8>) -> Reading? {
+        guard let (nanoseconds, length) = readPlainPrefix(bytes), length == bytes.count else { return nil }
+        return .nanoseconds(nanoseconds)
+    }
+
+    /// Reads the plain shape `[-]d[.d]` (at most nine digits on each side, no leading zeros) at
+    /// the start of `bytes`: its nanoseconds and how many bytes it took, or nil when the text
+    /// does not start with that shape. What follows is the caller's to check.
+    @inline(__always)
+    public static func readPlainPrefix(_ bytes: UnsafeBufferPointer<UInt8>) -> (nanoseconds: Int64, length: Int)? {
         let count = bytes.count
         var position = 0
         let negative = count > 0 && bytes[0] == UInt8(ascii: "-")
@@ -154,9 +163,8 @@ public enum DecimalSeconds {
             }
             guard fractionDigits > 0 else { return nil }
         }
-        guard position == count else { return nil }
         let value = Int64(integer * 1_000_000_000 + fraction * powerOfTen(9 - fractionDigits))
-        return .nanoseconds(negative ? -value : value)
+        return (negative ? -value : value, position)
     }
 
     /// Writes nanoseconds as decimal seconds with no trailing zeros: `1.697`, `0.0004`, `10`.
