@@ -34,17 +34,18 @@ struct CodableEvent: Decodable {
     var timestamp: String?
 }
 
-/// Runs `body` `rounds` times after one warm-up and returns the best seconds per round.
-func best(rounds: Int, _ body: () throws -> Void) rethrows -> Double {
+/// Runs `body` `rounds` times after one warm-up and returns the median seconds per round
+/// (the median, not the best: the machines are shared and the best round flatters).
+func median(rounds: Int, _ body: () throws -> Void) rethrows -> Double {
     try body()
-    var fastest = Double.infinity
+    var times: [Double] = []
     for _ in 0..<rounds {
         let start = ContinuousClock.now
         try body()
         let elapsed = start.duration(to: .now).components
-        fastest = min(fastest, Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18)
+        times.append(Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18)
     }
-    return fastest
+    return times.sorted()[times.count / 2]
 }
 
 let eventsPerBody = 1000
@@ -54,13 +55,13 @@ let data = Data(bytes)
 let rules = EventRules(limits: IngestLimits(), now: SystemWallClock().now())
 
 var sink = 0
-let foundation = try best(rounds: rounds) {
+let foundation = try median(rounds: rounds) {
     sink &+= try JSONDecoder().decode([CodableEvent].self, from: data).count
 }
-let decodeOnly = try best(rounds: rounds) {
+let decodeOnly = try median(rounds: rounds) {
     sink &+= try BatchDecoder(rules: rules).decode(bytes, format: .json).acceptedCount
 }
-let decodeAndAggregate = try best(rounds: rounds) {
+let decodeAndAggregate = try median(rounds: rounds) {
     let batch = try BatchDecoder(rules: rules).decode(bytes, format: .json)
     var delta = RollupDelta()
     delta.add(batch.columns, layouts: .seed)
@@ -75,7 +76,7 @@ func line(_ name: String, _ seconds: Double) -> String {
     )
     return "  " + padded + figures
 }
-print("core-benchmark parse: \(eventsPerBody)-event JSON array, \(bytes.count) bytes, best of \(rounds), one core")
+print("core-benchmark parse: \(eventsPerBody)-event JSON array, \(bytes.count) bytes, median of \(rounds), one core")
 print(line("Foundation JSONDecoder (baseline)", foundation))
 print(line("BatchDecoder", decodeOnly))
 print(line("BatchDecoder + aggregation into rollups", decodeAndAggregate))
@@ -94,10 +95,10 @@ let samples = (0..<seriesCount).map { i -> HistogramSample in
 }.sorted { $0.key < $1.key }  // as the live state keeps them
 let snapshot = SeedMetricsSnapshot(histograms: [.backendTTFB: samples], shares: [], shareWindowMinutes: 5, layouts: .seed)
 var pageBytes = 0
-let render = best(rounds: smoke ? 2 : 20) {
+let render = median(rounds: smoke ? 2 : 20) {
     let page = ExpositionPage.render(snapshot.families(), capacity: snapshot.estimatedBytes)
     pageBytes = page.count
 }
-print("core-benchmark exposition: \(seriesCount) histogram series, best of \(smoke ? 2 : 20), one core")
+print("core-benchmark exposition: \(seriesCount) histogram series, median of \(smoke ? 2 : 20), one core")
 print(String(format: "  render /metrics page: %.2f ms, %d bytes, %.0f series/ms", render * 1e3, pageBytes, Double(seriesCount) / (render * 1e3)))
 precondition(sink > 0)
