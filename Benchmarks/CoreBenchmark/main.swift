@@ -68,6 +68,19 @@ let decodeAndAggregate = try median(rounds: rounds) {
     sink &+= delta.counts.count
 }
 
+// A one-event body, as most applications send: the fixed cost of a request in the core.
+let single = body(events: 1)
+let singleBytes = Array(single.dropFirst().dropLast())
+let singleRounds = smoke ? 100 : 20_000
+let oneEvent = try median(rounds: 5) {
+    for _ in 0..<singleRounds {
+        let batch = try BatchDecoder(rules: rules).decode(singleBytes, format: .json)
+        var delta = RollupDelta()
+        delta.add(batch.columns, layouts: .seed)
+        sink &+= delta.counts.count
+    }
+} / Double(singleRounds)
+
 func line(_ name: String, _ seconds: Double) -> String {
     let padded = name.padding(toLength: 42, withPad: " ", startingAt: 0)
     let figures = String(
@@ -80,6 +93,7 @@ print("core-benchmark parse: \(eventsPerBody)-event JSON array, \(bytes.count) b
 print(line("Foundation JSONDecoder (baseline)", foundation))
 print(line("BatchDecoder", decodeOnly))
 print(line("BatchDecoder + aggregation into rollups", decodeAndAggregate))
+print(String(format: "  one-event body, BatchDecoder + aggregation: %.1f µs per request", oneEvent * 1e6))
 
 // Exposition: 10,000 series of backend_ttfb_seconds with realistic counts.
 let seriesCount = smoke ? 1000 : 10_000
