@@ -86,39 +86,44 @@ public final class SQLiteRollupStore: RollupStore {
     public func restore(recentSince: Minute) throws -> RestoredState {
         try withReader { connection in
             var series: [SeriesRecord] = []
-            var totals: [SeriesID: HistogramCounts] = [:]
-            var bucketCounts: [SeriesID: Int] = [:]
+            var bases: [(slot: Int, counts: HistogramCounts)] = []
             let seriesRows = try connection.prepare(
                 "SELECT id, metric, label_values, base_buckets, base_sum_s, base_sum_ns FROM series ORDER BY id"
             )
             while try seriesRows.step() {
                 let id = seriesRows.int64(0)
                 let key = try Self.seriesKey(metric: seriesRows.text(1), labelValues: seriesRows.text(2), id: id)
-                let bucketCount = layouts[key.metric].bucketCount
-                var base = HistogramCounts(bucketCount: bucketCount)
                 if !seriesRows.isNull(3) {
-                    base = try Self.counts(in: seriesRows, from: 3, expected: bucketCount, what: "base of series \(id)")
+                    let base = try Self.counts(in: seriesRows, from: 3, expected: layouts[key.metric].bucketCount, what: "base of series \(id)")
+                    bases.append((series.count, base))
                 }
                 series.append(SeriesRecord(id: id, key: key))
-                totals[id] = base
-                bucketCounts[id] = bucketCount
             }
+            // A million rows are summed in place, one lookup each (RollupSums).
+            var sums = RollupSums(series: series.map { ($0.id, layouts[$0.key.metric].bucketCount) })
+            for (slot, base) in bases { sums.add(base, to: slot) }
 
             var recent: [MinuteRollup] = []
             let rollupRows = try connection.prepare("SELECT minute, series_id, buckets, sum_s, sum_ns FROM rollup")
             while try rollupRows.step() {
                 let minute = Minute(index: rollupRows.int64(0))
                 let id = rollupRows.int64(1)
-                guard let bucketCount = bucketCounts[id] else {
+                guard let slot = sums.slot(of: id) else {
                     throw StoreError.damagedRow("rollup of minute \(minute.index) names unknown series \(id)")
                 }
-                let counts = try Self.counts(in: rollupRows, from: 2, expected: bucketCount, what: "rollup of series \(id)")
-                totals[id]!.add(counts)
+                let sum = StoredSum(seconds: rollupRows.int64(3), nanoseconds: rollupRows.int64(4)).total
+                let added = rollupRows.withBlob(2) { sums.add($0, sum: sum, to: slot) }
+                guard added else {
+                    throw StoreError.damagedRow(
+                        "rollup of series \(id) has \(rollupRows.withBlob(2) { $0.count }) bytes of bucket counts, expected \(sums.bucketCount(ofSlot: slot) * 8)"
+                    )
+                }
                 if minute >= recentSince {
+                    let counts = try Self.counts(in: rollupRows, from: 2, expected: sums.bucketCount(ofSlot: slot), what: "rollup of series \(id)")
                     recent.append(MinuteRollup(seriesID: id, minute: minute, counts: counts))
                 }
             }
-            return RestoredState(series: series, totals: totals, recent: recent)
+            return RestoredState(series: series, totals: sums.totals(includingEmpty: true), recent: recent)
         }
     }
 
@@ -181,7 +186,7 @@ public final class SQLiteRollupStore: RollupStore {
             rows.bind(2, minutes.upperBound.index)
             // Two hours of a thousand series are 120,000 rows: each is added in place into one
             // flat array, with no array made per row.
-            var window = WindowSums(bucketCount: layouts[metric].bucketCount, series: series)
+            var window = RollupSums(series: series.map { ($0, layouts[metric].bucketCount) })
             while try rows.step() {
                 let id = rows.int64(0)
                 guard let slot = window.slot(of: id) else { continue }
@@ -189,12 +194,12 @@ public final class SQLiteRollupStore: RollupStore {
                 try rows.withBlob(1) { raw in
                     guard window.add(raw, sum: sum, to: slot) else {
                         throw StoreError.damagedRow(
-                            "the rollup of series \(id) has \(raw.count) bytes of bucket counts, expected \(window.bucketCount * 8) for \(metric.name)"
+                            "the rollup of series \(id) has \(raw.count) bytes of bucket counts, expected \(window.bucketCount(ofSlot: slot) * 8) for \(metric.name)"
                         )
                     }
                 }
             }
-            return window.totals()
+            return window.totals(includingEmpty: false)
         }
     }
 

@@ -20,6 +20,8 @@ public struct EventRules: Sendable {
         if length > limits.maxLabelValueBytes {
             return "must be at most \(limits.maxLabelValueBytes) bytes long (got \(length))"
         }
+        // Printable ASCII, nearly every value, has no control character to look for.
+        if Self.allBytes(of: value, satisfy: { $0 >= 0x20 && $0 < 0x7F }) { return nil }
         for (offset, scalar) in value.unicodeScalars.enumerated() where Self.isControl(scalar) {
             return "must not contain control characters (found U+\(Self.hex(scalar.value)) at character \(offset + 1))"
         }
@@ -30,7 +32,7 @@ public struct EventRules: Sendable {
     public func checkStageName(_ name: String) -> String? {
         let bytes = name.utf8
         guard let first = bytes.first, first &- UInt8(ascii: "a") < 26,
-            bytes.allSatisfy({ $0 &- UInt8(ascii: "a") < 26 || $0 &- UInt8(ascii: "0") < 10 || $0 == UInt8(ascii: "_") })
+            Self.allBytes(of: name, satisfy: { $0 &- UInt8(ascii: "a") < 26 || $0 &- UInt8(ascii: "0") < 10 || $0 == UInt8(ascii: "_") })
         else {
             return "stage name \(Self.quoted(name)) must match [a-z][a-z0-9_]* (lower-case letters, digits and underscores, starting with a letter)"
         }
@@ -80,6 +82,15 @@ public struct EventRules: Sendable {
     private func describeGap(_ nanoseconds: Int128) -> String {
         let week: Int128 = 7 * 86_400 * 1_000_000_000
         return nanoseconds > week ? "more than a week" : DurationText.format(seconds: Int64(nanoseconds / 1_000_000_000))
+    }
+
+    /// True when every UTF-8 byte of `text` satisfies `predicate`, read from contiguous storage.
+    static func allBytes(of text: String, satisfy predicate: (UInt8) -> Bool) -> Bool {
+        var text = text
+        return text.withUTF8 { bytes in
+            for byte in bytes where !predicate(byte) { return false }
+            return true
+        }
     }
 
     static func isControl(_ scalar: Unicode.Scalar) -> Bool {

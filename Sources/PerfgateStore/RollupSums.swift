@@ -1,0 +1,75 @@
+import PerfgateCore
+
+/// Sums of stored bucket blobs per series, added in place into one flat array: reading a
+/// hundred thousand rows (a trend window) or a million (start-up) makes no array per row and
+/// looks each row's series up once.
+struct RollupSums {
+    private let slots: [SeriesID: Int]
+    private let ids: [SeriesID]
+    private let starts: [Int]
+    private let widths: [Int]
+    private var buckets: [UInt64]
+    private var sums: [Int128]
+    private var seen: [Bool]
+
+    /// Room for each series with its bucket count (`+Inf` included); rows of others are skipped.
+    init(series: [(id: SeriesID, bucketCount: Int)]) {
+        ids = series.map(\.id)
+        widths = series.map(\.bucketCount)
+        var starts: [Int] = []
+        var total = 0
+        for width in widths {
+            starts.append(total)
+            total += width
+        }
+        self.starts = starts
+        slots = Dictionary(uniqueKeysWithValues: ids.enumerated().map { ($1, $0) })
+        buckets = Array(repeating: 0, count: total)
+        sums = Array(repeating: 0, count: ids.count)
+        seen = Array(repeating: false, count: ids.count)
+    }
+
+    /// Where series `id` is summed, or nil when it is not one of the series asked for.
+    func slot(of id: SeriesID) -> Int? {
+        slots[id]
+    }
+
+    /// The bucket count of the series in `slot`.
+    func bucketCount(ofSlot slot: Int) -> Int {
+        widths[slot]
+    }
+
+    /// Adds one stored blob and sum into `slot`; false when the blob is not of the slot's bucket count.
+    mutating func add(_ blob: UnsafeRawBufferPointer, sum: Int128, to slot: Int) -> Bool {
+        let width = widths[slot]
+        guard blob.count == width * 8 else { return false }
+        let start = starts[slot]
+        buckets.withUnsafeMutableBufferPointer { out in
+            for index in 0..<width {
+                out[start + index] &+= UInt64(littleEndian: blob.loadUnaligned(fromByteOffset: index * 8, as: UInt64.self))
+            }
+        }
+        sums[slot] += sum
+        seen[slot] = true
+        return true
+    }
+
+    /// Adds counts already read (a series' base) into `slot`, which must be of their layout.
+    mutating func add(_ counts: HistogramCounts, to slot: Int) {
+        precondition(counts.buckets.count == widths[slot], "counts of another layout")
+        for (index, count) in counts.buckets.enumerated() { buckets[starts[slot] + index] &+= count }
+        sums[slot] += counts.sumNanoseconds
+        seen[slot] = true
+    }
+
+    /// The sums per series: of every series, or only of those that had something added.
+    func totals(includingEmpty: Bool) -> [SeriesID: HistogramCounts] {
+        var totals: [SeriesID: HistogramCounts] = [:]
+        totals.reserveCapacity(ids.count)
+        for (slot, id) in ids.enumerated() where includingEmpty || seen[slot] {
+            let start = starts[slot]
+            totals[id] = HistogramCounts(buckets: Array(buckets[start..<(start + widths[slot])]), sumNanoseconds: sums[slot])
+        }
+        return totals
+    }
+}
