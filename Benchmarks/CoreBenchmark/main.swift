@@ -4,11 +4,13 @@
 //          BatchDecoder plus aggregation into minute rollups (what a request costs before the commit);
 //   exposition: rendering the /metrics page of 10,000 histogram series from a snapshot.
 //
-// Usage: core-benchmark [--smoke]
+// Usage: core-benchmark [--smoke] [--only parse|one-event|exposition]
 import Foundation
 import PerfgateCore
 
 let smoke = CommandLine.arguments.contains("--smoke")
+let only = CommandLine.arguments.firstIndex(of: "--only").map { CommandLine.arguments[$0 + 1] }
+func runs(_ section: String) -> Bool { only == nil || only == section }
 
 /// The same events as bench/wrk/events.lua: 4 providers x 5 models x 2 endpoints, five stages.
 func body(events: Int) -> [UInt8] {
@@ -51,68 +53,74 @@ func median(rounds: Int, _ body: () throws -> Void) rethrows -> Double {
 let eventsPerBody = 1000
 let rounds = smoke ? 2 : 40
 let bytes = body(events: eventsPerBody)
-let data = Data(bytes)
 let rules = EventRules(limits: IngestLimits(), now: SystemWallClock().now())
-
 var sink = 0
-let foundation = try median(rounds: rounds) {
-    sink &+= try JSONDecoder().decode([CodableEvent].self, from: data).count
-}
-let decodeOnly = try median(rounds: rounds) {
-    sink &+= try BatchDecoder(rules: rules).decode(bytes, format: .json).acceptedCount
-}
-let decodeAndAggregate = try median(rounds: rounds) {
-    let batch = try BatchDecoder(rules: rules).decode(bytes, format: .json)
-    var delta = RollupDelta()
-    delta.add(batch.columns, layouts: .seed)
-    sink &+= delta.counts.count
+
+func line(_ name: String, _ seconds: Double, baseline: Double) -> String {
+    let padded = name.padding(toLength: 42, withPad: " ", startingAt: 0)
+    let figures = String(
+        format: "%10.0f events/s  %6.0f ns/event  %5.2fx JSONDecoder",
+        Double(eventsPerBody) / seconds, seconds / Double(eventsPerBody) * 1e9, baseline / seconds
+    )
+    return "  " + padded + figures
 }
 
-// A one-event body, as most applications send: the fixed cost of a request in the core.
-let single = body(events: 1)
-let singleBytes = Array(single.dropFirst().dropLast())
-let singleRounds = smoke ? 100 : 20_000
-let oneEvent = try median(rounds: 5) {
-    for _ in 0..<singleRounds {
-        let batch = try BatchDecoder(rules: rules).decode(singleBytes, format: .json)
+if runs("parse") {
+    let data = Data(bytes)
+    let foundation = try median(rounds: rounds) {
+        sink &+= try JSONDecoder().decode([CodableEvent].self, from: data).count
+    }
+    let decodeOnly = try median(rounds: rounds) {
+        sink &+= try BatchDecoder(rules: rules).decode(bytes, format: .json).acceptedCount
+    }
+    let decodeAndAggregate = try median(rounds: rounds) {
+        let batch = try BatchDecoder(rules: rules).decode(bytes, format: .json)
         var delta = RollupDelta()
         delta.add(batch.columns, layouts: .seed)
         sink &+= delta.counts.count
     }
-} / Double(singleRounds)
-
-func line(_ name: String, _ seconds: Double) -> String {
-    let padded = name.padding(toLength: 42, withPad: " ", startingAt: 0)
-    let figures = String(
-        format: "%10.0f events/s  %6.0f ns/event  %5.2fx JSONDecoder",
-        Double(eventsPerBody) / seconds, seconds / Double(eventsPerBody) * 1e9, foundation / seconds
-    )
-    return "  " + padded + figures
+    print("core-benchmark parse: \(eventsPerBody)-event JSON array, \(bytes.count) bytes, median of \(rounds), one core")
+    print(line("Foundation JSONDecoder (baseline)", foundation, baseline: foundation))
+    print(line("BatchDecoder", decodeOnly, baseline: foundation))
+    print(line("BatchDecoder + aggregation into rollups", decodeAndAggregate, baseline: foundation))
 }
-print("core-benchmark parse: \(eventsPerBody)-event JSON array, \(bytes.count) bytes, median of \(rounds), one core")
-print(line("Foundation JSONDecoder (baseline)", foundation))
-print(line("BatchDecoder", decodeOnly))
-print(line("BatchDecoder + aggregation into rollups", decodeAndAggregate))
-print(String(format: "  one-event body, BatchDecoder + aggregation: %.1f µs per request", oneEvent * 1e6))
+
+// A one-event body, as most applications send: the fixed cost of a request in the core.
+if runs("one-event") {
+    let single = Array(body(events: 1).dropFirst().dropLast())
+    let singleRounds = smoke ? 100 : 20_000
+    let oneEvent = try median(rounds: 5) {
+        for _ in 0..<singleRounds {
+            let batch = try BatchDecoder(rules: rules).decode(single, format: .json)
+            var delta = RollupDelta()
+            delta.add(batch.columns, layouts: .seed)
+            sink &+= delta.counts.count
+        }
+    } / Double(singleRounds)
+    print(String(format: "  one-event body, BatchDecoder + aggregation: %.1f µs per request", oneEvent * 1e6))
+}
 
 // Exposition: 10,000 series of backend_ttfb_seconds with realistic counts.
-let seriesCount = smoke ? 1000 : 10_000
-let layout = BucketLayouts.seed[.backendTTFB]
-let samples = (0..<seriesCount).map { i -> HistogramSample in
-    let key = SeriesKey(.backendTTFB, ["provider-\(i % 25)", "model-\(i / 25)", "/v1/route-\(i % 10)"])
-    var counts = HistogramCounts(bucketCount: layout.bucketCount)
-    for n in 0..<50 {
-        let nanoseconds = Int64((i * 7919 + n * 104_729) % 12_000) * 1_000_000
-        counts.observe(nanoseconds: nanoseconds, bucket: layout.bucketIndex(for: nanoseconds))
+if runs("exposition") {
+    let seriesCount = smoke ? 1000 : 10_000
+    let layout = BucketLayouts.seed[.backendTTFB]
+    let samples = (0..<seriesCount).map { i -> HistogramSample in
+        let key = SeriesKey(.backendTTFB, ["provider-\(i % 25)", "model-\(i / 25)", "/v1/route-\(i % 10)"])
+        var counts = HistogramCounts(bucketCount: layout.bucketCount)
+        for n in 0..<50 {
+            let nanoseconds = Int64((i * 7919 + n * 104_729) % 12_000) * 1_000_000
+            counts.observe(nanoseconds: nanoseconds, bucket: layout.bucketIndex(for: nanoseconds))
+        }
+        return HistogramSample(key: key, labels: RenderedLabels(key), counts: counts)
+    }.sorted { $0.key < $1.key }  // as the live state keeps them
+    let snapshot = SeedMetricsSnapshot(histograms: [.backendTTFB: samples], shares: [], shareWindowMinutes: 5, layouts: .seed, inOrder: true)
+    var pageBytes = 0
+    let render = median(rounds: smoke ? 2 : 20) {
+        let page = ExpositionPage.render(snapshot.families(), capacity: snapshot.estimatedBytes)
+        pageBytes = page.count
+        sink &+= page.count
     }
-    return HistogramSample(key: key, labels: RenderedLabels(key), counts: counts)
-}.sorted { $0.key < $1.key }  // as the live state keeps them
-let snapshot = SeedMetricsSnapshot(histograms: [.backendTTFB: samples], shares: [], shareWindowMinutes: 5, layouts: .seed)
-var pageBytes = 0
-let render = median(rounds: smoke ? 2 : 20) {
-    let page = ExpositionPage.render(snapshot.families(), capacity: snapshot.estimatedBytes)
-    pageBytes = page.count
+    print("core-benchmark exposition: \(seriesCount) histogram series, median of \(smoke ? 2 : 20), one core")
+    print(String(format: "  render /metrics page: %.2f ms, %d bytes, %.0f series/ms", render * 1e3, pageBytes, Double(seriesCount) / (render * 1e3)))
 }
-print("core-benchmark exposition: \(seriesCount) histogram series, median of \(smoke ? 2 : 20), one core")
-print(String(format: "  render /metrics page: %.2f ms, %d bytes, %.0f series/ms", render * 1e3, pageBytes, Double(seriesCount) / (render * 1e3)))
 precondition(sink > 0)
