@@ -43,6 +43,15 @@ func buildComponents(
     let live = LiveMetrics(layouts: configuration.layouts, shareWindowMinutes: configuration.stageShareWindowMinutes)
     live.restore(restored)
     logger.info("store opened", metadata: ["store.series": "\(restored.series.count)", "store.bytes": "\(store.sizeInBytes())"])
+    let tokens = configuration.accessTokens
+    if tokens.isOpen {
+        logger.warning("no access tokens are configured: every endpoint is open to anyone who can reach this address (see --tokens-file)")
+    } else {
+        logger.info(
+            "access tokens loaded; /healthz and /readyz stay open",
+            metadata: AccessRole.allCases.reduce(into: [:]) { $0["tokens.\($1.rawValue)"] = "\(tokens.count(of: $1))" }
+        )
+    }
 
     let selfMetrics = SelfMetrics(version: perfgateVersion, startTime: now)
     let committer = Committer(
@@ -73,6 +82,7 @@ func buildApplication(_ components: Components, logger: Logger) -> some Applicat
 func buildRouter(_ components: Components) -> Router<BasicRequestContext> {
     let router = Router()
     router.middlewares.add(NotFoundMiddleware())
+    router.middlewares.add(AccessMiddleware(tokens: components.configuration.accessTokens, selfMetrics: components.selfMetrics))
     router.addRoutes(
         EventsController(
             queue: components.queue, selfMetrics: components.selfMetrics,

@@ -11,6 +11,13 @@ public enum ServeSettings {
         public var configuration = ServerConfiguration()
         /// How much to log.
         public var logLevel: Logger.Level = .info
+        /// Tokens from `--tokens-file`, and per-role lists that replace the file's for their role.
+        var tokensFile = AccessTokens()
+        var roleTokens: [AccessRole: [String]] = [:]
+    }
+
+    private static func tokenList(_ text: String) -> [String] {
+        text.split(separator: ",").map { $0.trimmingCharacters(in: " \t") }.filter { !$0.isEmpty }
     }
 
     /// One setting: `--name` on the command line, `PERFGATE_NAME` in the environment, `name` in the file.
@@ -75,6 +82,18 @@ public enum ServeSettings {
         },
         Setting(name: "max-queued-events", summary: "Most events waiting for a commit before ingest answers 503", defaultText: "1000000") { resolved, text throws(ConfigurationError) in
             resolved.configuration.maxQueuedEvents = try integer(text, in: 1...100_000_000)
+        },
+        Setting(name: "tokens-file", summary: "File of bearer tokens, one '<role> <token>' per line, roles ingest, read and admin", defaultText: "none: every endpoint is open") { resolved, text throws(ConfigurationError) in
+            resolved.tokensFile = try AccessTokens.parseFile(try TextFile.read(text), path: text)
+        },
+        Setting(name: "ingest-tokens", summary: "Comma-separated bearer tokens that may post events (prefer the environment or --tokens-file: flags show in ps)", defaultText: "none") { resolved, text throws(ConfigurationError) in
+            resolved.roleTokens[.ingest] = tokenList(text)
+        },
+        Setting(name: "read-tokens", summary: "Comma-separated bearer tokens that may read /metrics and /v1/trends", defaultText: "none") { resolved, text throws(ConfigurationError) in
+            resolved.roleTokens[.read] = tokenList(text)
+        },
+        Setting(name: "admin-tokens", summary: "Comma-separated bearer tokens that may do everything", defaultText: "none") { resolved, text throws(ConfigurationError) in
+            resolved.roleTokens[.admin] = tokenList(text)
         },
         Setting(name: "log-level", summary: "trace, debug, info, notice, warning, error or critical", defaultText: "info") { resolved, text throws(ConfigurationError) in
             guard let level = Logger.Level(rawValue: text.lowercased()) else {
@@ -169,6 +188,15 @@ public enum ServeSettings {
             }
         }
         resolved.configuration.layouts = BucketLayouts(overrides: bucketOverrides)
+        var tokens = resolved.tokensFile
+        for (role, list) in resolved.roleTokens {
+            do {
+                try tokens.replace(role, with: list)
+            } catch {
+                throw ConfigurationError("\(role.rawValue)-tokens: \(error.description)")
+            }
+        }
+        resolved.configuration.accessTokens = tokens
         try resolved.configuration.validate()
         return resolved
     }

@@ -29,6 +29,8 @@ public struct ServerConfiguration: Sendable {
     public var durability: Durability = .full
     /// Seconds between prunes of expired minute windows.
     public var pruneIntervalSeconds: Int64 = 60
+    /// Bearer tokens per role; none means every endpoint is open.
+    public var accessTokens = AccessTokens()
 
     /// The defaults.
     public init() {}

@@ -9,6 +9,10 @@ enum RequestRejection: String, CaseIterable, Sendable {
     case unsupportedMediaType = "unsupported_media_type"
     case overloaded
     case storeError = "store_error"
+    /// No bearer token, or one perfgate does not know.
+    case unauthorized
+    /// A known token without the role the route needs.
+    case forbidden
 }
 
 /// perfgate's own `perfgate_*` metrics: what it accepted, refused, wrote and holds.

@@ -1,0 +1,58 @@
+import HTTPTypes
+import Hummingbird
+
+/// Checks the bearer token of every request against the role its route needs.
+///
+/// `/healthz` and `/readyz` stay open (probes carry no secrets); routes perfgate does not serve
+/// fall through to the JSON 404. With no tokens configured everything is open, and the start-up
+/// log says so.
+struct AccessMiddleware<Context: RequestContext>: RouterMiddleware {
+    let tokens: AccessTokens
+    let selfMetrics: SelfMetrics
+
+    /// The role a request needs, or nil when it needs none.
+    static func requiredRole(method: HTTPRequest.Method, path: String) -> AccessRole? {
+        switch (method, path) {
+        case (.post, "/v1/events"): .ingest
+        case (.get, "/metrics"), (.get, "/v1/trends"), (.get, "/"): .read
+        case (.delete, "/v1/series"): .admin
+        default: nil
+        }
+    }
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard !tokens.isOpen, let needed = Self.requiredRole(method: request.method, path: request.uri.path) else {
+            return try await next(request, context)
+        }
+        guard let token = Self.bearerToken(request.headers[.authorization]) else {
+            selfMetrics.recordRejectedRequest(.unauthorized)
+            throw APIError(
+                .unauthorized, "\(request.method) \(request.uri.path) needs a bearer token with the \(needed.rawValue) role: send Authorization: Bearer <token>",
+                headers: [.wwwAuthenticate: "Bearer realm=\"perfgate\""]
+            )
+        }
+        let roles = tokens.roles(of: token)
+        if roles.isEmpty {
+            selfMetrics.recordRejectedRequest(.unauthorized)
+            throw APIError(
+                .unauthorized, "the bearer token is not one perfgate knows",
+                headers: [.wwwAuthenticate: "Bearer realm=\"perfgate\", error=\"invalid_token\""]
+            )
+        }
+        guard roles.contains(needed) || roles.contains(.admin) else {
+            selfMetrics.recordRejectedRequest(.forbidden)
+            let held = roles.map(\.rawValue).sorted().joined(separator: ", ")
+            throw APIError(.forbidden, "\(request.method) \(request.uri.path) needs the \(needed.rawValue) role; this token has \(held)")
+        }
+        return try await next(request, context)
+    }
+
+    /// The token of an `Authorization: Bearer <token>` header (the scheme in any case).
+    static func bearerToken(_ header: String?) -> Substring? {
+        guard let header else { return nil }
+        let parts = header.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
+        let token = parts[1].drop { $0 == " " }
+        return token.isEmpty ? nil : token
+    }
+}
