@@ -9,6 +9,14 @@ import Hummingbird
 struct AccessMiddleware<Context: RequestContext>: RouterMiddleware {
     let tokens: AccessTokens
     let selfMetrics: SelfMetrics
+    /// Decided once: the open case is every request's path.
+    private let open: Bool
+
+    init(tokens: AccessTokens, selfMetrics: SelfMetrics) {
+        self.tokens = tokens
+        self.selfMetrics = selfMetrics
+        open = tokens.isOpen
+    }
 
     /// The role a request needs, or nil when it needs none.
     static func requiredRole(method: HTTPRequest.Method, path: String) -> AccessRole? {
@@ -21,7 +29,7 @@ struct AccessMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard !tokens.isOpen, let needed = Self.requiredRole(method: request.method, path: request.uri.path) else {
+        guard !open, let needed = Self.requiredRole(method: request.method, path: request.uri.path) else {
             return try await next(request, context)
         }
         guard let token = Self.bearerToken(request.headers[.authorization]) else {
