@@ -11,7 +11,9 @@ struct NotFoundMiddleware<Context: RequestContext>: RouterMiddleware {
         do {
             return try await next(request, context)
         } catch let error as HTTPError where error.status == .notFound && error.body == nil {
-            throw APIError(.notFound, "no route for \(request.method) \(request.uri.path); perfgate serves \(Self.routes)")
+            // A hostile path may be long: echo enough to recognise it, not all of it.
+            let path = request.uri.path.count > 200 ? request.uri.path.prefix(200) + "…" : request.uri.path
+            throw APIError(.notFound, "no route for \(request.method) \(path); perfgate serves \(Self.routes)")
         }
     }
 }
