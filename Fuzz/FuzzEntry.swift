@@ -1,0 +1,13 @@
+// The one libFuzzer entry point of the fuzz binary: PERFGATE_FUZZ_TARGET picks the harness
+// (events or query), so scripts/fuzz compiles PerfgateCore's sources once for both.
+import Glibc
+
+private let target: String = getenv("PERFGATE_FUZZ_TARGET").map { String(cString: $0) } ?? "events"
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    switch target {
+    case "query": fuzzQueryString(data, size)
+    default: fuzzEventParser(data, size)
+    }
+}
