@@ -193,3 +193,43 @@ import Testing
         #expect(restarted == models.sorted())
     }
 }
+
+@Suite struct BackpressureTests {
+    /// A stalled store fills the write queue: past its bound a batch is refused whole with 503
+    /// and Retry-After, /readyz says why while it is nearly full, and once the store moves again
+    /// everything acknowledged is applied and nothing refused is.
+    @Test func aFullQueueRefusesWithRetryAfterAndReadinessFollowsIt() async throws {
+        let store = InMemoryRollupStore()
+        let harness = Harness {
+            $0.limits.maxEventsPerBatch = 10
+            $0.maxQueuedEvents = 10
+        }
+        defer { harness.removeFiles() }
+        try await harness.run(store: store) { components, client in
+            store.holdCommits(true)
+            let one = eventJSON(stages: ["backend_fetch": 1])
+            async let first = client.postEvents(one)
+            while components.queue.queuedEvents < 1 { try await Task.sleep(for: .milliseconds(5)) }
+            async let second = client.postEvents("[" + Array(repeating: one, count: 9).joined(separator: ",") + "]")
+            while components.queue.queuedEvents < 10 { try await Task.sleep(for: .milliseconds(5)) }
+
+            let refused = try await client.execute(
+                uri: "/v1/events", method: .post, headers: [.contentType: "application/json"], body: ByteBuffer(string: one)
+            ) { $0 }
+            #expect(refused.status == .serviceUnavailable)
+            #expect(refused.headers[.retryAfter] == "1")
+            #expect(String(buffer: refused.body).contains("10 events queued, limit 10"))
+            let readiness = try await client.getJSON("/readyz")
+            #expect(readiness.0 == .serviceUnavailable)
+            #expect(readiness.1["reason"]?.stringValue?.contains("the write queue holds 10 events") == true)
+
+            store.holdCommits(false)
+            #expect(try await first.0 == .ok)
+            #expect(try await second.0 == .ok)
+            #expect(try await client.getJSON("/readyz").0 == .ok)
+            let lines = try await client.metricLines()
+            #expect(sample(lines, #"backend_ttfb_seconds_count{provider="openrouter",model="gpt-4o",endpoint="/v1/chat/completions"}"#) == "10")
+            #expect(sample(lines, #"perfgate_requests_rejected_total{reason="overloaded"}"#) == "1")
+        }
+    }
+}

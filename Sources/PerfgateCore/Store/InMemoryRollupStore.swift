@@ -1,15 +1,20 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Synchronization
 
 /// A `RollupStore` held in memory, for tests of the layers above storage.
 ///
 /// It keeps the same contract as the SQLite store, including all-or-nothing commits; a commit
-/// can be made to fail on purpose to test what callers do when the disk refuses a write.
+/// can be made to fail on purpose to test what callers do when the disk refuses a write, or
+/// held to test what they do while the disk is slow.
 public final class InMemoryRollupStore: RollupStore {
     private struct State {
         var series: [SeriesRecord] = []
         var base: [SeriesID: HistogramCounts] = [:]
         var rollups: [Minute: [SeriesID: HistogramCounts]] = [:]
         var failCommits: (any Error)?
+        var holdCommits = false
     }
 
     private let state = Mutex(State())
@@ -20,6 +25,11 @@ public final class InMemoryRollupStore: RollupStore {
     /// Makes every following commit fail with `error` (nil to succeed again).
     public func failCommits(with error: (any Error)?) {
         state.withLock { $0.failCommits = error }
+    }
+
+    /// Makes every following commit wait until `holdCommits(false)`, as a stalled disk would.
+    public func holdCommits(_ hold: Bool) {
+        state.withLock { $0.holdCommits = hold }
     }
 
     public func restore(recentSince: Minute) throws -> RestoredState {
@@ -39,6 +49,8 @@ public final class InMemoryRollupStore: RollupStore {
     }
 
     public func commit(_ batch: CommitBatch) throws {
+        // Polled rather than signalled: a test-only stall, on the writer thread.
+        while state.withLock({ $0.holdCommits }) { usleep(1000) }
         try state.withLock { state in
             if let error = state.failCommits { throw error }
             state.series.append(contentsOf: batch.newSeries)
