@@ -74,7 +74,7 @@ func buildApplication(_ components: Components, logger: Logger) -> some Applicat
     return Application(
         router: buildRouter(components),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "perfgate/\(perfgateVersion)"),
-        services: [WriterService(queue: components.queue), components.pruner],
+        services: [WriterService(queue: components.queue, store: components.store, logger: logger), components.pruner],
         logger: logger
     )
 }

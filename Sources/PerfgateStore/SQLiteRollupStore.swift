@@ -29,10 +29,16 @@ public final class SQLiteRollupStore: RollupStore {
         if !folder.isEmpty {
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         }
+        // A file that already holds bytes must already be a perfgate store: a damaged or
+        // truncated one can read as an empty database, and must not silently become a new store.
+        let existing = ((try? FileManager.default.attributesOfItem(atPath: path)[.size]) as? NSNumber)?.intValue ?? 0 > 0
         let connection = try SQLiteConnection(path: path, create: true)
-        do {
+        do throws(SQLiteError) {
             // The first read of the schema tells a damaged or foreign file apart from a database.
-            _ = try connection.scalarInt("SELECT count(*) FROM sqlite_master")
+            let perfgateTables = try connection.scalarInt("SELECT count(*) FROM sqlite_master WHERE name = 'schema_migrations'") ?? 0
+            if existing && perfgateTables == 0 {
+                throw SQLiteError(code: SQLITE_NOTADB, message: "the file holds no perfgate tables", context: "opening \(path)")
+            }
         } catch {
             throw StoreError.unreadable(path: path, underlying: error)
         }
@@ -51,6 +57,12 @@ public final class SQLiteRollupStore: RollupStore {
             try reader.execute("PRAGMA mmap_size = 1073741824")
             return ReadSide(reader)
         }
+    }
+
+    public func checkpoint() throws {
+        // Moves every committed page from the write-ahead log into the database file and
+        // empties the log, so the file alone holds the store (a copy of it is complete).
+        try writer.withLock { side in try side.connection.execute("PRAGMA wal_checkpoint(TRUNCATE)") }
     }
 
     /// Runs `body` on a free reader connection, or waits for the first.

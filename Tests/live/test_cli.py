@@ -2,6 +2,7 @@
 
 import json
 import os
+import sqlite3
 import subprocess
 
 from conftest import BINARY, Perfgate, free_port
@@ -9,7 +10,7 @@ from exposition import value
 
 SETTINGS = ["host", "port", "db", "retention", "percentage-window", "durability", "max-body-size",
             "max-inflated-body-size", "max-events-per-batch", "max-label-length", "max-series-per-metric",
-            "max-queued-events", "log-level"]
+            "max-queued-events", "tokens-file", "ingest-tokens", "read-tokens", "admin-tokens", "log-level"]
 
 
 def test_help_documents_every_option_and_its_environment_variable():
@@ -75,6 +76,58 @@ def test_a_store_that_is_not_a_database_stops_start_up(tmp_path):
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "perfgate.sqlite").write_bytes(b"not a database" * 1000)
     assert "cannot be read as a perfgate database" in run_expecting_failure([], tmp_path)
+
+
+def test_a_store_from_a_newer_perfgate_is_refused_not_downgraded(tmp_path):
+    server = Perfgate(tmp_path).start()
+    assert server.post_events({"endpoint": "/a", "stages": {"backend_fetch": 1}}).status == 200
+    server.stop()
+    database = tmp_path / "data" / "perfgate.sqlite"
+    with sqlite3.connect(database) as connection:
+        connection.execute("INSERT INTO schema_migrations (version, name) VALUES (999, '0999_future.sql')")
+    output = run_expecting_failure([], tmp_path)
+    assert "newer" in output and "999" in output
+    # Nothing was changed by the refused start: the future migration is still recorded.
+    with sqlite3.connect(database) as connection:
+        assert connection.execute("SELECT max(version) FROM schema_migrations").fetchone()[0] == 999
+
+
+def test_a_truncated_store_stops_start_up(tmp_path):
+    server = Perfgate(tmp_path).start()
+    assert server.post_events({"endpoint": "/a", "stages": {"backend_fetch": 1}}).status == 200
+    server.stop()
+    database = tmp_path / "data" / "perfgate.sqlite"
+    database.write_bytes(database.read_bytes()[:1500])
+    for suffix in ("-wal", "-shm"):
+        (tmp_path / "data" / f"perfgate.sqlite{suffix}").unlink(missing_ok=True)
+    output = run_expecting_failure([], tmp_path)
+    assert "cannot be read as a perfgate database" in output
+    assert len(database.read_bytes()) == 1500, "a refused store is left as it was"
+
+
+def test_a_foreign_sqlite_file_is_refused_not_taken_over(tmp_path):
+    (tmp_path / "data").mkdir()
+    with sqlite3.connect(tmp_path / "data" / "perfgate.sqlite") as connection:
+        connection.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY)")
+    output = run_expecting_failure([], tmp_path)
+    assert "the file holds no perfgate tables" in output
+
+
+def test_after_sigterm_the_database_file_alone_holds_the_store(tmp_path):
+    first = tmp_path / "first"
+    first.mkdir()
+    server = Perfgate(first).start()
+    assert server.post_events([{"endpoint": "/a", "stages": {"backend_fetch": 1}}] * 3).status == 200
+    assert server.stop() == 0
+    # Copy the main file only, as a careless backup would: the checkpoint at shutdown made it complete.
+    second = tmp_path / "second"
+    (second / "data").mkdir(parents=True)
+    (second / "data" / "perfgate.sqlite").write_bytes((first / "data" / "perfgate.sqlite").read_bytes())
+    copy = Perfgate(second).start()
+    try:
+        assert value(copy.metrics_text(), "backend_ttfb_seconds_count", provider="unknown", model="unknown", endpoint="/a") == 3
+    finally:
+        copy.stop()
 
 
 def test_changed_buckets_are_refused_rather_than_mixed(tmp_path):

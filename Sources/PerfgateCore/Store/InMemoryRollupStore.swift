@@ -87,4 +87,6 @@ public final class InMemoryRollupStore: RollupStore {
     }
 
     public func sizeInBytes() -> Int64 { 0 }
+
+    public func checkpoint() throws {}
 }

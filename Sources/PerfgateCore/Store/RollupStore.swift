@@ -91,4 +91,6 @@ public protocol RollupStore: AnyObject, Sendable {
     func windowTotals(of metric: HistogramMetric, series: Set<SeriesID>, minutes: ClosedRange<Minute>) throws -> [SeriesID: HistogramCounts]
     /// The store's size on disk, in bytes.
     func sizeInBytes() -> Int64
+    /// Makes the store's main file complete on its own; called after the last write at shutdown.
+    func checkpoint() throws
 }
