@@ -1,5 +1,6 @@
 import Hummingbird
 import Logging
+import NIOCore
 import PerfgateCore
 import PerfgateStore
 
@@ -71,8 +72,10 @@ func buildComponents(
 
 func buildApplication(_ components: Components, logger: Logger) -> some ApplicationProtocol {
     let configuration = components.configuration
+    let requestTimeout = TimeAmount.seconds(configuration.requestTimeoutSeconds)
     return Application(
         router: buildRouter(components),
+        server: .http1(configuration: .init(additionalChannelHandlers: [RequestDeadlineHandler(timeout: requestTimeout)])),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "perfgate/\(perfgateVersion)"),
         services: [WriterService(queue: components.queue, store: components.store, logger: logger), components.pruner],
         logger: logger

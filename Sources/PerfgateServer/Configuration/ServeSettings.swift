@@ -83,6 +83,10 @@ public enum ServeSettings {
         Setting(name: "max-queued-events", summary: "Most events waiting for a commit before ingest answers 503", defaultText: "1000000") { resolved, text throws(ConfigurationError) in
             resolved.configuration.maxQueuedEvents = try integer(text, in: 1...100_000_000)
         },
+        Setting(name: "request-timeout", summary: "Time a connection has to deliver each request, head and body, and most a keep-alive connection may idle, e.g. 30s", defaultText: "30s") { resolved, text throws(ConfigurationError) in
+            guard let seconds = DurationText.seconds(text) else { throw ConfigurationError("must be a duration such as 30s or 2m (got \(text))") }
+            resolved.configuration.requestTimeoutSeconds = seconds
+        },
         Setting(name: "tokens-file", summary: "File of bearer tokens, one '<role> <token>' per line, roles ingest, read and admin", defaultText: "none: every endpoint is open") { resolved, text throws(ConfigurationError) in
             resolved.tokensFile = try AccessTokens.parseFile(try TextFile.read(text), path: text)
         },

@@ -29,6 +29,9 @@ public struct ServerConfiguration: Sendable {
     public var durability: Durability = .full
     /// Seconds between prunes of expired minute windows.
     public var pruneIntervalSeconds: Int64 = 60
+    /// Seconds a connection has to deliver its next request, head and body, after it opens or
+    /// after the previous response; past it the connection is closed (slow clients, idle keep-alive).
+    public var requestTimeoutSeconds: Int64 = 30
     /// Bearer tokens per role; none means every endpoint is open.
     public var accessTokens = AccessTokens()
 
@@ -58,6 +61,9 @@ public struct ServerConfiguration: Sendable {
         }
         guard maxSeriesPerMetric >= 1, maxQueuedEvents >= limits.maxEventsPerBatch else {
             throw ConfigurationError("the series limit must be at least 1 and the queue must hold at least one full batch (\(limits.maxEventsPerBatch) events)")
+        }
+        guard (1...3600).contains(requestTimeoutSeconds) else {
+            throw ConfigurationError("the request timeout must be 1s to 1h (got \(DurationText.format(seconds: requestTimeoutSeconds)))")
         }
         guard limits.maxLabelValueBytes >= 1, limits.maxEventsPerBatch >= 1 else {
             throw ConfigurationError("the label length and batch limits must be at least 1")

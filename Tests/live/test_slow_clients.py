@@ -1,0 +1,63 @@
+"""Slow clients cannot hold a connection: each request, head and body, must arrive within
+--request-timeout of the connection opening or of the previous response."""
+import socket
+import time
+
+
+def wait_closed(sock, limit):
+    """Seconds until the server closes `sock` (reads return nothing or it resets), or None."""
+    started = time.monotonic()
+    sock.settimeout(0.2)
+    while time.monotonic() - started < limit:
+        try:
+            if sock.recv(65536) == b"":
+                return time.monotonic() - started
+        except socket.timeout:
+            continue
+        except ConnectionResetError:
+            return time.monotonic() - started
+    return None
+
+
+def test_a_client_trickling_its_headers_is_cut_off(make_perfgate):
+    server = make_perfgate(["--request-timeout", "1s"]).start()
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        started = time.monotonic()
+        sock.sendall(b"POST /v1/events HTTP/1.1\r\nHost: perfgate\r\n")
+        closed = False
+        # One header byte every 0.2 s: never idle, never done.
+        for byte in b"X-Slow: " + b"a" * 40:
+            try:
+                sock.sendall(bytes([byte]))
+            except (BrokenPipeError, ConnectionResetError):
+                closed = True
+                break
+            time.sleep(0.2)
+            if time.monotonic() - started > 4:
+                break
+        assert closed or wait_closed(sock, 2) is not None, "the slow client still held its connection"
+        assert time.monotonic() - started < 4
+    assert server.get("/healthz").status == 200
+
+
+def test_a_body_that_never_finishes_is_cut_off(make_perfgate):
+    server = make_perfgate(["--request-timeout", "1s"]).start()
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        sock.sendall(b"POST /v1/events HTTP/1.1\r\nHost: perfgate\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"endpoint\"")
+        elapsed = wait_closed(sock, 4)
+        assert elapsed is not None and elapsed < 3
+    assert server.get("/healthz").status == 200
+
+
+def test_an_idle_keep_alive_connection_is_closed_after_the_timeout_and_busy_ones_are_not(make_perfgate):
+    server = make_perfgate(["--request-timeout", "1s"]).start()
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        # Requests more often than the timeout keep the connection.
+        for _ in range(4):
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: perfgate\r\n\r\n")
+            sock.settimeout(2)
+            answer = sock.recv(65536)
+            assert answer.startswith(b"HTTP/1.1 200"), answer
+            time.sleep(0.5)
+        elapsed = wait_closed(sock, 4)
+        assert elapsed is not None and elapsed < 3
