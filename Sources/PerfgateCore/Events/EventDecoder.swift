@@ -108,7 +108,6 @@ public struct EventDecoder: Sendable {
             fields.reject(field.name, "must be a string, got \(kind.noun)", .wrongType)
             return nil
         }
-        let offset = scanner.position
         // The previous event's value for the field is the likeliest match.
         let hint = columns.events.last.map { previous in
             switch field {
@@ -117,10 +116,7 @@ public struct EventDecoder: Sendable {
             default: previous.model
             }
         }
-        guard let number = try scanner.withStringBytes({ text, _ in columns.labels.intern(text, hint: hint, rule: rules.checkLabelValue) }) else {
-            throw JSONSyntaxError(offset: offset, reason: "string is not valid UTF-8")
-        }
-        return number
+        return try scanner.withStringBytes { text, _ in columns.labels.intern(text, hint: hint, rule: rules.checkLabelValue) }
     }
 
     private func decodeStages(_ scanner: inout JSONScanner, into fields: inout EventFields, columns: inout EventColumns) throws {
@@ -203,14 +199,11 @@ public struct EventDecoder: Sendable {
         let timestamp: Timestamp
         switch try scanner.peekKind() {
         case .string:
-            let offset = scanner.position
             var unreadable = ""
-            guard let parsed = try scanner.withStringBytes({ text, _ -> Timestamp? in
+            let parsed = try scanner.withStringBytes { text, _ -> Timestamp? in
                 let instant = RFC3339.parse(text)
                 if instant == nil { unreadable = String(decoding: text, as: UTF8.self) }
                 return instant
-            }) else {
-                throw JSONSyntaxError(offset: offset, reason: "string is not valid UTF-8")
             }
             guard let instant = parsed else {
                 fields.reject(

@@ -159,29 +159,27 @@ public struct JSONScanner {
 
     /// Reads a string value, decoding escapes; the text must be valid UTF-8.
     public mutating func readString() throws(JSONSyntaxError) -> String {
-        let offset = position
         // withStringBytes checked the text is UTF-8.
-        guard let text = try withStringBytes({ text, _ in String(decoding: text, as: UTF8.self) }) else {
-            throw JSONSyntaxError(offset: offset, reason: "string is not valid UTF-8")
-        }
-        return text
+        try withStringBytes { text, _ in String(decoding: text, as: UTF8.self) }
     }
 
     /// Reads a string value and calls `body` with its UTF-8 bytes (escapes decoded; valid only
-    /// during the call) and whether they are all ASCII. Returns nil, without calling `body`,
-    /// when the text is not valid UTF-8. Only non-ASCII text is checked, so ASCII costs no check.
+    /// during the call) and whether they are all ASCII. Text that is not valid UTF-8 is a syntax
+    /// error at the opening quote. Only non-ASCII text is checked, so ASCII costs no check.
     public mutating func withStringBytes<Result>(
         _ body: (UnsafeBufferPointer<UInt8>, Bool) throws(JSONSyntaxError) -> Result
-    ) throws(JSONSyntaxError) -> Result? {
+    ) throws(JSONSyntaxError) -> Result {
+        skipWhitespace()
+        let offset = position
         switch try readStringToken() {
         case .slice(let range, let ascii):
             let text = UnsafeBufferPointer(rebasing: bytes[range])
-            if !ascii && !Self.isUTF8(text) { return nil }
+            if !ascii { try Self.checkUTF8(text, offset: offset) }
             return try body(text, ascii)
         case .unescaped(let decoded):
-            return try decoded.withUnsafeBufferPointer { text throws(JSONSyntaxError) -> Result? in
+            return try decoded.withUnsafeBufferPointer { text throws(JSONSyntaxError) -> Result in
                 let ascii = text.allSatisfy { $0 < 0x80 }
-                if !ascii && !Self.isUTF8(text) { return nil }
+                if !ascii { try Self.checkUTF8(text, offset: offset) }
                 return try body(text, ascii)
             }
         }
@@ -249,12 +247,8 @@ public struct JSONScanner {
             || hasZeroByte(word ^ (ones &* UInt64(UInt8(ascii: "\\"))))
     }
 
-    static func isUTF8(_ text: UnsafeBufferPointer<UInt8>) -> Bool {
-        String(validating: text, as: UTF8.self) != nil
-    }
-
     private static func checkUTF8(_ text: UnsafeBufferPointer<UInt8>, offset: Int) throws(JSONSyntaxError) {
-        guard isUTF8(text) else { throw JSONSyntaxError(offset: offset, reason: "string is not valid UTF-8") }
+        guard String(validating: text, as: UTF8.self) != nil else { throw JSONSyntaxError(offset: offset, reason: "string is not valid UTF-8") }
     }
 
     private func controlCharacterError() -> JSONSyntaxError {
@@ -423,11 +417,7 @@ public struct JSONScanner {
         case .array:
             guard depth < maximumDepth else { throw error("nesting deeper than \(maximumDepth) levels") }
             try readArray { _, scanner in try scanner.skipValue(depth: depth + 1) }
-        case .string:
-            let offset = position
-            guard try withStringBytes({ _, _ in true }) != nil else {
-                throw JSONSyntaxError(offset: offset, reason: "string is not valid UTF-8")
-            }
+        case .string: try withStringBytes { _, _ in }
         case .number: _ = try readNumber()
         case .bool: _ = try readBool()
         case .null: try readNull()
