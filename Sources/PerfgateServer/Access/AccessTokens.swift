@@ -70,7 +70,7 @@ public struct AccessTokens: Sendable, Equatable {
     public static func parseFile(_ text: String, path: String) throws(ConfigurationError) -> AccessTokens {
         var tokens = AccessTokens()
         for (offset, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let line = rawLine.trimmingCharacters(in: " \t\r")
+            let line = String(rawLine).trimmingCharacters(in: " \t\r")
             if line.isEmpty || line.hasPrefix("#") { continue }
             let parts = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
             guard parts.count == 2, let role = AccessRole(rawValue: String(parts[0])) else {
@@ -83,14 +83,5 @@ public struct AccessTokens: Sendable, Equatable {
             }
         }
         return tokens
-    }
-}
-
-extension Substring {
-    func trimmingCharacters(in set: String) -> String {
-        var slice = self
-        while let first = slice.first, set.contains(first) { slice.removeFirst() }
-        while let last = slice.last, set.contains(last) { slice.removeLast() }
-        return String(slice)
     }
 }

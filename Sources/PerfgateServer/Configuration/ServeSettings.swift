@@ -17,7 +17,7 @@ public enum ServeSettings {
     }
 
     private static func tokenList(_ text: String) -> [String] {
-        text.split(separator: ",").map { $0.trimmingCharacters(in: " \t") }.filter { !$0.isEmpty }
+        text.split(separator: ",").map { String($0).trimmingCharacters(in: " \t") }.filter { !$0.isEmpty }
     }
 
     /// One setting: `--name` on the command line, `PERFGATE_NAME` in the environment, `name` in the file.
