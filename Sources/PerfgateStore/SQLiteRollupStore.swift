@@ -42,6 +42,7 @@ public final class SQLiteRollupStore: RollupStore {
         } catch {
             throw StoreError.unreadable(path: path, underlying: error)
         }
+        try Self.checkWritable(connection)
         let journalMode = try connection.scalarText("PRAGMA journal_mode = WAL")
         guard journalMode?.lowercased() == "wal" else {
             throw SQLiteError(code: SQLITE_ERROR, message: "journal mode is \(journalMode ?? "unknown"), WAL is required", context: "opening \(path)")
@@ -63,6 +64,23 @@ public final class SQLiteRollupStore: RollupStore {
         // Moves every committed page from the write-ahead log into the database file and
         // empties the log, so the file alone holds the store (a copy of it is complete).
         try writer.withLock { side in try side.connection.execute("PRAGMA wal_checkpoint(TRUNCATE)") }
+    }
+
+    /// Refuses a file SQLite could open for reading only: it would otherwise serve what it holds
+    /// and fail every write, acknowledging nothing it is sent.
+    private static func checkWritable(_ connection: SQLiteConnection) throws {
+        if sqlite3_db_readonly(connection.handle, "main") == 1 {
+            throw StoreError.notWritable(path: connection.path, reason: "the file or its file system is read-only")
+        }
+        do throws(SQLiteError) {
+            // Taking the write lock touches the journal beside the file, so a read-only folder shows here.
+            try connection.execute("BEGIN IMMEDIATE", context: "probing for write access")
+            try connection.execute("CREATE TABLE IF NOT EXISTS perfgate_write_probe (x INTEGER); DROP TABLE perfgate_write_probe", context: "probing for write access")
+            try connection.execute("ROLLBACK", context: "probing for write access")
+        } catch {
+            if sqlite3_get_autocommit(connection.handle) == 0 { try? connection.execute("ROLLBACK") }
+            throw StoreError.notWritable(path: connection.path, reason: error.message)
+        }
     }
 
     /// Runs `body` on a free reader connection, or waits for the first.
@@ -140,6 +158,15 @@ public final class SQLiteRollupStore: RollupStore {
     }
 
     public func commit(_ batch: CommitBatch) throws {
+        do {
+            try write(batch)
+        } catch let error as SQLiteError where error.code & 0xFF == SQLITE_FULL {
+            // SQLite has rolled the transaction back; say plainly what the operator must fix.
+            throw StoreError.diskFull(path: path)
+        }
+    }
+
+    private func write(_ batch: CommitBatch) throws {
         try writer.withLock { side in
             try side.connection.transaction {
                 for record in batch.newSeries {

@@ -10,6 +10,10 @@ public enum StoreError: Error, CustomStringConvertible, Sendable {
     case unreadable(path: String, underlying: SQLiteError)
     /// A stored row does not decode.
     case damagedRow(String)
+    /// The file system holding the store has no room left for a commit.
+    case diskFull(path: String)
+    /// The file or its folder cannot be written (read-only file, mount or permissions).
+    case notWritable(path: String, reason: String)
 
     public var description: String {
         switch self {
@@ -23,6 +27,10 @@ public enum StoreError: Error, CustomStringConvertible, Sendable {
             "\(path) cannot be read as a perfgate database (\(underlying.message)); it may be damaged or not a SQLite file. Move it aside or point --db elsewhere"
         case .damagedRow(let detail):
             "the store holds a damaged row: \(detail)"
+        case .diskFull(let path):
+            "the disk holding \(path) is full"
+        case .notWritable(let path, let reason):
+            "\(path) cannot be written (\(reason)); perfgate must write every batch it acknowledges. Make the file and its folder writable, or point --db elsewhere"
         }
     }
 }
