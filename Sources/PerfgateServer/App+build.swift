@@ -57,7 +57,8 @@ func buildComponents(
     let selfMetrics = SelfMetrics(version: perfgateVersion, startTime: now)
     let committer = Committer(
         registry: SeriesRegistry(records: restored.series, limit: configuration.maxSeriesPerMetric),
-        store: store, live: live, selfMetrics: selfMetrics, clock: clock, logger: logger
+        store: store, live: live, selfMetrics: selfMetrics, clock: clock,
+        answerTTLSeconds: configuration.idempotencyTTLSeconds, logger: logger
     )
     let queue = WriteQueue(committer: committer, capacity: configuration.maxQueuedEvents)
     let pruner = PruneService(
@@ -88,7 +89,7 @@ func buildRouter(_ components: Components) -> Router<BasicRequestContext> {
     router.middlewares.add(AccessMiddleware(tokens: components.configuration.accessTokens, selfMetrics: components.selfMetrics))
     router.addRoutes(
         EventsController(
-            queue: components.queue, selfMetrics: components.selfMetrics,
+            queue: components.queue, store: components.store, selfMetrics: components.selfMetrics,
             clock: components.clock, configuration: components.configuration
         ).endpoints,
         atPath: "/v1"

@@ -184,11 +184,32 @@ public final class SQLiteRollupStore: RollupStore {
                     side.upsertRollup.bind(5, sum.nanoseconds)
                     try side.upsertRollup.run()
                 }
+                for answer in batch.answers {
+                    side.insertAnswer.bind(1, answer.key)
+                    side.insertAnswer.bind(2, Int64(bitPattern: answer.bodyFingerprint))
+                    side.insertAnswer.bind(3, Int64(answer.status))
+                    side.insertAnswer.bind(4, blob: answer.body)
+                    side.insertAnswer.bind(5, answer.createdAt)
+                    try side.insertAnswer.run()
+                }
             }
         }
     }
 
-    public func prune(before cutoff: Minute) throws -> PruneReport {
+    public func answer(forKey key: String, since: Int64) throws -> IdempotentAnswer? {
+        try withReader { connection in
+            let row = try connection.prepare("SELECT body_fingerprint, status, body, created_at FROM idempotent_answer WHERE key = ? AND created_at >= ?")
+            row.bind(1, key)
+            row.bind(2, since)
+            guard try row.step() else { return nil }
+            return IdempotentAnswer(
+                key: key, bodyFingerprint: UInt64(bitPattern: row.int64(0)), status: Int(row.int64(1)),
+                body: row.withBlob(2) { Array($0) }, createdAt: row.int64(3)
+            )
+        }
+    }
+
+    public func prune(before cutoff: Minute, answersBefore: Int64) throws -> PruneReport {
         try writer.withLock { side in
             try side.connection.transaction {
                 var folded: [SeriesID: HistogramCounts] = [:]
@@ -211,7 +232,9 @@ public final class SQLiteRollupStore: RollupStore {
                 }
                 side.deleteExpired.bind(1, cutoff.index)
                 try side.deleteExpired.run()
-                return PruneReport(rollupsFolded: rows)
+                side.deleteExpiredAnswers.bind(1, answersBefore)
+                try side.deleteExpiredAnswers.run()
+                return PruneReport(rollupsFolded: rows, answersForgotten: Int(sqlite3_changes(side.connection.handle)))
             }
         }
     }
@@ -301,6 +324,8 @@ private final class WriteSide {
     let selectExpired: SQLiteStatement
     let foldIntoBase: SQLiteStatement
     let deleteExpired: SQLiteStatement
+    let insertAnswer: SQLiteStatement
+    let deleteExpiredAnswers: SQLiteStatement
 
     init(connection: SQLiteConnection) throws(SQLiteError) {
         self.connection = connection
@@ -325,5 +350,10 @@ private final class WriteSide {
             """
         )
         deleteExpired = try connection.prepare("DELETE FROM rollup WHERE minute < ?")
+        // REPLACE: an expired answer not yet pruned gives way to the new one under its key.
+        insertAnswer = try connection.prepare(
+            "INSERT OR REPLACE INTO idempotent_answer (key, body_fingerprint, status, body, created_at) VALUES (?, ?, ?, ?, ?)"
+        )
+        deleteExpiredAnswers = try connection.prepare("DELETE FROM idempotent_answer WHERE created_at < ?")
     }
 }

@@ -51,9 +51,9 @@ final class TemporaryFolder {
 
     @Test func createsItsFolderAndAppliesMigrationsOnce() throws {
         _ = try open()
-        #expect(try appliedMigrations() == ["0001_init.sql"])
+        #expect(try appliedMigrations() == ["0001_init.sql", "0002_idempotency.sql"])
         _ = try open()
-        #expect(try appliedMigrations() == ["0001_init.sql"])
+        #expect(try appliedMigrations() == ["0001_init.sql", "0002_idempotency.sql"])
     }
 
     @Test func reopeningRestoresExactCounts() throws {
@@ -99,9 +99,9 @@ final class TemporaryFolder {
             expected.add(minuteCounts)
             try store.commit(CommitBatch(newSeries: [], rollups: [MinuteRollup(seriesID: 1, minute: minute.advanced(by: Int64(offset)), counts: minuteCounts)]))
         }
-        #expect(try store.prune(before: minute.advanced(by: 4)) == PruneReport(rollupsFolded: 4))
-        #expect(try store.prune(before: minute.advanced(by: 4)) == PruneReport(rollupsFolded: 0))
-        #expect(try store.prune(before: minute.advanced(by: 8)) == PruneReport(rollupsFolded: 4))
+        #expect(try store.prune(before: minute.advanced(by: 4), answersBefore: 0) == PruneReport(rollupsFolded: 4))
+        #expect(try store.prune(before: minute.advanced(by: 4), answersBefore: 0) == PruneReport(rollupsFolded: 0))
+        #expect(try store.prune(before: minute.advanced(by: 8), answersBefore: 0) == PruneReport(rollupsFolded: 4))
         #expect(try store.restore(recentSince: minute).totals[1] == expected)
         #expect(try open().restore(recentSince: minute).totals[1] == expected)
         #expect(try store.windowTotals(of: .backendTTFB, series: [1], minutes: minute...minute.advanced(by: 7)).isEmpty)
@@ -153,6 +153,25 @@ final class TemporaryFolder {
         #expect(restored.totals[1]?.count == 0)
     }
 
+    @Test func keepsIdempotentAnswersWithTheirCountsUntilTheyExpire() throws {
+        let answer = IdempotentAnswer(key: "batch-7", bodyFingerprint: .max, status: 200, body: Array(#"{"accepted":1}"#.utf8), createdAt: 1000)
+        do {
+            let store = try open()
+            try store.commit(CommitBatch(newSeries: [SeriesRecord(id: 1, key: ttfb)], rollups: [], answers: [answer]))
+            // The answer of a failed commit is not kept, like its counts.
+            #expect(throws: SQLiteError.self) {
+                try store.commit(CommitBatch(newSeries: [SeriesRecord(id: 1, key: frontend)], rollups: [], answers: [IdempotentAnswer(key: "lost", bodyFingerprint: 1, status: 200, body: [], createdAt: 1000)]))
+            }
+            #expect(try store.answer(forKey: "lost", since: 0) == nil)
+        }
+        let store = try open()
+        #expect(try store.answer(forKey: "batch-7", since: 1000) == answer)
+        #expect(try store.answer(forKey: "batch-7", since: 1001) == nil)
+        #expect(try store.prune(before: minute, answersBefore: 1000).answersForgotten == 0)
+        #expect(try store.prune(before: minute, answersBefore: 1001).answersForgotten == 1)
+        #expect(try store.answer(forKey: "batch-7", since: 0) == nil)
+    }
+
     @Test func refusesAChangedBucketLayout() throws {
         _ = try open()
         let changed = BucketLayouts(overrides: [.backendTTFB: try BucketLayout(seconds: ["1", "2"])])
@@ -172,7 +191,7 @@ final class TemporaryFolder {
         #expect {
             _ = try open()
         } throws: { error in
-            "\(error)".contains("has schema version 99, newer than this perfgate supports (1)")
+            "\(error)".contains("has schema version 99, newer than this perfgate supports (2)")
         }
     }
 

@@ -33,8 +33,9 @@ def counts_by_batch(server):
 class Load:
     """Threads posting distinct batches until stopped; records which were acknowledged."""
 
-    def __init__(self, server, round_name, threads=6):
+    def __init__(self, server, round_name, threads=6, keyed=False):
         self.server = server
+        self.keyed = keyed
         self.round_name = round_name
         self.acknowledged = set()
         self.unanswered = set()
@@ -48,7 +49,8 @@ class Load:
             batch_id = f"{self.round_name}-{thread}-{sequence}"
             sequence += 1
             try:
-                response = self.server.post_events(batch_body(batch_id))
+                headers = {"Idempotency-Key": batch_id} if self.keyed else None
+                response = self.server.post_events(batch_body(batch_id), headers=headers)
                 ok = response.status == 200 and response.json()["accepted"] == BATCH
             except (ConnectionError, TimeoutError, OSError, http.client.HTTPException):
                 ok = False
@@ -90,6 +92,27 @@ def test_sigkill_under_load_loses_no_acknowledged_event(make_perfgate):
         assert not torn, f"partially applied batches: {torn}"
         assert set(restored) <= acknowledged | unanswered
         server.stop(signal.SIGTERM)
+
+
+def test_a_client_that_retries_with_idempotency_keys_counts_each_batch_exactly_once(make_perfgate):
+    # An at-least-once client: after the crash it resends every batch it ever sent, answered or
+    # not, with the same key. Each must then be counted once, neither lost nor doubled.
+    server = make_perfgate().start()
+    with Load(server, "keyed", keyed=True) as load:
+        time.sleep(1.2)
+        server.stop(signal.SIGKILL)
+    assert len(load.acknowledged) > 10 and load.unanswered
+    server.start()
+    replayed = 0
+    for batch_id in sorted(load.acknowledged | load.unanswered):
+        response = server.post_events(batch_body(batch_id), headers={"Idempotency-Key": batch_id})
+        assert response.status == 200 and response.json()["accepted"] == BATCH, response.text
+        if batch_id in load.acknowledged:
+            assert response.headers["Idempotent-Replayed"] == "true", batch_id
+        replayed += response.headers["Idempotent-Replayed"] == "true"
+    restored = counts_by_batch(server)
+    assert restored == {batch_id: BATCH for batch_id in load.acknowledged | load.unanswered}
+    assert f"perfgate_idempotent_replays_total {replayed}" in server.metrics_text()
 
 
 def test_sigterm_under_load_drains_and_exits_cleanly(make_perfgate):

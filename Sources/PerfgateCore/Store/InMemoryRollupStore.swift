@@ -13,6 +13,7 @@ public final class InMemoryRollupStore: RollupStore {
         var series: [SeriesRecord] = []
         var base: [SeriesID: HistogramCounts] = [:]
         var rollups: [Minute: [SeriesID: HistogramCounts]] = [:]
+        var answers: [String: IdempotentAnswer] = [:]
         var failCommits: (any Error)?
         var holdCommits = false
     }
@@ -58,10 +59,15 @@ public final class InMemoryRollupStore: RollupStore {
                 state.rollups[rollup.minute, default: [:]][rollup.seriesID, default: HistogramCounts(bucketCount: rollup.counts.buckets.count)]
                     .add(rollup.counts)
             }
+            for answer in batch.answers { state.answers[answer.key] = answer }
         }
     }
 
-    public func prune(before cutoff: Minute) throws -> PruneReport {
+    public func answer(forKey key: String, since: Int64) throws -> IdempotentAnswer? {
+        state.withLock { state in state.answers[key].flatMap { $0.createdAt >= since ? $0 : nil } }
+    }
+
+    public func prune(before cutoff: Minute, answersBefore: Int64) throws -> PruneReport {
         state.withLock { state in
             var folded = 0
             for minute in state.rollups.keys where minute < cutoff {
@@ -70,7 +76,9 @@ public final class InMemoryRollupStore: RollupStore {
                     folded += 1
                 }
             }
-            return PruneReport(rollupsFolded: folded)
+            let expired = state.answers.values.filter { $0.createdAt < answersBefore }.map(\.key)
+            for key in expired { state.answers[key] = nil }
+            return PruneReport(rollupsFolded: folded, answersForgotten: expired.count)
         }
     }
 

@@ -32,17 +32,21 @@ public struct MinuteRollup: Equatable, Sendable {
     }
 }
 
-/// Everything one group commit writes: series seen for the first time, and counts to add.
+/// Everything one group commit writes: series seen for the first time, counts to add, and the
+/// answers of the requests that sent an `Idempotency-Key`.
 public struct CommitBatch: Sendable {
     /// Series to create, with identifiers the writer chose.
     public var newSeries: [SeriesRecord]
     /// Counts to add to minute rollups (created when absent).
     public var rollups: [MinuteRollup]
+    /// Answers to keep, replacing any expired answer under the same key.
+    public var answers: [IdempotentAnswer]
 
-    /// A commit of new series and rollup additions.
-    public init(newSeries: [SeriesRecord], rollups: [MinuteRollup]) {
+    /// A commit of new series, rollup additions and kept answers.
+    public init(newSeries: [SeriesRecord], rollups: [MinuteRollup], answers: [IdempotentAnswer] = []) {
         self.newSeries = newSeries
         self.rollups = rollups
+        self.answers = answers
     }
 }
 
@@ -67,10 +71,13 @@ public struct RestoredState: Sendable {
 public struct PruneReport: Equatable, Sendable {
     /// Minute rollups removed after folding them into their series' base.
     public var rollupsFolded: Int
+    /// Idempotent answers removed because they expired.
+    public var answersForgotten: Int
 
     /// A report.
-    public init(rollupsFolded: Int) {
+    public init(rollupsFolded: Int, answersForgotten: Int = 0) {
         self.rollupsFolded = rollupsFolded
+        self.answersForgotten = answersForgotten
     }
 }
 
@@ -84,8 +91,11 @@ public protocol RollupStore: AnyObject, Sendable {
     func restore(recentSince: Minute) throws -> RestoredState
     /// Creates the new series and adds the rollups, all in one transaction: all or nothing.
     func commit(_ batch: CommitBatch) throws
-    /// Folds the rollups of minutes before `cutoff` into their series' base and removes them.
-    func prune(before cutoff: Minute) throws -> PruneReport
+    /// Folds the rollups of minutes before `cutoff` into their series' base and removes them,
+    /// and removes idempotent answers created before `answersBefore` (Unix seconds).
+    func prune(before cutoff: Minute, answersBefore: Int64) throws -> PruneReport
+    /// The answer kept under `key`, if it was created at or after `since` (Unix seconds).
+    func answer(forKey key: String, since: Int64) throws -> IdempotentAnswer?
     /// The counts of each of `series` (all of family `metric`) over a range of minutes; series
     /// with nothing in range are absent. Counts of another layout than the family's are an error.
     func windowTotals(of metric: HistogramMetric, series: Set<SeriesID>, minutes: ClosedRange<Minute>) throws -> [SeriesID: HistogramCounts]

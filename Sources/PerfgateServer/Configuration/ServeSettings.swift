@@ -87,6 +87,10 @@ public enum ServeSettings {
             guard let seconds = DurationText.seconds(text) else { throw ConfigurationError("must be a duration such as 30s or 2m (got \(text))") }
             resolved.configuration.requestTimeoutSeconds = seconds
         },
+        Setting(name: "idempotency-ttl", summary: "How long the answer to a batch sent with an Idempotency-Key is kept for its retries", defaultText: "24h") { resolved, text throws(ConfigurationError) in
+            guard let seconds = DurationText.seconds(text) else { throw ConfigurationError("must be a duration such as 24h or 30m (got \(text))") }
+            resolved.configuration.idempotencyTTLSeconds = seconds
+        },
         Setting(name: "tokens-file", summary: "File of bearer tokens, one '<role> <token>' per line, roles ingest, read and admin", defaultText: "none: every endpoint is open") { resolved, text throws(ConfigurationError) in
             resolved.tokensFile = try AccessTokens.parseFile(try TextFile.read(text), path: text)
         },

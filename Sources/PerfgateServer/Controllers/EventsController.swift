@@ -3,9 +3,17 @@ import Hummingbird
 import NIOCore
 import PerfgateCore
 
+extension HTTPField.Name {
+    /// The client's name for one batch, the same on every retry of it.
+    static let idempotencyKey = HTTPField.Name("Idempotency-Key")!
+    /// Set on an answer given earlier to the same `Idempotency-Key`.
+    static let idempotentReplayed = HTTPField.Name("Idempotent-Replayed")!
+}
+
 /// `POST /v1/events`: reads a batch, applies its valid events, answers once they are durable.
 struct EventsController<Context: RequestContext>: Sendable {
     let queue: WriteQueue
+    let store: any RollupStore
     let selfMetrics: SelfMetrics
     let clock: any WallClock
     let configuration: ServerConfiguration
@@ -31,6 +39,7 @@ struct EventsController<Context: RequestContext>: Sendable {
     private func ingest(_ request: Request) async throws -> Response {
         let format = try Self.bodyFormat(request.headers[.contentType])
         let gzipped = try Self.isGzipped(request.headers[.contentEncoding])
+        let key = try Self.idempotencyKey(request.headers[values: .idempotencyKey])
         if let length = request.headers[.contentLength].flatMap(Int.init), length > configuration.maxBodyBytes {
             throw bodyTooLarge()
         }
@@ -43,27 +52,78 @@ struct EventsController<Context: RequestContext>: Sendable {
 
         let now = clock.now()
         let decoder = BatchDecoder(rules: EventRules(limits: configuration.effectiveLimits, now: now))
-        let batch = try buffer.withUnsafeReadableBytes { raw in
+        var fingerprint: UInt64 = 0
+        let body = try buffer.withUnsafeReadableBytes { raw in
             if gzipped {
                 let inflated = try inflate(raw)
-                return try inflated.withUnsafeBufferPointer { try decode($0, format: format, decoder: decoder) }
+                return try inflated.withUnsafeBufferPointer { try readBody($0, key: key, fingerprint: &fingerprint, format: format, decoder: decoder) }
             }
-            return try decode(raw.assumingMemoryBound(to: UInt8.self), format: format, decoder: decoder)
+            return try readBody(raw.assumingMemoryBound(to: UInt8.self), key: key, fingerprint: &fingerprint, format: format, decoder: decoder)
+        }
+        let batch: DecodedBatch
+        switch body {
+        case .answered(let earlier): return try replay(earlier, fingerprint: fingerprint)
+        case .decoded(let decoded): batch = decoded
         }
 
         var delta = RollupDelta()
         delta.add(batch.columns, layouts: configuration.layouts)
         var receipt = CommitReceipt()
         if !delta.isEmpty {
+            let limit = configuration.maxSeriesPerMetric
+            let claim = key.map { key in
+                IdempotencyClaim(key: key, bodyFingerprint: fingerprint) { receipt in Self.answer(batch, receipt: receipt, limit: limit) }
+            }
             do {
-                receipt = try await queue.submit(delta)
+                receipt = try await queue.submit(delta, claim: claim)
             } catch let error as WriteError {
                 throw Self.apiError(for: error)
             }
+            // A concurrent retry with the same key committed first: its answer stands, this applied nothing.
+            if let earlier = receipt.replayed { return try replay(earlier, fingerprint: fingerprint) }
         }
         selfMetrics.recordBatch(accepted: batch.acceptedCount, rejections: batch.rejections)
         let status: HTTPResponse.Status = batch.acceptedCount == 0 && batch.rejectedCount > 0 ? .unprocessableContent : .ok
         return Response.json(Self.answer(batch, receipt: receipt, limit: configuration.maxSeriesPerMetric), status: status)
+    }
+
+    /// A body read: decoded, or already answered under its `Idempotency-Key`.
+    private enum ReadBody {
+        case decoded(DecodedBatch)
+        case answered(IdempotentAnswer)
+    }
+
+    private func readBody(
+        _ bytes: UnsafeBufferPointer<UInt8>, key: String?, fingerprint: inout UInt64, format: BodyFormat, decoder: BatchDecoder
+    ) throws -> ReadBody {
+        if let key {
+            // A retry is answered before its body is decoded again: the answer must not change
+            // with the clock (events that have since grown too old) or with anything else.
+            fingerprint = BodyFingerprint.of(bytes)
+            let since = clock.now().nanoseconds / 1_000_000_000 - configuration.idempotencyTTLSeconds
+            let earlier: IdempotentAnswer?
+            do {
+                earlier = try store.answer(forKey: key, since: since)
+            } catch {
+                throw Refusal(.storeError, .unavailable("the store could not be read for Idempotency-Key \(key) (\(error)); nothing was applied, retry later", retryAfterSeconds: 5))
+            }
+            if let earlier { return .answered(earlier) }
+        }
+        return .decoded(try decode(bytes, format: format, decoder: decoder))
+    }
+
+    /// The first answer given under the request's key, or 422 when the key came with another body.
+    private func replay(_ earlier: IdempotentAnswer, fingerprint: UInt64) throws -> Response {
+        guard earlier.bodyFingerprint == fingerprint else {
+            throw Refusal(.idempotencyKeyReused, APIError(
+                .unprocessableContent,
+                "Idempotency-Key \(earlier.key) was already used for a different body at \(RFC3339.format(Timestamp(seconds: earlier.createdAt))); send a new key with each new batch"
+            ))
+        }
+        selfMetrics.recordReplay()
+        var response = Response.json(earlier.body, status: HTTPResponse.Status(code: earlier.status))
+        response.headers[.idempotentReplayed] = "true"
+        return response
     }
 
     private func decode(_ bytes: UnsafeBufferPointer<UInt8>, format: BodyFormat, decoder: BatchDecoder) throws -> DecodedBatch {
@@ -104,6 +164,14 @@ struct EventsController<Context: RequestContext>: Sendable {
                 .unsupportedMediaType,
                 "Content-Type \(other) is not accepted; send application/json (an event, an array or {\"events\": [...]}) or application/x-ndjson (one event per line)"
             ))
+        }
+    }
+
+    static func idempotencyKey(_ values: [String]) throws -> String? {
+        do {
+            return try IdempotencyKey.parse(values)
+        } catch {
+            throw Refusal(.invalidIdempotencyKey, APIError(.badRequest, error.message))
         }
     }
 

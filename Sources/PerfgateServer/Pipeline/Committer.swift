@@ -1,10 +1,19 @@
 import Logging
 import PerfgateCore
 
-/// What a committed request learns besides success: observations folded into overflow series.
+/// What a committed request learns besides success: observations folded into overflow series,
+/// or the earlier answer to its `Idempotency-Key`, in which case nothing of it was applied.
 struct CommitReceipt: Sendable {
     /// Observations counted under `__overflow__`, per family.
     var overflowed: [HistogramMetric: Int] = [:]
+    /// The answer already kept under the request's key.
+    var replayed: IdempotentAnswer?
+}
+
+/// One request's part of a group commit.
+struct PendingWrite: Sendable {
+    let delta: RollupDelta
+    let claim: IdempotencyClaim?
 }
 
 /// Why a write was not made; nothing of the request was applied.
@@ -27,8 +36,14 @@ final class Committer: @unchecked Sendable {
     private let selfMetrics: SelfMetrics
     private let clock: any WallClock
     private let logger: Logger
+    /// How long an idempotent answer is kept, in seconds.
+    let answerTTLSeconds: Int64
 
-    init(registry: SeriesRegistry, store: any RollupStore, live: LiveMetrics, selfMetrics: SelfMetrics, clock: any WallClock, logger: Logger) {
+    init(
+        registry: SeriesRegistry, store: any RollupStore, live: LiveMetrics, selfMetrics: SelfMetrics,
+        clock: any WallClock, answerTTLSeconds: Int64, logger: Logger
+    ) {
+        self.answerTTLSeconds = answerTTLSeconds
         self.registry = registry
         self.store = store
         self.live = live
@@ -42,16 +57,34 @@ final class Committer: @unchecked Sendable {
         let minute: Minute
     }
 
-    /// Writes every delta in one transaction; all are applied or none.
-    func commit(_ deltas: [RollupDelta]) -> Result<[CommitReceipt], WriteError> {
+    /// Writes every request's counts, and the answers of those with a key, in one transaction;
+    /// all are applied or none. A request whose key already has an answer applies nothing.
+    func commit(_ writes: [PendingWrite]) -> Result<[CommitReceipt], WriteError> {
         var created: [SeriesRecord] = []
         var merged: [MergeKey: HistogramCounts] = [:]
         var receipts: [CommitReceipt] = []
+        var answers: [String: IdempotentAnswer] = [:]
         var overflowTotal: [HistogramMetric: Int] = [:]
-        receipts.reserveCapacity(deltas.count)
-        for delta in deltas {
+        let now = clock.now()
+        let nowSeconds = now.nanoseconds / 1_000_000_000
+        receipts.reserveCapacity(writes.count)
+        for write in writes {
             var receipt = CommitReceipt()
-            for (key, counts) in delta.counts {
+            if let claim = write.claim {
+                // Checked here, on the one writer thread, so two concurrent retries cannot both apply.
+                let earlier: IdempotentAnswer?
+                do {
+                    earlier = try answers[claim.key] ?? store.answer(forKey: claim.key, since: nowSeconds - answerTTLSeconds)
+                } catch {
+                    return fail(error, created: created, requests: writes.count)
+                }
+                if let earlier {
+                    receipt.replayed = earlier
+                    receipts.append(receipt)
+                    continue
+                }
+            }
+            for (key, counts) in write.delta.counts {
                 let (id, overflowed) = registry.resolve(key.series, created: &created)
                 if overflowed {
                     receipt.overflowed[key.series.metric, default: 0] += Int(counts.count)
@@ -60,31 +93,40 @@ final class Committer: @unchecked Sendable {
                 if merged[mergeKey] == nil { merged[mergeKey] = counts } else { merged[mergeKey]!.add(counts) }
             }
             for (metric, count) in receipt.overflowed { overflowTotal[metric, default: 0] += count }
+            if let claim = write.claim {
+                answers[claim.key] = IdempotentAnswer(
+                    key: claim.key, bodyFingerprint: claim.bodyFingerprint, status: 200, body: claim.render(receipt), createdAt: nowSeconds
+                )
+            }
             receipts.append(receipt)
         }
         let rollups = merged.map { MinuteRollup(seriesID: $0.key.series, minute: $0.key.minute, counts: $0.value) }
 
         let started = ContinuousClock.now
         do {
-            try store.commit(CommitBatch(newSeries: created, rollups: rollups))
+            try store.commit(CommitBatch(newSeries: created, rollups: rollups, answers: Array(answers.values)))
         } catch {
-            registry.forget(created)
             selfMetrics.recordCommit(nanoseconds: Self.nanoseconds(since: started), succeeded: false, overflowed: [:])
-            logger.error("commit failed; the requests in it were answered 503", metadata: ["store.error": "\(error)", "ingest.requests": "\(deltas.count)"])
-            return .failure(.storeFailed(String(describing: error)))
+            return fail(error, created: created, requests: writes.count)
         }
         selfMetrics.recordCommit(nanoseconds: Self.nanoseconds(since: started), succeeded: true, overflowed: overflowTotal)
 
         // Label text is rendered here, once per new series, outside the lock scrapes take.
         let newSeries = created.map { (record: $0, labels: RenderedLabels($0.key)) }
-        live.apply(newSeries: newSeries, rollups: rollups, now: clock.now())
+        live.apply(newSeries: newSeries, rollups: rollups, now: now)
         return .success(receipts)
+    }
+
+    private func fail(_ error: any Error, created: [SeriesRecord], requests: Int) -> Result<[CommitReceipt], WriteError> {
+        registry.forget(created)
+        logger.error("commit failed; the requests in it were answered 503", metadata: ["store.error": "\(error)", "ingest.requests": "\(requests)"])
+        return .failure(.storeFailed(String(describing: error)))
     }
 
     /// Folds expired minutes into their series' base.
     func prune(before cutoff: Minute) -> Result<PruneReport, WriteError> {
         do {
-            let report = try store.prune(before: cutoff)
+            let report = try store.prune(before: cutoff, answersBefore: clock.now().nanoseconds / 1_000_000_000 - answerTTLSeconds)
             selfMetrics.recordPrune(report)
             return .success(report)
         } catch {

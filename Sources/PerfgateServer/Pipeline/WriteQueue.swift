@@ -9,7 +9,7 @@ import Synchronization
 /// task, because SQLite's commit blocks on fsync and must not hold a cooperative thread.
 final class WriteQueue: Sendable {
     private enum Job: Sendable {
-        case ingest(RollupDelta, CheckedContinuation<CommitReceipt, any Error>)
+        case ingest(PendingWrite, CheckedContinuation<CommitReceipt, any Error>)
         case prune(Minute, CheckedContinuation<PruneReport, any Error>)
         case barrier(CheckedContinuation<Void, Never>)
     }
@@ -35,8 +35,9 @@ final class WriteQueue: Sendable {
         thread.start()
     }
 
-    /// Queues a delta and returns once it is committed, or throws and applies nothing.
-    func submit(_ delta: RollupDelta) async throws -> CommitReceipt {
+    /// Queues a delta and returns once it is committed, or throws and applies nothing. With a
+    /// claim, the request's answer is kept with its counts, or an earlier answer is returned.
+    func submit(_ delta: RollupDelta, claim: IdempotencyClaim? = nil) async throws -> CommitReceipt {
         try await withCheckedThrowingContinuation { continuation in
             // One critical section per request: check the bounds, queue, and learn whether to wake the writer.
             let outcome = state.withLock { state -> Result<Bool, WriteError> in
@@ -45,7 +46,7 @@ final class WriteQueue: Sendable {
                     return .failure(.overloaded(queued: state.queuedEvents, capacity: capacity))
                 }
                 state.queuedEvents += delta.eventCount
-                return .success(Self.append(.ingest(delta, continuation), to: &state))
+                return .success(Self.append(.ingest(PendingWrite(delta: delta, claim: claim), continuation), to: &state))
             }
             switch outcome {
             case .failure(let refusal): continuation.resume(throwing: refusal)
@@ -114,15 +115,15 @@ final class WriteQueue: Sendable {
     }
 
     private func process(_ jobs: [Job]) {
-        var deltas: [RollupDelta] = []
+        var writes: [PendingWrite] = []
         var waiters: [CheckedContinuation<CommitReceipt, any Error>] = []
-        for case .ingest(let delta, let continuation) in jobs {
-            deltas.append(delta)
+        for case .ingest(let write, let continuation) in jobs {
+            writes.append(write)
             waiters.append(continuation)
         }
-        if !deltas.isEmpty {
-            let result = committer.commit(deltas)
-            let events = deltas.reduce(0) { $0 + $1.eventCount }
+        if !writes.isEmpty {
+            let result = committer.commit(writes)
+            let events = writes.reduce(0) { $0 + $1.delta.eventCount }
             state.withLock { state in
                 state.queuedEvents -= events
                 if case .failure(.storeFailed(let message)) = result { state.lastFailure = (.now, message) }

@@ -13,6 +13,10 @@ enum RequestRejection: String, CaseIterable, Sendable {
     case unauthorized
     /// A known token without the role the route needs.
     case forbidden
+    /// An `Idempotency-Key` header that is empty, too long or not visible ASCII.
+    case invalidIdempotencyKey = "invalid_idempotency_key"
+    /// An `Idempotency-Key` already used with another body.
+    case idempotencyKeyReused = "idempotency_key_reused"
 }
 
 /// perfgate's own `perfgate_*` metrics: what it accepted, refused, wrote and holds.
@@ -27,6 +31,7 @@ final class SelfMetrics: Sendable {
         var commitDuration: HistogramCounts
         var overflowed: [HistogramMetric: UInt64] = [:]
         var prunedRollups: UInt64 = 0
+        var replays: UInt64 = 0
     }
 
     /// Bounds of `perfgate_commit_duration_seconds`: from a fast fsync to a stalled disk.
@@ -71,6 +76,11 @@ final class SelfMetrics: Sendable {
         }
     }
 
+    /// Records a retry answered with the answer kept under its `Idempotency-Key`.
+    func recordReplay() {
+        counters.withLock { $0.replays += 1 }
+    }
+
     /// Records rollups folded away by a prune.
     func recordPrune(_ report: PruneReport) {
         counters.withLock { $0.prunedRollups += UInt64(report.rollupsFolded) }
@@ -110,6 +120,10 @@ final class SelfMetrics: Sendable {
                 RequestRejection.allCases.map { (labeled("reason", $0.rawValue), Double(counters.requestsRejected[$0] ?? 0)) }
             ),
             family("perfgate_batches_total", "Ingest request bodies read and answered.", .counter, [(.none, Double(counters.batches))]),
+            family(
+                "perfgate_idempotent_replays_total", "Retries answered with the answer kept under their Idempotency-Key; nothing was applied.", .counter,
+                [(.none, Double(counters.replays))]
+            ),
             family("perfgate_commits_total", "Group commits that reached the disk.", .counter, [(.none, Double(counters.commits))]),
             family("perfgate_commit_failures_total", "Group commits the store refused; their requests got 503.", .counter, [(.none, Double(counters.commitFailures))]),
             ExpositionFamily(name: "perfgate_commit_duration_seconds") { writer in
