@@ -56,13 +56,16 @@ func buildComponents(
 
     let selfMetrics = SelfMetrics(version: perfgateVersion, startTime: now)
     let committer = Committer(
-        registry: SeriesRegistry(records: restored.series, limit: configuration.maxSeriesPerMetric),
+        registry: SeriesRegistry(
+            records: restored.series, limit: configuration.maxSeriesPerMetric,
+            lastMinutes: restored.lastMinutes, olderThanKept: now.minute.advanced(by: -configuration.retentionMinutes)
+        ),
         store: store, live: live, selfMetrics: selfMetrics, clock: clock,
         answerTTLSeconds: configuration.idempotencyTTLSeconds, logger: logger
     )
     let queue = WriteQueue(committer: committer, capacity: configuration.maxQueuedEvents)
     let pruner = PruneService(
-        queue: queue, clock: clock, retentionMinutes: configuration.retentionMinutes,
+        queue: queue, clock: clock, retentionMinutes: configuration.retentionMinutes, seriesTTLMinutes: configuration.seriesTTLMinutes,
         intervalSeconds: configuration.pruneIntervalSeconds, logger: logger
     )
     return Components(
@@ -104,6 +107,7 @@ func buildRouter(_ components: Components) -> Router<BasicRequestContext> {
             store: components.store, clock: components.clock
         ).endpoints
     )
+    router.addRoutes(SeriesController(live: components.live, queue: components.queue).endpoints, atPath: "/v1")
     router.addRoutes(HealthController(queue: components.queue).endpoints)
     return router
 }

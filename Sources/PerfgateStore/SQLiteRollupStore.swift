@@ -134,6 +134,7 @@ public final class SQLiteRollupStore: RollupStore {
             for (slot, base) in bases { sums.add(base, to: slot) }
 
             var recent: [MinuteRollup] = []
+            var lastMinutes: [SeriesID: Minute] = [:]
             let rollupRows = try connection.prepare("SELECT minute, series_id, buckets, sum_s, sum_ns FROM rollup")
             while try rollupRows.step() {
                 let minute = Minute(index: rollupRows.int64(0))
@@ -148,12 +149,13 @@ public final class SQLiteRollupStore: RollupStore {
                         "rollup of series \(id) has \(rollupRows.withBlob(2) { $0.count }) bytes of bucket counts, expected \(sums.bucketCount(ofSlot: slot) * 8)"
                     )
                 }
+                if lastMinutes[id].map({ $0 < minute }) ?? true { lastMinutes[id] = minute }
                 if minute >= recentSince {
                     let counts = try Self.counts(in: rollupRows, from: 2, expected: sums.bucketCount(ofSlot: slot), what: "rollup of series \(id)")
                     recent.append(MinuteRollup(seriesID: id, minute: minute, counts: counts))
                 }
             }
-            return RestoredState(series: series, totals: sums.totals(includingEmpty: true), recent: recent)
+            return RestoredState(series: series, totals: sums.totals(includingEmpty: true), recent: recent, lastMinutes: lastMinutes)
         }
     }
 
@@ -192,6 +194,34 @@ public final class SQLiteRollupStore: RollupStore {
                     side.insertAnswer.bind(5, answer.createdAt)
                     try side.insertAnswer.run()
                 }
+            }
+        }
+    }
+
+    public func delete(_ series: Set<SeriesID>, recentSince: Minute) throws -> [MinuteRollup] {
+        guard !series.isEmpty else { return [] }
+        return try writer.withLock { side in
+            try side.connection.transaction {
+                // The doomed ids go into a temporary table so that each statement below reads
+                // the rollup table once, whatever the number of series.
+                try side.connection.execute("DELETE FROM temp.doomed_series")
+                for id in series {
+                    side.insertDoomed.bind(1, id)
+                    try side.insertDoomed.run()
+                }
+                var recent: [MinuteRollup] = []
+                side.selectRecentOfDoomed.bind(1, recentSince.index)
+                defer { side.selectRecentOfDoomed.reset() }
+                while try side.selectRecentOfDoomed.step() {
+                    let id = side.selectRecentOfDoomed.int64(1)
+                    let counts = try Self.counts(in: side.selectRecentOfDoomed, from: 2, what: "rollup of series \(id)")
+                    recent.append(MinuteRollup(seriesID: id, minute: Minute(index: side.selectRecentOfDoomed.int64(0)), counts: counts))
+                }
+                try side.connection.execute(
+                    "DELETE FROM rollup WHERE series_id IN (SELECT id FROM temp.doomed_series); DELETE FROM series WHERE id IN (SELECT id FROM temp.doomed_series)",
+                    context: "deleting series"
+                )
+                return recent
             }
         }
     }
@@ -325,6 +355,8 @@ private final class WriteSide {
     let foldIntoBase: SQLiteStatement
     let deleteExpired: SQLiteStatement
     let insertAnswer: SQLiteStatement
+    let insertDoomed: SQLiteStatement
+    let selectRecentOfDoomed: SQLiteStatement
     let deleteExpiredAnswers: SQLiteStatement
 
     init(connection: SQLiteConnection) throws(SQLiteError) {
@@ -353,6 +385,11 @@ private final class WriteSide {
         // REPLACE: an expired answer not yet pruned gives way to the new one under its key.
         insertAnswer = try connection.prepare(
             "INSERT OR REPLACE INTO idempotent_answer (key, body_fingerprint, status, body, created_at) VALUES (?, ?, ?, ?, ?)"
+        )
+        try connection.execute("CREATE TEMP TABLE IF NOT EXISTS doomed_series (id INTEGER PRIMARY KEY)")
+        insertDoomed = try connection.prepare("INSERT INTO temp.doomed_series (id) VALUES (?)")
+        selectRecentOfDoomed = try connection.prepare(
+            "SELECT minute, series_id, buckets, sum_s, sum_ns FROM rollup WHERE minute >= ? AND series_id IN (SELECT id FROM temp.doomed_series)"
         )
         deleteExpiredAnswers = try connection.prepare("DELETE FROM idempotent_answer WHERE created_at < ?")
     }

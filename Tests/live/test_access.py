@@ -35,6 +35,16 @@ def test_tokens_from_a_file_and_the_environment_guard_each_route(make_perfgate, 
     assert server.get("/healthz").status == 200
     assert server.get("/readyz").status == 200
 
+    # Deleting series is for admins; listing them is a read.
+    selector = "/v1/series?endpoint=/v1/chat/completions"
+    assert server.get(selector, headers=bearer(READ)).json()["matched"] == 2
+    assert server.request("DELETE", selector, headers=bearer(READ)).status == 403
+    assert server.request("DELETE", selector, headers=bearer(INGEST)).status == 403
+    assert server.request("DELETE", selector).status == 401
+    deleted = server.request("DELETE", selector, headers=bearer(ADMIN))
+    assert deleted.status == 200 and deleted.json()["deleted"] == 2
+    assert "backend_ttfb_seconds_count{" not in server.get("/metrics", headers=bearer(READ)).text
+
     log = server.log_path.read_text()
     assert "access tokens loaded" in log
     for token in (INGEST, READ, ADMIN):

@@ -57,6 +57,14 @@ public struct StageShareWindow: Sendable {
         minutes[minute, default: [:]][series.endpoint, default: [0, 0, 0]][slot] += sumNanoseconds
     }
 
+    /// Takes back a series-minute's time, when the series is deleted.
+    public mutating func subtract(series: SeriesKey, minute: Minute, sumNanoseconds: Int128) {
+        guard let group = StageGroup(metric: series.metric), var sums = minutes[minute]?[series.endpoint] else { return }
+        let slot = StageGroup.allCases.firstIndex(of: group)!
+        sums[slot] = max(0, sums[slot] - sumNanoseconds)
+        minutes[minute]![series.endpoint] = sums.allSatisfy { $0 == 0 } ? nil : sums
+    }
+
     /// The oldest minute a window ending at `now` holds.
     public func firstMinute(at now: Timestamp) -> Minute {
         now.minute.advanced(by: -(widthMinutes - 1))

@@ -37,15 +37,17 @@ public final class InMemoryRollupStore: RollupStore {
         state.withLock { state in
             var totals = state.base
             var recent: [MinuteRollup] = []
+            var lastMinutes: [SeriesID: Minute] = [:]
             for (minute, perSeries) in state.rollups {
                 for (id, counts) in perSeries {
+                    lastMinutes[id] = max(lastMinutes[id] ?? minute, minute)
                     totals[id, default: HistogramCounts(bucketCount: counts.buckets.count)].add(counts)
                     if minute >= recentSince {
                         recent.append(MinuteRollup(seriesID: id, minute: minute, counts: counts))
                     }
                 }
             }
-            return RestoredState(series: state.series, totals: totals, recent: recent)
+            return RestoredState(series: state.series, totals: totals, recent: recent, lastMinutes: lastMinutes)
         }
     }
 
@@ -60,6 +62,21 @@ public final class InMemoryRollupStore: RollupStore {
                     .add(rollup.counts)
             }
             for answer in batch.answers { state.answers[answer.key] = answer }
+        }
+    }
+
+    public func delete(_ series: Set<SeriesID>, recentSince: Minute) throws -> [MinuteRollup] {
+        state.withLock { state in
+            var recent: [MinuteRollup] = []
+            for minute in Array(state.rollups.keys) {
+                for id in series {
+                    guard let counts = state.rollups[minute]?.removeValue(forKey: id) else { continue }
+                    if minute >= recentSince { recent.append(MinuteRollup(seriesID: id, minute: minute, counts: counts)) }
+                }
+            }
+            state.series.removeAll { series.contains($0.id) }
+            for id in series { state.base[id] = nil }
+            return recent
         }
     }
 

@@ -58,12 +58,15 @@ public struct RestoredState: Sendable {
     public var totals: [SeriesID: HistogramCounts]
     /// Minute rollups at or after the minute asked for, for the in-memory windows.
     public var recent: [MinuteRollup]
+    /// The last minute each series counted something in, among the minutes still kept.
+    public var lastMinutes: [SeriesID: Minute]
 
     /// A restored state.
-    public init(series: [SeriesRecord], totals: [SeriesID: HistogramCounts], recent: [MinuteRollup]) {
+    public init(series: [SeriesRecord], totals: [SeriesID: HistogramCounts], recent: [MinuteRollup], lastMinutes: [SeriesID: Minute] = [:]) {
         self.series = series
         self.totals = totals
         self.recent = recent
+        self.lastMinutes = lastMinutes
     }
 }
 
@@ -94,6 +97,9 @@ public protocol RollupStore: AnyObject, Sendable {
     /// Folds the rollups of minutes before `cutoff` into their series' base and removes them,
     /// and removes idempotent answers created before `answersBefore` (Unix seconds).
     func prune(before cutoff: Minute, answersBefore: Int64) throws -> PruneReport
+    /// Removes the series and every row of theirs in one transaction; returns their rollups
+    /// from `recentSince` on, so that in-memory windows can take them back out.
+    func delete(_ series: Set<SeriesID>, recentSince: Minute) throws -> [MinuteRollup]
     /// The answer kept under `key`, if it was created at or after `since` (Unix seconds).
     func answer(forKey key: String, since: Int64) throws -> IdempotentAnswer?
     /// The counts of each of `series` (all of family `metric`) over a range of minutes; series

@@ -22,7 +22,7 @@ struct AccessMiddleware<Context: RequestContext>: RouterMiddleware {
     static func requiredRole(method: HTTPRequest.Method, path: String) -> AccessRole? {
         switch (method, path) {
         case (.post, "/v1/events"): .ingest
-        case (.get, "/metrics"), (.get, "/v1/trends"), (.get, "/"): .read
+        case (.get, "/metrics"), (.get, "/v1/trends"), (.get, "/v1/series"), (.get, "/"): .read
         case (.delete, "/v1/series"): .admin
         default: nil
         }

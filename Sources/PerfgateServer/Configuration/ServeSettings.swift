@@ -87,6 +87,9 @@ public enum ServeSettings {
             guard let seconds = DurationText.seconds(text) else { throw ConfigurationError("must be a duration such as 30s or 2m (got \(text))") }
             resolved.configuration.requestTimeoutSeconds = seconds
         },
+        Setting(name: "series-ttl", summary: "Delete series not written for this long, e.g. 7d; 0 keeps them", defaultText: "0") { resolved, text throws(ConfigurationError) in
+            resolved.configuration.seriesTTLMinutes = text == "0" ? 0 : try minutes(text)
+        },
         Setting(name: "idempotency-ttl", summary: "How long the answer to a batch sent with an Idempotency-Key is kept for its retries", defaultText: "24h") { resolved, text throws(ConfigurationError) in
             guard let seconds = DurationText.seconds(text) else { throw ConfigurationError("must be a duration such as 24h or 30m (got \(text))") }
             resolved.configuration.idempotencyTTLSeconds = seconds

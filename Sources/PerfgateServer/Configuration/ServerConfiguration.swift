@@ -32,6 +32,8 @@ public struct ServerConfiguration: Sendable {
     /// Seconds a connection has to deliver its next request, head and body, after it opens or
     /// after the previous response; past it the connection is closed (slow clients, idle keep-alive).
     public var requestTimeoutSeconds: Int64 = 30
+    /// Minutes a series may go unwritten before it leaves `/metrics` and the store; 0 keeps series forever.
+    public var seriesTTLMinutes: Int64 = 0
     /// How long the answer to a request with an `Idempotency-Key` is kept, in seconds.
     public var idempotencyTTLSeconds: Int64 = 24 * 3600
     /// Bearer tokens per role; none means every endpoint is open.
@@ -66,6 +68,9 @@ public struct ServerConfiguration: Sendable {
         }
         guard (1...3600).contains(requestTimeoutSeconds) else {
             throw ConfigurationError("the request timeout must be 1s to 1h (got \(DurationText.format(seconds: requestTimeoutSeconds)))")
+        }
+        guard seriesTTLMinutes == 0 || seriesTTLMinutes >= 5 else {
+            throw ConfigurationError("the series TTL must be 0 (keep series) or at least 5m (got \(DurationText.format(seconds: seriesTTLMinutes * 60)))")
         }
         guard (60...30 * 86_400).contains(idempotencyTTLSeconds) else {
             throw ConfigurationError("the idempotency TTL must be 1m to 30d (got \(DurationText.format(seconds: idempotencyTTLSeconds)))")

@@ -110,6 +110,7 @@ final class Committer: @unchecked Sendable {
             return fail(error, created: created, requests: writes.count)
         }
         selfMetrics.recordCommit(nanoseconds: Self.nanoseconds(since: started), succeeded: true, overflowed: overflowTotal)
+        for rollup in rollups { registry.touch(rollup.seriesID, at: now.minute) }
 
         // Label text is rendered here, once per new series, outside the lock scrapes take.
         let newSeries = created.map { (record: $0, labels: RenderedLabels($0.key)) }
@@ -121,6 +122,33 @@ final class Committer: @unchecked Sendable {
         registry.forget(created)
         logger.error("commit failed; the requests in it were answered 503", metadata: ["store.error": "\(error)", "ingest.requests": "\(requests)"])
         return .failure(.storeFailed(String(describing: error)))
+    }
+
+    /// Deletes the series `selector` matches from the store and from `/metrics`.
+    func delete(matching selector: SeriesSelector) -> Result<[SeriesKey], WriteError> {
+        remove(registry.records(matching: selector), reason: .admin)
+    }
+
+    /// Deletes the series not written since before `cutoff`.
+    func expire(idleBefore cutoff: Minute) -> Result<[SeriesKey], WriteError> {
+        remove(registry.records(idleBefore: cutoff), reason: .idle)
+    }
+
+    private func remove(_ records: [SeriesRecord], reason: SeriesDeletion) -> Result<[SeriesKey], WriteError> {
+        guard !records.isEmpty else { return .success([]) }
+        let recentSince = live.shareWindowStart(at: clock.now())
+        let recent: [MinuteRollup]
+        do {
+            recent = try store.delete(Set(records.map(\.id)), recentSince: recentSince)
+        } catch {
+            logger.error("deleting series failed; nothing was deleted", metadata: ["store.error": "\(error)", "series": "\(records.count)"])
+            return .failure(.storeFailed(String(describing: error)))
+        }
+        registry.remove(records)
+        live.remove(Set(records.map(\.id)), recent: recent)
+        selfMetrics.recordDeletedSeries(records.count, reason: reason)
+        logger.info("deleted series", metadata: ["series": "\(records.count)", "reason": "\(reason.rawValue)"])
+        return .success(records.map(\.key).sorted())
     }
 
     /// Folds expired minutes into their series' base.

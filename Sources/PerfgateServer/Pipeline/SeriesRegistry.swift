@@ -7,17 +7,44 @@ import PerfgateCore
 struct SeriesRegistry {
     private var ids: [SeriesKey: SeriesID] = [:]
     private var perMetric: [HistogramMetric: Int] = [:]
+    /// The last minute each series was written in, for the idle-series TTL.
+    private var lastWritten: [SeriesID: Minute] = [:]
     private var nextID: SeriesID = 1
     /// Most series per family, the overflow series aside.
     let limit: Int
 
-    /// A registry holding the series the store already has.
-    init(records: [SeriesRecord], limit: Int) {
+    /// A registry holding the series the store already has; a series with no minute in
+    /// `lastMinutes` (only its pruned base is left) counts as last written at `olderThanKept`.
+    init(records: [SeriesRecord], limit: Int, lastMinutes: [SeriesID: Minute] = [:], olderThanKept: Minute = Minute(index: 0)) {
         self.limit = limit
         for record in records {
             ids[record.key] = record.id
             perMetric[record.key.metric, default: 0] += 1
+            lastWritten[record.id] = lastMinutes[record.id] ?? olderThanKept
             nextID = max(nextID, record.id + 1)
+        }
+    }
+
+    /// Notes that series `id` was written in `minute`.
+    mutating func touch(_ id: SeriesID, at minute: Minute) {
+        lastWritten[id] = minute
+    }
+
+    /// The series `selector` matches.
+    func records(matching selector: SeriesSelector) -> [SeriesRecord] {
+        ids.compactMap { key, id in selector.matches(key) ? SeriesRecord(id: id, key: key) : nil }
+    }
+
+    /// The series last written before `cutoff`.
+    func records(idleBefore cutoff: Minute) -> [SeriesRecord] {
+        ids.compactMap { key, id in lastWritten[id, default: cutoff] < cutoff ? SeriesRecord(id: id, key: key) : nil }
+    }
+
+    /// Forgets deleted series; their identifiers are not handed out again.
+    mutating func remove(_ records: [SeriesRecord]) {
+        for record in records where ids.removeValue(forKey: record.key) != nil {
+            perMetric[record.key.metric, default: 1] -= 1
+            lastWritten[record.id] = nil
         }
     }
 
@@ -42,6 +69,7 @@ struct SeriesRegistry {
         for record in created {
             ids[record.key] = nil
             perMetric[record.key.metric, default: 1] -= 1
+            lastWritten[record.id] = nil
         }
         if let first = created.map(\.id).min() { nextID = first }
     }

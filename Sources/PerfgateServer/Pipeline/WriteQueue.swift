@@ -11,6 +11,8 @@ final class WriteQueue: Sendable {
     private enum Job: Sendable {
         case ingest(PendingWrite, CheckedContinuation<CommitReceipt, any Error>)
         case prune(Minute, CheckedContinuation<PruneReport, any Error>)
+        case delete(SeriesSelector, CheckedContinuation<[SeriesKey], any Error>)
+        case expire(Minute, CheckedContinuation<[SeriesKey], any Error>)
         case barrier(CheckedContinuation<Void, Never>)
     }
 
@@ -58,6 +60,16 @@ final class WriteQueue: Sendable {
     /// Folds minutes before `cutoff` into series bases, in turn with the commits.
     func prune(before cutoff: Minute) async throws -> PruneReport {
         try await withCheckedThrowingContinuation { enqueue(.prune(cutoff, $0)) }
+    }
+
+    /// Deletes the series `selector` matches, in turn with the commits; returns their keys.
+    func delete(matching selector: SeriesSelector) async throws -> [SeriesKey] {
+        try await withCheckedThrowingContinuation { enqueue(.delete(selector, $0)) }
+    }
+
+    /// Deletes the series not written since before `cutoff`; returns their keys.
+    func expire(idleBefore cutoff: Minute) async throws -> [SeriesKey] {
+        try await withCheckedThrowingContinuation { enqueue(.expire(cutoff, $0)) }
     }
 
     /// Refuses new writes and returns once everything queued before has been written.
@@ -141,6 +153,10 @@ final class WriteQueue: Sendable {
                 continue
             case .prune(let cutoff, let continuation):
                 continuation.resume(with: committer.prune(before: cutoff).mapError { $0 as any Error })
+            case .delete(let selector, let continuation):
+                continuation.resume(with: committer.delete(matching: selector).mapError { $0 as any Error })
+            case .expire(let cutoff, let continuation):
+                continuation.resume(with: committer.expire(idleBefore: cutoff).mapError { $0 as any Error })
             case .barrier(let continuation):
                 continuation.resume()
             }

@@ -2,11 +2,14 @@ import Logging
 import PerfgateCore
 import ServiceLifecycle
 
-/// Every interval, folds the minute windows older than the retention into their series' base.
+/// Every interval, folds the minute windows older than the retention into their series' base,
+/// and deletes the series idle for longer than the series TTL (when one is set).
 struct PruneService: Service {
     let queue: WriteQueue
     let clock: any WallClock
     let retentionMinutes: Int64
+    /// Minutes a series may go unwritten before it is deleted; 0 keeps series forever.
+    let seriesTTLMinutes: Int64
     let intervalSeconds: Int64
     let logger: Logger
 
@@ -33,6 +36,12 @@ struct PruneService: Service {
             }
         } catch {
             logger.warning("prune failed; will retry", metadata: ["prune.error": "\(error)"])
+        }
+        guard seriesTTLMinutes > 0 else { return }
+        do {
+            _ = try await queue.expire(idleBefore: clock.now().minute.advanced(by: -seriesTTLMinutes))
+        } catch {
+            logger.warning("expiring idle series failed; will retry", metadata: ["prune.error": "\(error)"])
         }
     }
 }

@@ -66,6 +66,23 @@ final class LiveMetrics: Sendable {
         }
     }
 
+    /// The first minute of the `stage_percentage` window at `now`.
+    func shareWindowStart(at now: Timestamp) -> Minute {
+        state.withLock { $0.shares.firstMinute(at: now) }
+    }
+
+    /// Drops deleted series, and takes their `recent` rollups back out of the share window.
+    func remove(_ ids: Set<SeriesID>, recent: [MinuteRollup]) {
+        state.withLock { state in
+            for rollup in recent {
+                guard let metric = state.metrics[rollup.seriesID], let sample = state.families[metric.rawValue].sample(of: rollup.seriesID) else { continue }
+                state.shares.subtract(series: sample.key, minute: rollup.minute, sumNanoseconds: rollup.counts.sumNanoseconds)
+            }
+            for metric in HistogramMetric.allCases { state.families[metric.rawValue].remove(ids) }
+            for id in ids { state.metrics[id] = nil }
+        }
+    }
+
     /// A copy of everything the seed's families show at `now`.
     func snapshot(at now: Timestamp) -> SeedMetricsSnapshot {
         // Constant time under the lock: the arrays are shared, not copied, until the writer

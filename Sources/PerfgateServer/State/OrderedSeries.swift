@@ -30,6 +30,15 @@ struct OrderedSeries {
         positions = Dictionary(uniqueKeysWithValues: ids.enumerated().map { ($1, $0) })
     }
 
+    /// Drops the series among `removed` that this family holds.
+    mutating func remove(_ removed: Set<SeriesID>) {
+        guard removed.contains(where: { positions[$0] != nil }) else { return }
+        let kept = ids.indices.filter { !removed.contains(ids[$0]) }
+        samples = kept.map { samples[$0] }
+        ids = kept.map { ids[$0] }
+        positions = Dictionary(uniqueKeysWithValues: ids.enumerated().map { ($1, $0) })
+    }
+
     /// Adds counts to series `id`; returns its key, or nil when the family has no such series.
     mutating func add(_ counts: HistogramCounts, to id: SeriesID) -> SeriesKey? {
         guard let position = positions[id] else { return nil }

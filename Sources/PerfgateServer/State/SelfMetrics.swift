@@ -19,6 +19,14 @@ enum RequestRejection: String, CaseIterable, Sendable {
     case idempotencyKeyReused = "idempotency_key_reused"
 }
 
+/// Why series were deleted.
+enum SeriesDeletion: String, CaseIterable, Sendable {
+    /// `DELETE /v1/series` by an admin.
+    case admin
+    /// Not written for longer than `--series-ttl`.
+    case idle
+}
+
 /// perfgate's own `perfgate_*` metrics: what it accepted, refused, wrote and holds.
 final class SelfMetrics: Sendable {
     private struct Counters {
@@ -32,6 +40,7 @@ final class SelfMetrics: Sendable {
         var overflowed: [HistogramMetric: UInt64] = [:]
         var prunedRollups: UInt64 = 0
         var replays: UInt64 = 0
+        var deletedSeries: [SeriesDeletion: UInt64] = [:]
     }
 
     /// Bounds of `perfgate_commit_duration_seconds`: from a fast fsync to a stalled disk.
@@ -79,6 +88,11 @@ final class SelfMetrics: Sendable {
     /// Records a retry answered with the answer kept under its `Idempotency-Key`.
     func recordReplay() {
         counters.withLock { $0.replays += 1 }
+    }
+
+    /// Records series deleted.
+    func recordDeletedSeries(_ count: Int, reason: SeriesDeletion) {
+        counters.withLock { $0.deletedSeries[reason, default: 0] += UInt64(count) }
     }
 
     /// Records rollups folded away by a prune.
@@ -140,6 +154,10 @@ final class SelfMetrics: Sendable {
             family(
                 "perfgate_series_overflow_total", "Observations counted under __overflow__ labels because their family hit the series limit.", .counter,
                 HistogramMetric.allCases.map { (labeled("metric", $0.name), Double(counters.overflowed[$0] ?? 0)) }
+            ),
+            family(
+                "perfgate_series_deleted_total", "Series removed from /metrics and the store, by DELETE /v1/series (admin) or the idle TTL (idle).", .counter,
+                SeriesDeletion.allCases.map { (labeled("reason", $0.rawValue), Double(counters.deletedSeries[$0] ?? 0)) }
             ),
             family("perfgate_pruned_rollups_total", "Minute rollups folded into series bases after the retention.", .counter, [(.none, Double(counters.prunedRollups))]),
             family("perfgate_store_size_bytes", "Size of the SQLite store on disk, WAL included.", .gauge, [(.none, Double(gauges.storeSizeBytes))]),
