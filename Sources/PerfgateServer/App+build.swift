@@ -16,6 +16,7 @@ struct Components: Sendable {
     let selfMetrics: SelfMetrics
     let queue: WriteQueue
     let pruner: PruneService
+    let connections: ConnectionCounts
 }
 
 /// Builds the application `perfgate serve` runs: opens the store, restores the counts, and
@@ -54,6 +55,7 @@ func buildComponents(
         )
     }
 
+    let connections = ConnectionCounts()
     let selfMetrics = SelfMetrics(version: perfgateVersion, startTime: now)
     let committer = Committer(
         registry: SeriesRegistry(
@@ -70,7 +72,7 @@ func buildComponents(
     )
     return Components(
         configuration: configuration, clock: clock, store: store, live: live,
-        selfMetrics: selfMetrics, queue: queue, pruner: pruner
+        selfMetrics: selfMetrics, queue: queue, pruner: pruner, connections: connections
     )
 }
 
@@ -80,7 +82,11 @@ func buildApplication(_ components: Components, logger: Logger) -> some Applicat
     return Application(
         router: buildRouter(components),
         server: .http1(configuration: .init(additionalChannelHandlers: [RequestDeadlineHandler(timeout: requestTimeout)])),
-        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "perfgate/\(perfgateVersion)"),
+        configuration: .init(
+            address: .hostname(configuration.host, port: configuration.port),
+            serverName: "perfgate/\(perfgateVersion)",
+            availableConnectionsDelegate: ConnectionLimit(maximum: configuration.maxConnections, counts: components.connections)
+        ),
         services: [WriterService(queue: components.queue, store: components.store, logger: logger), components.pruner],
         logger: logger
     )
@@ -104,7 +110,7 @@ func buildRouter(_ components: Components) -> Router<BasicRequestContext> {
     router.addRoutes(
         MetricsController(
             live: components.live, selfMetrics: components.selfMetrics, queue: components.queue,
-            store: components.store, clock: components.clock
+            store: components.store, connections: components.connections, clock: components.clock
         ).endpoints
     )
     router.addRoutes(SeriesController(live: components.live, queue: components.queue).endpoints, atPath: "/v1")

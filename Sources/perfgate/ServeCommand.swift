@@ -28,6 +28,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-label-length"), help: ArgumentHelp(help("max-label-length"))) var maxLabelLength: String?
     @Option(name: .customLong("max-series-per-metric"), help: ArgumentHelp(help("max-series-per-metric"))) var maxSeriesPerMetric: String?
     @Option(name: .customLong("max-queued-events"), help: ArgumentHelp(help("max-queued-events"))) var maxQueuedEvents: String?
+    @Option(name: .customLong("max-connections"), help: ArgumentHelp(help("max-connections"))) var maxConnections: String?
     @Option(name: .customLong("request-timeout"), help: ArgumentHelp(help("request-timeout"))) var requestTimeout: String?
     @Option(name: .customLong("series-ttl"), help: ArgumentHelp(help("series-ttl"))) var seriesTTL: String?
     @Option(name: .customLong("idempotency-ttl"), help: ArgumentHelp(help("idempotency-ttl"))) var idempotencyTTL: String?
@@ -49,7 +50,7 @@ struct ServeCommand: AsyncParsableCommand {
             ("max-body-size", maxBodySize), ("max-inflated-body-size", maxInflatedBodySize),
             ("max-events-per-batch", maxEventsPerBatch), ("max-label-length", maxLabelLength),
             ("max-series-per-metric", maxSeriesPerMetric), ("max-queued-events", maxQueuedEvents),
-            ("request-timeout", requestTimeout), ("series-ttl", seriesTTL), ("idempotency-ttl", idempotencyTTL), ("tokens-file", tokensFile), ("ingest-tokens", ingestTokens), ("read-tokens", readTokens),
+            ("max-connections", maxConnections), ("request-timeout", requestTimeout), ("series-ttl", seriesTTL), ("idempotency-ttl", idempotencyTTL), ("tokens-file", tokensFile), ("ingest-tokens", ingestTokens), ("read-tokens", readTokens),
             ("admin-tokens", adminTokens), ("log-level", logLevel),
         ]
         return Dictionary(uniqueKeysWithValues: pairs.compactMap { name, value in value.map { (name, $0) } })

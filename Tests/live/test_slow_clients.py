@@ -61,3 +61,30 @@ def test_an_idle_keep_alive_connection_is_closed_after_the_timeout_and_busy_ones
             time.sleep(0.5)
         elapsed = wait_closed(sock, 4)
         assert elapsed is not None and elapsed < 3
+
+
+def test_past_max_connections_new_clients_wait_until_one_closes(make_perfgate):
+    server = make_perfgate(["--max-connections", "2", "--request-timeout", "30s"]).start()
+    idle = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(2)]
+    time.sleep(0.3)
+    # The kernel completes the handshake, but perfgate does not accept a third connection.
+    waiting = socket.create_connection(("127.0.0.1", server.port))
+    waiting.sendall(b"GET /healthz HTTP/1.1\r\nHost: perfgate\r\nConnection: close\r\n\r\n")
+    waiting.settimeout(1.0)
+    try:
+        early = waiting.recv(65536)
+    except socket.timeout:
+        early = None
+    assert early is None, "a connection past the limit was served"
+
+    idle[0].close()
+    waiting.settimeout(5.0)
+    answer = waiting.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 200"), answer
+    waiting.close()
+    idle[1].close()
+    time.sleep(0.3)
+    page = server.metrics_text()
+    # Reached when the two idle connections opened, and again when the waiting one was accepted.
+    assert "perfgate_connection_limit_reached_total 2" in page
+    assert "perfgate_open_connections 1" in page  # the scrape's own connection

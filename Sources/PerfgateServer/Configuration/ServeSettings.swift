@@ -83,6 +83,9 @@ public enum ServeSettings {
         Setting(name: "max-queued-events", summary: "Most events waiting for a commit before ingest answers 503", defaultText: "1000000") { resolved, text throws(ConfigurationError) in
             resolved.configuration.maxQueuedEvents = try integer(text, in: 1...100_000_000)
         },
+        Setting(name: "max-connections", summary: "Most connections open at once; more wait in the listen queue until one closes", defaultText: "1000") { resolved, text throws(ConfigurationError) in
+            resolved.configuration.maxConnections = try integer(text, in: 1...1_000_000)
+        },
         Setting(name: "request-timeout", summary: "Time a connection has to deliver each request, head and body, and most a keep-alive connection may idle, e.g. 30s", defaultText: "30s") { resolved, text throws(ConfigurationError) in
             guard let seconds = DurationText.seconds(text) else { throw ConfigurationError("must be a duration such as 30s or 2m (got \(text))") }
             resolved.configuration.requestTimeoutSeconds = seconds

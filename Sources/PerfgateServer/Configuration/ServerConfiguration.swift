@@ -36,6 +36,8 @@ public struct ServerConfiguration: Sendable {
     public var seriesTTLMinutes: Int64 = 0
     /// How long the answer to a request with an `Idempotency-Key` is kept, in seconds.
     public var idempotencyTTLSeconds: Int64 = 24 * 3600
+    /// Most connections open at once; past it new ones wait to be accepted.
+    public var maxConnections = 1000
     /// Bearer tokens per role; none means every endpoint is open.
     public var accessTokens = AccessTokens()
 
@@ -69,6 +71,7 @@ public struct ServerConfiguration: Sendable {
         guard (1...3600).contains(requestTimeoutSeconds) else {
             throw ConfigurationError("the request timeout must be 1s to 1h (got \(DurationText.format(seconds: requestTimeoutSeconds)))")
         }
+        guard maxConnections >= 1 else { throw ConfigurationError("the connection limit must be at least 1") }
         guard seriesTTLMinutes == 0 || seriesTTLMinutes >= 5 else {
             throw ConfigurationError("the series TTL must be 0 (keep series) or at least 5m (got \(DurationText.format(seconds: seriesTTLMinutes * 60)))")
         }

@@ -9,6 +9,7 @@ struct MetricsController<Context: RequestContext>: Sendable {
     let selfMetrics: SelfMetrics
     let queue: WriteQueue
     let store: any RollupStore
+    let connections: ConnectionCounts
     let clock: any WallClock
 
     var endpoints: RouteCollection<Context> {
@@ -34,7 +35,9 @@ struct MetricsController<Context: RequestContext>: Sendable {
         let gauges = SelfMetrics.Gauges(
             seriesCounts: snapshot.histograms.mapValues(\.count),
             storeSizeBytes: store.sizeInBytes(),
-            queuedEvents: queue.queuedEvents
+            queuedEvents: queue.queuedEvents,
+            openConnections: connections.open,
+            connectionLimitReached: connections.limitReached
         )
         return ExpositionPage.render(snapshot.families() + selfMetrics.families(gauges), capacity: snapshot.estimatedBytes)
     }

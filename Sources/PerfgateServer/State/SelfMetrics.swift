@@ -105,6 +105,8 @@ final class SelfMetrics: Sendable {
         var seriesCounts: [HistogramMetric: Int]
         var storeSizeBytes: Int64
         var queuedEvents: Int
+        var openConnections: Int
+        var connectionLimitReached: UInt64
     }
 
     /// The `perfgate_*` families, each ready to write.
@@ -162,6 +164,11 @@ final class SelfMetrics: Sendable {
             family("perfgate_pruned_rollups_total", "Minute rollups folded into series bases after the retention.", .counter, [(.none, Double(counters.prunedRollups))]),
             family("perfgate_store_size_bytes", "Size of the SQLite store on disk, WAL included.", .gauge, [(.none, Double(gauges.storeSizeBytes))]),
             family("perfgate_write_queue_events", "Events waiting for the next group commit.", .gauge, [(.none, Double(gauges.queuedEvents))]),
+            family("perfgate_open_connections", "HTTP connections open now.", .gauge, [(.none, Double(gauges.openConnections))]),
+            family(
+                "perfgate_connection_limit_reached_total", "Times the open connections reached --max-connections; new ones then waited to be accepted.", .counter,
+                [(.none, Double(gauges.connectionLimitReached))]
+            ),
         ]
     }
 }
