@@ -1,4 +1,6 @@
 import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
 import Logging
 import NIOCore
 import PerfgateCore
@@ -17,6 +19,8 @@ struct Components: Sendable {
     let queue: WriteQueue
     let pruner: PruneService
     let connections: ConnectionCounts
+    /// Set when perfgate serves HTTPS.
+    let tls: TLSConfiguration?
 }
 
 /// Builds the application `perfgate serve` runs: opens the store, restores the counts, and
@@ -28,7 +32,7 @@ public func buildApplication(
     logger: Logger = Logger(label: "perfgate")
 ) throws -> some ApplicationProtocol {
     let components = try buildComponents(configuration: configuration, clock: clock, store: store, logger: logger)
-    return buildApplication(components, logger: logger)
+    return try buildApplication(components, logger: logger)
 }
 
 func buildComponents(
@@ -38,6 +42,9 @@ func buildComponents(
     logger: Logger
 ) throws -> Components {
     try configuration.validate()
+    let tls = try configuration.tlsCertificatePath.map { certificate in
+        try TLSFiles.serverConfiguration(certificate: certificate, key: configuration.tlsKeyPath ?? "")
+    }
     let store = try store ?? SQLiteRollupStore(path: configuration.databasePath, layouts: configuration.layouts, durability: configuration.durability)
     let now = clock.now()
     let window = StageShareWindow(widthMinutes: configuration.stageShareWindowMinutes)
@@ -72,16 +79,20 @@ func buildComponents(
     )
     return Components(
         configuration: configuration, clock: clock, store: store, live: live,
-        selfMetrics: selfMetrics, queue: queue, pruner: pruner, connections: connections
+        selfMetrics: selfMetrics, queue: queue, pruner: pruner, connections: connections, tls: tls
     )
 }
 
-func buildApplication(_ components: Components, logger: Logger) -> some ApplicationProtocol {
+func buildApplication(_ components: Components, logger: Logger) throws -> some ApplicationProtocol {
     let configuration = components.configuration
     let requestTimeout = TimeAmount.seconds(configuration.requestTimeoutSeconds)
+    var server = HTTPServerBuilder.http1(configuration: .init(additionalChannelHandlers: [RequestDeadlineHandler(timeout: requestTimeout)]))
+    if let tls = components.tls {
+        server = try .tls(server, tlsConfiguration: tls)
+    }
     return Application(
         router: buildRouter(components),
-        server: .http1(configuration: .init(additionalChannelHandlers: [RequestDeadlineHandler(timeout: requestTimeout)])),
+        server: server,
         configuration: .init(
             address: .hostname(configuration.host, port: configuration.port),
             serverName: "perfgate/\(perfgateVersion)",

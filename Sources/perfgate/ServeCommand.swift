@@ -32,6 +32,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("request-timeout"), help: ArgumentHelp(help("request-timeout"))) var requestTimeout: String?
     @Option(name: .customLong("series-ttl"), help: ArgumentHelp(help("series-ttl"))) var seriesTTL: String?
     @Option(name: .customLong("idempotency-ttl"), help: ArgumentHelp(help("idempotency-ttl"))) var idempotencyTTL: String?
+    @Option(name: .customLong("tls-certificate"), help: ArgumentHelp(help("tls-certificate"))) var tlsCertificate: String?
+    @Option(name: .customLong("tls-key"), help: ArgumentHelp(help("tls-key"))) var tlsKey: String?
     @Option(name: .customLong("tokens-file"), help: ArgumentHelp(help("tokens-file"))) var tokensFile: String?
     @Option(name: .customLong("ingest-tokens"), help: ArgumentHelp(help("ingest-tokens"))) var ingestTokens: String?
     @Option(name: .customLong("read-tokens"), help: ArgumentHelp(help("read-tokens"))) var readTokens: String?
@@ -50,7 +52,8 @@ struct ServeCommand: AsyncParsableCommand {
             ("max-body-size", maxBodySize), ("max-inflated-body-size", maxInflatedBodySize),
             ("max-events-per-batch", maxEventsPerBatch), ("max-label-length", maxLabelLength),
             ("max-series-per-metric", maxSeriesPerMetric), ("max-queued-events", maxQueuedEvents),
-            ("max-connections", maxConnections), ("request-timeout", requestTimeout), ("series-ttl", seriesTTL), ("idempotency-ttl", idempotencyTTL), ("tokens-file", tokensFile), ("ingest-tokens", ingestTokens), ("read-tokens", readTokens),
+            ("max-connections", maxConnections), ("request-timeout", requestTimeout), ("series-ttl", seriesTTL), ("idempotency-ttl", idempotencyTTL),
+            ("tls-certificate", tlsCertificate), ("tls-key", tlsKey), ("tokens-file", tokensFile), ("ingest-tokens", ingestTokens), ("read-tokens", readTokens),
             ("admin-tokens", adminTokens), ("log-level", logLevel),
         ]
         return Dictionary(uniqueKeysWithValues: pairs.compactMap { name, value in value.map { (name, $0) } })

@@ -38,7 +38,7 @@ struct Harness {
         var logger = Logger(label: "perfgate-test")
         logger.logLevel = .warning
         let components = try buildComponents(configuration: configuration, clock: clock, store: store, logger: logger)
-        let app = buildApplication(components, logger: logger)
+        let app = try buildApplication(components, logger: logger)
         return try await app.test(.router) { client in try await body(components, client) }
     }
 }

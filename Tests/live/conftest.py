@@ -39,8 +39,10 @@ class Response:
 class Perfgate:
     """One perfgate process; start() and stop() may be called repeatedly on the same store."""
 
-    def __init__(self, workdir, args=(), env=None):
+    def __init__(self, workdir, args=(), env=None, ssl_context=None):
         self.workdir = Path(workdir)
+        # With an SSL context, requests go over HTTPS (perfgate started with --tls-*).
+        self.ssl_context = ssl_context
         self.port = free_port()
         self.args = list(args)
         self.env = env or {}
@@ -84,7 +86,10 @@ class Perfgate:
 
     def request(self, method, path, body=None, headers=None, timeout=10):
         # http.client sends exactly the headers given (urllib would add a form Content-Type).
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        if self.ssl_context:
+            connection = http.client.HTTPSConnection("127.0.0.1", self.port, timeout=timeout, context=self.ssl_context)
+        else:
+            connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
             connection.request(method, path, body=body, headers=headers or {})
             response = connection.getresponse()
@@ -123,8 +128,8 @@ def make_perfgate(tmp_path):
     """Builds unstarted perfgate processes sharing the test's folder; all are stopped at the end."""
     servers = []
 
-    def make(args=(), env=None):
-        server = Perfgate(tmp_path, args, env)
+    def make(args=(), env=None, ssl_context=None):
+        server = Perfgate(tmp_path, args, env, ssl_context)
         servers.append(server)
         return server
 

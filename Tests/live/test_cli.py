@@ -10,7 +10,7 @@ from exposition import value
 
 SETTINGS = ["host", "port", "db", "retention", "percentage-window", "durability", "max-body-size",
             "max-inflated-body-size", "max-events-per-batch", "max-label-length", "max-series-per-metric",
-            "max-queued-events", "max-connections", "request-timeout", "series-ttl", "idempotency-ttl", "tokens-file", "ingest-tokens", "read-tokens", "admin-tokens", "log-level"]
+            "max-queued-events", "max-connections", "request-timeout", "series-ttl", "idempotency-ttl", "tls-certificate", "tls-key", "tokens-file", "ingest-tokens", "read-tokens", "admin-tokens", "log-level"]
 
 
 def test_help_documents_every_option_and_its_environment_variable():

@@ -97,6 +97,14 @@ public enum ServeSettings {
             guard let seconds = DurationText.seconds(text) else { throw ConfigurationError("must be a duration such as 24h or 30m (got \(text))") }
             resolved.configuration.idempotencyTTLSeconds = seconds
         },
+        Setting(name: "tls-certificate", summary: "PEM certificate chain to serve HTTPS with (with --tls-key)", defaultText: "none: plain HTTP") { resolved, text throws(ConfigurationError) in
+            guard !text.isEmpty else { throw ConfigurationError("must not be empty") }
+            resolved.configuration.tlsCertificatePath = text
+        },
+        Setting(name: "tls-key", summary: "PEM private key of --tls-certificate", defaultText: "none") { resolved, text throws(ConfigurationError) in
+            guard !text.isEmpty else { throw ConfigurationError("must not be empty") }
+            resolved.configuration.tlsKeyPath = text
+        },
         Setting(name: "tokens-file", summary: "File of bearer tokens, one '<role> <token>' per line, roles ingest, read and admin", defaultText: "none: every endpoint is open") { resolved, text throws(ConfigurationError) in
             resolved.tokensFile = try AccessTokens.parseFile(try TextFile.read(text), path: text)
         },

@@ -38,6 +38,10 @@ public struct ServerConfiguration: Sendable {
     public var idempotencyTTLSeconds: Int64 = 24 * 3600
     /// Most connections open at once; past it new ones wait to be accepted.
     public var maxConnections = 1000
+    /// The PEM certificate chain to serve HTTPS with; with `tlsKeyPath`, or neither for plain HTTP.
+    public var tlsCertificatePath: String?
+    /// The PEM private key of `tlsCertificatePath`.
+    public var tlsKeyPath: String?
     /// Bearer tokens per role; none means every endpoint is open.
     public var accessTokens = AccessTokens()
 
@@ -70,6 +74,9 @@ public struct ServerConfiguration: Sendable {
         }
         guard (1...3600).contains(requestTimeoutSeconds) else {
             throw ConfigurationError("the request timeout must be 1s to 1h (got \(DurationText.format(seconds: requestTimeoutSeconds)))")
+        }
+        guard (tlsCertificatePath == nil) == (tlsKeyPath == nil) else {
+            throw ConfigurationError("give --tls-certificate and --tls-key together, or neither for plain HTTP")
         }
         guard maxConnections >= 1 else { throw ConfigurationError("the connection limit must be at least 1") }
         guard seriesTTLMinutes == 0 || seriesTTLMinutes >= 5 else {
