@@ -86,7 +86,12 @@ func buildComponents(
 func buildApplication(_ components: Components, logger: Logger) throws -> some ApplicationProtocol {
     let configuration = components.configuration
     let requestTimeout = TimeAmount.seconds(configuration.requestTimeoutSeconds)
-    var server = HTTPServerBuilder.http1(configuration: .init(additionalChannelHandlers: [RequestDeadlineHandler(timeout: requestTimeout)]))
+    let selfMetrics = components.selfMetrics
+    var server = HTTPServerBuilder.http1(
+        configuration: .init(additionalChannelHandlers: [
+            MalformedRequestHandler(selfMetrics: selfMetrics), RequestDeadlineHandler(timeout: requestTimeout),
+        ])
+    )
     if let tls = components.tls {
         server = try .tls(server, tlsConfiguration: tls)
     }

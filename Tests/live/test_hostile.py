@@ -86,6 +86,12 @@ CASES = [
     ("GET on the ingest route", "GET", "/v1/events", {}, None, 404, 'no route for GET /v1/events'),
     ("POST to metrics", "POST", "/metrics", J, E.encode(), 404, 'no route for POST /metrics'),
     ("long path", "GET", "/" + "a" * 8000, {}, None, 404, 'no route for GET /aaaa'),
+    ("empty idempotency key", "POST", "/v1/events", {**J, "Idempotency-Key": ""}, E.encode(), 400, 'Idempotency-Key must be 1 to 255 characters'),
+    ("idempotency key with a space", "POST", "/v1/events", {**J, "Idempotency-Key": "a b"}, E.encode(), 400, 'character 2 is not'),
+    ("idempotency key of 10k characters", "POST", "/v1/events", {**J, "Idempotency-Key": "k" * 10000}, E.encode(), 400, 'got 10000'),
+    ("delete every series", "DELETE", "/v1/series", {}, None, 400, 'name at least one of metric'),
+    ("delete by SQL in a label name", "DELETE", "/v1/series?endpoint%3D1%20OR%201=1", {}, None, 400, 'is not a label'),
+    ("delete with a traversal metric", "DELETE", "/v1/series?metric=../../etc", {}, None, 400, 'metric ../../etc is not one of'),
 ]
 
 
@@ -122,3 +128,31 @@ def test_hostile_requests_get_their_documented_answers_and_change_nothing(perfga
     text = perfgate.metrics_text()
     assert seed_lines(text) == before
     assert value(text, "perfgate_events_accepted_total") == 0
+
+
+# Requests the HTTP parser itself refuses, sent as raw bytes: (case, bytes, status, words).
+RAW_CASES = [
+    ("headers over 80 KiB", b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n", 431, "headers are larger than 80 KiB"),
+    ("negative Content-Length", b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n", 400, "Content-Length is not a single non-negative number"),
+    ("two Content-Lengths", b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}", 400, "Content-Length"),
+    ("space in a header name", b"GET /healthz HTTP/1.1\r\nHo st: x\r\n\r\n", 400, "characters HTTP does not allow"),
+    ("not HTTP at all", b"GARBAGE\r\n\r\n", 400, "not valid HTTP/1.1"),
+    ("bad chunk size", b"POST /v1/events HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400, "chunked body is malformed"),
+]
+
+
+def test_requests_http_cannot_parse_get_a_json_reason_and_change_nothing(perfgate):
+    import socket
+    before = seed_lines(perfgate.metrics_text())
+    for name, raw, status, words in RAW_CASES:
+        with socket.create_connection(("127.0.0.1", perfgate.port), timeout=5) as sock:
+            sock.sendall(raw)
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(f"HTTP/1.1 {status}".encode()), f"{name}: {answer[:200]!r}"
+        assert words in json.loads(body)["error"], f"{name}: {body!r}"
+    text = perfgate.metrics_text()
+    assert seed_lines(text) == before
+    assert f'perfgate_requests_rejected_total{{reason="malformed_http"}} {len(RAW_CASES)}' in text

@@ -13,6 +13,8 @@ enum RequestRejection: String, CaseIterable, Sendable {
     case unauthorized
     /// A known token without the role the route needs.
     case forbidden
+    /// Bytes the HTTP parser could not read as a request (oversized headers, bad framing).
+    case malformedHTTP = "malformed_http"
     /// An `Idempotency-Key` header that is empty, too long or not visible ASCII.
     case invalidIdempotencyKey = "invalid_idempotency_key"
     /// An `Idempotency-Key` already used with another body.
