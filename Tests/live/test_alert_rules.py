@@ -1,5 +1,6 @@
 """alerts/prometheus-alerts.yml: every alert of the seed, checked and unit-tested by promtool."""
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -61,3 +62,13 @@ def test_promtool_unit_tests_cover_every_alert_firing_and_quiet():
         assert any(c["alertname"] == name and not c["exp_alerts"] for c in cases), f"{name} is never checked quiet"
     result = subprocess.run(["promtool", "test", "rules", "prometheus-alerts.test.yml"], cwd=ALERTS, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_runbook_links_land_on_readme_headings():
+    readme = (ALERTS.parent / "README.md").read_text()
+    # GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens.
+    anchors = {re.sub(r"[^a-z0-9 -]", "", line.lstrip("#").strip().lower()).replace(" ", "-")
+               for line in readme.splitlines() if line.startswith("#")}
+    for name, rule in rules().items():
+        anchor = rule["annotations"]["runbook_url"].split("#", 1)[1]
+        assert anchor in anchors, f"{name} links to #{anchor}, which no README heading makes"
