@@ -7,7 +7,8 @@
 public enum HistogramQuantile {
     /// The `q` quantile, in seconds, of `counts` laid out as `layout`.
     public static func estimate(_ q: Double, counts: HistogramCounts, layout: BucketLayout) -> Double {
-        estimate(q, upperBounds: layout.upperBounds.map { Double($0) / 1e9 }, cumulative: counts.cumulative.map(Double.init))
+        // `map(Double.init)` would pick Double(bitPattern:) for UInt64: the value conversion is spelled out.
+        estimate(q, upperBounds: layout.upperBounds.map { Double($0) / 1e9 }, cumulative: counts.cumulative.map { Double($0) })
     }
 
     /// The `q` quantile from finite upper bounds and cumulative counts (one more count than bounds: `+Inf`).
