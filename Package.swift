@@ -12,10 +12,13 @@ let package = Package(
     products: [
         .executable(name: "perfgate", targets: ["perfgate"]),
         .library(name: "PerfgateCore", targets: ["PerfgateCore"]),
+        .library(name: "PerfgateClient", targets: ["PerfgateClient"]),
+        .library(name: "PerfgateHummingbird", targets: ["PerfgateHummingbird"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
@@ -66,10 +69,32 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // Sending timings from Swift: the tracker, a batching sender, the HTTP API.
+        .target(
+            name: "PerfgateClient",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        // One-line request tracking for Hummingbird applications.
+        .target(
+            name: "PerfgateHummingbird",
+            dependencies: [
+                "PerfgateClient",
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
         .executableTarget(
             name: "perfgate",
             dependencies: [
                 "PerfgateServer",
+                "PerfgateClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -121,6 +146,8 @@ let package = Package(
             name: "PerfgateServerTests",
             dependencies: [
                 "PerfgateServer",
+                "PerfgateClient",
+                "PerfgateHummingbird",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings

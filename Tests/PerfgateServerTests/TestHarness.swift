@@ -30,16 +30,20 @@ struct Harness {
         try? FileManager.default.removeItem(atPath: folder)
     }
 
-    /// Builds the components (opening the store) and runs `body` against the router with services running.
+    /// Builds the components (opening the store) and runs `body` against the router with services
+    /// running; with `.live`, over a real socket on a free port (`client.port`).
     func run<Value: Sendable>(
         store: (any RollupStore)? = nil,
+        _ setup: TestingSetup = .router,
         _ body: @Sendable (Components, any TestClientProtocol) async throws -> Value
     ) async throws -> Value {
         var logger = Logger(label: "perfgate-test")
         logger.logLevel = .warning
+        var configuration = configuration
+        configuration.port = 0
         let components = try buildComponents(configuration: configuration, clock: clock, store: store, logger: logger)
         let app = try buildApplication(components, logger: logger)
-        return try await app.test(.router) { client in try await body(components, client) }
+        return try await app.test(setup) { client in try await body(components, client) }
     }
 }
 
