@@ -219,3 +219,30 @@ def test_a_retried_batch_carries_the_same_idempotency_key():
         sender.close()
     finally:
         server.shutdown()
+
+
+def test_what_is_queued_is_sent_when_the_interpreter_exits(perfgate, tmp_path):
+    script = tmp_path / "app.py"
+    script.write_text(
+        "from perfgate import PerformanceTracker\n"
+        "for n in range(25):\n"
+        "    tracker = PerformanceTracker(endpoint='/exiting')\n"
+        "    with tracker.backend_request(provider='p', model='m'):\n"
+        "        pass\n"
+        "    tracker.record_percentages()\n"
+        "print('done')\n"  # exits at once: the sender's flush interval has not passed
+    )
+    import subprocess
+    import sys
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=30,
+                            env={"PERFGATE_URL": perfgate.base, "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0 and result.stdout == "done\n", result.stderr
+    assert value(perfgate.metrics_text(), "backend_ttfb_seconds_count", provider="p", model="m", endpoint="/exiting") == 25
+
+
+def test_a_url_that_cannot_work_is_given_up_not_retried_forever():
+    sender = Sender("notaurl://x", flush_interval=0.05)
+    sender.submit({"endpoint": "/x", "stages": {"backend_fetch": 1}})
+    assert sender.flush(5)
+    assert sender.stats()["rejected"] == 1 and sender.stats()["retries"] == 0
+    sender.close()

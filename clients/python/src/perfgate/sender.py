@@ -11,6 +11,7 @@ import random
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from typing import Any, Dict, List, Optional
@@ -48,6 +49,12 @@ class Sender:
     ) -> None:
         base = (url or os.environ.get("PERFGATE_URL") or "http://127.0.0.1:9095").rstrip("/")
         self.url = base + "/v1/events"
+        # A URL that cannot work is reported once, not retried forever (nor raised: the sender
+        # may be made lazily inside a request handler).
+        scheme = urllib.parse.urlsplit(base).scheme
+        self._unusable = None if scheme in ("http", "https") else f"PERFGATE_URL {base!r} is not an http:// or https:// URL"
+        if self._unusable:
+            logger.error("perfgate: %s; events will be counted as rejected", self._unusable)
         self.token = token if token is not None else os.environ.get("PERFGATE_TOKEN")
         self.batch_size = batch_size
         self.flush_interval = flush_interval
@@ -136,13 +143,17 @@ class Sender:
                 return
 
     def _deliver(self, batch: List[Event], deadline: Optional[float]) -> None:
+        if self._unusable:
+            with self._lock:
+                self._stats["rejected"] += len(batch)
+            return
         body = json.dumps(batch, separators=(",", ":")).encode()
         key = str(uuid.uuid4())
         backoff = 0.5
         while True:
             try:
                 outcome = self._post(body, key)
-            except Exception as error:  # connection refused, reset, timeout, DNS…
+            except Exception as error:  # refused, reset, timeout, DNS…
                 outcome = f"{type(error).__name__}: {error}"
             if outcome is None:
                 with self._lock:
