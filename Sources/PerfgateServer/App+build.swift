@@ -129,6 +129,7 @@ func buildRouter(_ components: Components) -> Router<BasicRequestContext> {
             store: components.store, connections: components.connections, clock: components.clock
         ).endpoints
     )
+    router.addRoutes(StatusController(components: components).endpoints)
     router.addRoutes(SeriesController(live: components.live, queue: components.queue).endpoints, atPath: "/v1")
     router.addRoutes(HealthController(queue: components.queue).endpoints)
     return router

@@ -295,6 +295,33 @@ public final class SQLiteRollupStore: RollupStore {
         }
     }
 
+    public func groupedTotals(
+        of metric: HistogramMetric, groups: [SeriesID: Int], groupCount: Int, minutes: ClosedRange<Minute>, stepMinutes: Int64
+    ) throws -> [[HistogramCounts]] {
+        precondition(stepMinutes >= 1, "a step is at least a minute")
+        let steps = Int((minutes.lowerBound.distance(to: minutes.upperBound) + stepMinutes) / stepMinutes)
+        let width = layouts[metric].bucketCount
+        return try withReader { connection in
+            let rows = try connection.prepare("SELECT minute, series_id, buckets, sum_s, sum_ns FROM rollup WHERE minute BETWEEN ? AND ?")
+            rows.bind(1, minutes.lowerBound.index)
+            rows.bind(2, minutes.upperBound.index)
+            // One slot per group and step, summed in place like a trend window.
+            var sums = RollupSums(series: (0..<(groupCount * steps)).map { (SeriesID($0), width) })
+            while try rows.step() {
+                guard let group = groups[rows.int64(1)] else { continue }
+                let step = Int((rows.int64(0) - minutes.lowerBound.index) / stepMinutes)
+                let sum = StoredSum(seconds: rows.int64(3), nanoseconds: rows.int64(4)).total
+                try rows.withBlob(2) { raw in
+                    guard sums.add(raw, sum: sum, to: group * steps + step) else {
+                        throw StoreError.damagedRow("a rollup of \(metric.name) has \(raw.count) bytes of bucket counts, expected \(width * 8)")
+                    }
+                }
+            }
+            let totals = sums.totals(includingEmpty: true)
+            return (0..<groupCount).map { group in (0..<steps).map { step in totals[SeriesID(group * steps + step)]! } }
+        }
+    }
+
     public func sizeInBytes() -> Int64 {
         [path, path + "-wal", path + "-shm"].reduce(0) { total, file in
             var info = stat()

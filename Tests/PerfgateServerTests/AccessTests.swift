@@ -56,7 +56,8 @@ import Testing
         try await harness.run { _, client in
             for (headers, challenge) in [
                 (HTTPFields(), #"Bearer realm="perfgate""#),
-                ([.authorization: "Basic dXNlcjpwYXNz"], #"Bearer realm="perfgate""#),
+                // user:pass, as Basic credentials: the password is read as a token, one perfgate does not know.
+                ([.authorization: "Basic dXNlcjpwYXNz"], #"Bearer realm="perfgate", error="invalid_token""#),
                 (Self.bearer("not-a-token-at-all-0000"), #"Bearer realm="perfgate", error="invalid_token""#),
                 (Self.bearer(String(Self.ingest.dropLast())), #"Bearer realm="perfgate", error="invalid_token""#),
             ] as [(HTTPFields, String)] {

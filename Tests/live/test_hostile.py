@@ -91,6 +91,8 @@ CASES = [
     ("idempotency key of 10k characters", "POST", "/v1/events", {**J, "Idempotency-Key": "k" * 10000}, E.encode(), 400, 'got 10000'),
     ("delete every series", "DELETE", "/v1/series", {}, None, 400, 'name at least one of metric'),
     ("delete by SQL in a label name", "DELETE", "/v1/series?endpoint%3D1%20OR%201=1", {}, None, 400, 'is not a label'),
+    ("status page window traversal", "GET", "/?window=../../etc/passwd", {}, None, 400, "window must be one of 5m, 1h, 24h"),
+    ("status page with a script in a parameter", "GET", "/?<script>=1", {}, None, 400, "unknown parameter '<script>'"),
     ("delete with a traversal metric", "DELETE", "/v1/series?metric=../../etc", {}, None, 400, 'metric ../../etc is not one of'),
 ]
 

@@ -113,6 +113,12 @@ def test_every_route_answers_as_documented(check):
     check("delete", "/v1/series", 400, headers=bearer(ADMIN))
     check("delete", "/v1/series", 401, query="?endpoint=/x")
     check("delete", "/v1/series", 403, headers=bearer(READ), query="?endpoint=/x")
+    # The status page
+    check("get", "/", 200, headers=bearer(READ), query="?window=5m")
+    check("get", "/", 200, headers=bearer(READ), query="?window=24h&fragment=1")
+    check("get", "/", 400, headers=bearer(READ), query="?window=2h")
+    check("get", "/", 401)
+    check("get", "/", 403, headers=bearer(INGEST))
     # Health
     check("get", "/healthz", 200)
     check("get", "/readyz", 200)

@@ -111,6 +111,24 @@ public final class InMemoryRollupStore: RollupStore {
         }
     }
 
+    public func groupedTotals(
+        of metric: HistogramMetric, groups: [SeriesID: Int], groupCount: Int, minutes: ClosedRange<Minute>, stepMinutes: Int64
+    ) throws -> [[HistogramCounts]] {
+        let steps = Int((minutes.lowerBound.distance(to: minutes.upperBound) + stepMinutes) / stepMinutes)
+        return state.withLock { state in
+            var result = Array(repeating: Array(repeating: HistogramCounts(bucketCount: 0), count: steps), count: groupCount)
+            for (minute, perSeries) in state.rollups where minutes.contains(minute) {
+                let step = Int(minutes.lowerBound.distance(to: minute) / stepMinutes)
+                for (id, counts) in perSeries {
+                    guard let group = groups[id] else { continue }
+                    if result[group][step].buckets.isEmpty { result[group][step] = HistogramCounts(bucketCount: counts.buckets.count) }
+                    result[group][step].add(counts)
+                }
+            }
+            return result
+        }
+    }
+
     public func sizeInBytes() -> Int64 { 0 }
 
     public func checkpoint() throws {}

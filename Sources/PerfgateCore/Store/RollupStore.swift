@@ -105,6 +105,12 @@ public protocol RollupStore: AnyObject, Sendable {
     /// The counts of each of `series` (all of family `metric`) over a range of minutes; series
     /// with nothing in range are absent. Counts of another layout than the family's are an error.
     func windowTotals(of metric: HistogramMetric, series: Set<SeriesID>, minutes: ClosedRange<Minute>) throws -> [SeriesID: HistogramCounts]
+    /// The counts of `metric`'s series summed per group and per step of `stepMinutes` over a
+    /// range of minutes: `result[group][step]`. `groups` maps each series wanted to its group
+    /// (0..<groupCount); rows of other series are skipped.
+    func groupedTotals(
+        of metric: HistogramMetric, groups: [SeriesID: Int], groupCount: Int, minutes: ClosedRange<Minute>, stepMinutes: Int64
+    ) throws -> [[HistogramCounts]]
     /// The store's size on disk, in bytes.
     func sizeInBytes() -> Int64
     /// Makes the store's main file complete on its own; called after the last write at shutdown.

@@ -1,3 +1,4 @@
+import Foundation
 import HTTPTypes
 import Hummingbird
 
@@ -32,19 +33,25 @@ struct AccessMiddleware<Context: RequestContext>: RouterMiddleware {
         guard !open, let needed = Self.requiredRole(method: request.method, path: request.uri.path) else {
             return try await next(request, context)
         }
-        guard let token = Self.bearerToken(request.headers[.authorization]) else {
+        // A browser cannot send a bearer token to a page it navigates to; it answers a Basic
+        // challenge instead, with the token as the password.
+        let forBrowser = request.uri.path == "/"
+        guard let token = Self.bearerToken(request.headers[.authorization]) ?? Self.basicPassword(request.headers[.authorization]) else {
             selfMetrics.recordRejectedRequest(.unauthorized)
             throw APIError(
-                .unauthorized, "\(request.method) \(request.uri.path) needs a bearer token with the \(needed.rawValue) role: send Authorization: Bearer <token>",
-                headers: [.wwwAuthenticate: "Bearer realm=\"perfgate\""]
+                .unauthorized,
+                forBrowser
+                    ? "the status page needs a token with the read role: give it as the password (any user name)"
+                    : "\(request.method) \(request.uri.path) needs a bearer token with the \(needed.rawValue) role: send Authorization: Bearer <token>",
+                headers: [.wwwAuthenticate: forBrowser ? "Basic realm=\"perfgate\", charset=\"UTF-8\"" : "Bearer realm=\"perfgate\""]
             )
         }
         let roles = tokens.roles(of: token)
         if roles.isEmpty {
             selfMetrics.recordRejectedRequest(.unauthorized)
             throw APIError(
-                .unauthorized, "the bearer token is not one perfgate knows",
-                headers: [.wwwAuthenticate: "Bearer realm=\"perfgate\", error=\"invalid_token\""]
+                .unauthorized, "the token is not one perfgate knows",
+                headers: [.wwwAuthenticate: forBrowser ? "Basic realm=\"perfgate\", charset=\"UTF-8\"" : "Bearer realm=\"perfgate\", error=\"invalid_token\""]
             )
         }
         guard roles.contains(needed) || roles.contains(.admin) else {
@@ -53,6 +60,20 @@ struct AccessMiddleware<Context: RequestContext>: RouterMiddleware {
             throw APIError(.forbidden, "\(request.method) \(request.uri.path) needs the \(needed.rawValue) role; this token has \(held)")
         }
         return try await next(request, context)
+    }
+
+    /// The password of an `Authorization: Basic <base64 of user:password>` header, which browsers
+    /// send for the status page; the user name is ignored.
+    static func basicPassword(_ header: String?) -> Substring? {
+        guard let header else { return nil }
+        let parts = header.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
+        guard parts.count == 2, parts[0].lowercased() == "basic",
+            let decoded = Data(base64Encoded: String(parts[1]).trimmingCharacters(in: " ")),
+            let text = String(validating: Array(decoded), as: UTF8.self),
+            let colon = text.firstIndex(of: ":")
+        else { return nil }
+        let password = text[text.index(after: colon)...]
+        return password.isEmpty ? nil : Substring(password)
     }
 
     /// The token of an `Authorization: Bearer <token>` header (the scheme in any case).

@@ -82,7 +82,7 @@ struct EventsController<Context: RequestContext>: Sendable {
             // A concurrent retry with the same key committed first: its answer stands, this applied nothing.
             if let earlier = receipt.replayed { return try replay(earlier, fingerprint: fingerprint) }
         }
-        selfMetrics.recordBatch(accepted: batch.acceptedCount, rejections: batch.rejections)
+        selfMetrics.recordBatch(accepted: batch.acceptedCount, rejections: batch.rejections, at: now)
         let status: HTTPResponse.Status = batch.acceptedCount == 0 && batch.rejectedCount > 0 ? .unprocessableContent : .ok
         return Response.json(Self.answer(batch, receipt: receipt, limit: configuration.maxSeriesPerMetric), status: status)
     }

@@ -43,7 +43,12 @@ final class SelfMetrics: Sendable {
         var prunedRollups: UInt64 = 0
         var replays: UInt64 = 0
         var deletedSeries: [SeriesDeletion: UInt64] = [:]
+        /// Events accepted per wall-clock minute, the last few only: the status page's rate.
+        var acceptedByMinute: [Minute: UInt64] = [:]
     }
+
+    /// Minutes of accepted-event counts kept for `acceptedRate`.
+    static let rateMinutes: Int64 = 5
 
     /// Bounds of `perfgate_commit_duration_seconds`: from a fast fsync to a stalled disk.
     static let commitLayout = try! BucketLayout(
@@ -59,8 +64,8 @@ final class SelfMetrics: Sendable {
         self.startTime = startTime
     }
 
-    /// Records a body that was read: its accepted events and each rejected event's first reason.
-    func recordBatch(accepted: Int, rejections: [EventRejection]) {
+    /// Records a body that was read at `now`: its accepted events and each rejected event's first reason.
+    func recordBatch(accepted: Int, rejections: [EventRejection], at now: Timestamp) {
         var firstReasons: [Int: RejectionReason] = [:]
         for rejection in rejections where firstReasons[rejection.index] == nil {
             firstReasons[rejection.index] = rejection.reason
@@ -68,6 +73,11 @@ final class SelfMetrics: Sendable {
         counters.withLock { counters in
             counters.batches += 1
             counters.eventsAccepted += UInt64(accepted)
+            let minute = now.minute
+            counters.acceptedByMinute[minute, default: 0] += UInt64(accepted)
+            if counters.acceptedByMinute.count > Int(Self.rateMinutes) + 1 {
+                counters.acceptedByMinute = counters.acceptedByMinute.filter { $0.key > minute.advanced(by: -Self.rateMinutes) }
+            }
             for reason in firstReasons.values { counters.eventsRejected[reason, default: 0] += 1 }
         }
     }
@@ -101,6 +111,24 @@ final class SelfMetrics: Sendable {
     func recordPrune(_ report: PruneReport) {
         counters.withLock { $0.prunedRollups += UInt64(report.rollupsFolded) }
     }
+
+    /// Accepted events per second over the last few minutes (or since start, if later).
+    func acceptedRate(at now: Timestamp) -> Double {
+        let first = now.minute.advanced(by: -(Self.rateMinutes - 1))
+        let accepted = counters.withLock { $0.acceptedByMinute.filter { $0.key >= first }.values.reduce(0, +) }
+        let since = max(first.start, startTime)
+        let seconds = Double(now.nanoseconds - since.nanoseconds) / 1e9
+        return seconds > 0 ? Double(accepted) / seconds : 0
+    }
+
+    /// Events rejected so far, by the reason of their first error; reasons never seen are left out.
+    func rejectedEvents() -> [(reason: String, count: UInt64)] {
+        let rejected = counters.withLock { $0.eventsRejected }
+        return RejectionReason.allCases.compactMap { reason in rejected[reason].map { (reason.rawValue, $0) } }
+    }
+
+    /// Events accepted since start.
+    var acceptedEvents: UInt64 { counters.withLock { $0.eventsAccepted } }
 
     /// Values read from elsewhere at scrape time.
     struct Gauges {

@@ -1,0 +1,62 @@
+import HTTPTypes
+import Hummingbird
+import NIOPosix
+import PerfgateCore
+
+/// `GET /`: the status page, rendered on the server; `?fragment=1` renders only the part the
+/// page's script swaps in when it refreshes.
+struct StatusController<Context: RequestContext>: Sendable {
+    let components: Components
+
+    var endpoints: RouteCollection<Context> {
+        let routes = RouteCollection(context: Context.self)
+        routes.get("/", use: page)
+        return routes
+    }
+
+    @Sendable func page(_ request: Request, context: Context) async throws -> Response {
+        let windows = StatusWindow.available(retentionMinutes: components.configuration.retentionMinutes)
+        var window = windows.contains(.oneHour) ? StatusWindow.oneHour : windows[0]
+        var fragment = false
+        let parameters: [(name: String, value: String)]
+        do {
+            parameters = try QueryString.parse(request.uri.query ?? "")
+        } catch {
+            throw APIError(.badRequest, error.message)
+        }
+        for (name, value) in parameters {
+            switch name {
+            case "window":
+                guard let chosen = StatusWindow(rawValue: value), windows.contains(chosen) else {
+                    throw APIError(.badRequest, "window must be one of \(windows.map(\.rawValue).joined(separator: ", ")) (got '\(value)')")
+                }
+                window = chosen
+            case "fragment":
+                fragment = value == "1"
+            default:
+                throw APIError(.badRequest, "unknown parameter '\(name)'; the page takes window and fragment")
+            }
+        }
+        let components = self.components
+        let now = components.clock.now()
+        // The store reads block: off the cooperative threads, as the trend endpoint does.
+        let report = try await NIOThreadPool.singleton.runIfActive { [window] in
+            try StatusReport.build(components, window: window, now: now)
+        }
+        let html = fragment ? StatusPageHTML.main(report) : StatusPageHTML.page(report)
+        return Response(
+            status: .ok,
+            headers: [
+                .contentType: "text/html; charset=utf-8",
+                .cacheControl: "no-store",
+                .contentSecurityPolicy: "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+                .xContentTypeOptions: "nosniff",
+            ],
+            body: .init(byteBuffer: ByteBuffer(string: html))
+        )
+    }
+}
+
+extension HTTPField.Name {
+    static let xContentTypeOptions = HTTPField.Name("X-Content-Type-Options")!
+}

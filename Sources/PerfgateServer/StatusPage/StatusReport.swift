@@ -1,0 +1,189 @@
+import PerfgateCore
+
+/// What the status page shows for one window, computed from the stored minute windows and
+/// perfgate's own counters.
+struct StatusReport: Sendable {
+    /// p50, p95 and p99 of one window's counts, in seconds.
+    struct Percentiles: Sendable {
+        var p50: Double
+        var p95: Double
+        var p99: Double
+        var count: UInt64
+    }
+
+    /// One provider/model pair.
+    struct PairRow: Sendable {
+        var provider: String
+        var model: String
+        var ttfb: Percentiles?
+        var streaming: Percentiles?
+        /// p95 of backend TTFB per chart step; nil where the step had no events.
+        var ttfbChart: [Double?]
+        var streamingChart: [Double?]
+        /// Backend TTFB p95 in the same window an hour earlier, with enough events to compare.
+        var previousTTFB: Double?
+        /// current / previous - 1, when both windows hold enough events.
+        var change: Double?
+        var degrading: Bool { (change ?? 0) > StatusReport.degradingThreshold }
+    }
+
+    /// One endpoint's time, split by stage group and custom stage.
+    struct StageBar: Sendable {
+        var endpoint: String
+        var segments: [(name: String, seconds: Double, percent: Double)]
+        var totalSeconds: Double
+    }
+
+    /// perfgate's own state.
+    struct Health: Sendable {
+        var eventsPerSecond: Double
+        var acceptedEvents: UInt64
+        var rejected: [(reason: String, count: UInt64)]
+        var series: Int
+        var storeBytes: Int64
+        var uptimeSeconds: Int64
+        var version: String
+        var unready: String?
+    }
+
+    /// As the trend alerts: more than 50% above an hour earlier.
+    static let degradingThreshold = 0.5
+    /// Fewest events a window needs before it is compared with an hour earlier.
+    static let minCount: UInt64 = 10
+
+    let window: StatusWindow
+    let windows: [StatusWindow]
+    let now: Timestamp
+    var pairs: [PairRow]
+    var stageBars: [StageBar]
+    var health: Health
+
+    /// The ten pairs with the highest backend TTFB p95.
+    var slowest: [PairRow] {
+        Array(pairs.filter { $0.ttfb != nil }.sorted { $0.ttfb!.p95 > $1.ttfb!.p95 }.prefix(10))
+    }
+}
+
+extension StatusReport {
+    /// Computes the report for `window` at `now`.
+    static func build(_ components: Components, window: StatusWindow, now: Timestamp) throws -> StatusReport {
+        let store = components.store
+        let layouts = components.configuration.layouts
+        let minutes = window.minutes(at: now)
+        let earlier = minutes.lowerBound.advanced(by: -60)...minutes.upperBound.advanced(by: -60)
+
+        // Provider/model pairs over both backend families.
+        var pairIndex: [[String]: Int] = [:]
+        var pairKeys: [[String]] = []
+        var groupsByFamily: [HistogramMetric: [SeriesID: Int]] = [:]
+        for metric in [HistogramMetric.backendTTFB, .streamingDuration] {
+            for record in components.live.records(of: metric) {
+                let pair = Array(record.key.labelValues.prefix(2))
+                let index = pairIndex[pair] ?? {
+                    pairKeys.append(pair)
+                    pairIndex[pair] = pairKeys.count - 1
+                    return pairKeys.count - 1
+                }()
+                groupsByFamily[metric, default: [:]][record.id] = index
+            }
+        }
+        func charted(_ metric: HistogramMetric) throws -> [[HistogramCounts]] {
+            try store.groupedTotals(of: metric, groups: groupsByFamily[metric] ?? [:], groupCount: pairKeys.count, minutes: minutes, stepMinutes: window.stepMinutes)
+        }
+        let ttfbSteps = try charted(.backendTTFB)
+        let streamingSteps = try charted(.streamingDuration)
+        let ttfbEarlier = try store.groupedTotals(
+            of: .backendTTFB, groups: groupsByFamily[.backendTTFB] ?? [:], groupCount: pairKeys.count, minutes: earlier, stepMinutes: window.minutes
+        )
+
+        var pairs: [PairRow] = []
+        for (index, key) in pairKeys.enumerated() {
+            let ttfb = percentiles(total(ttfbSteps[index]), layouts[.backendTTFB])
+            let streaming = percentiles(total(streamingSteps[index]), layouts[.streamingDuration])
+            guard ttfb != nil || streaming != nil else { continue }
+            let previous = percentiles(total(ttfbEarlier[index]), layouts[.backendTTFB])
+            var row = PairRow(
+                provider: key[0], model: key[1], ttfb: ttfb, streaming: streaming,
+                ttfbChart: ttfbSteps[index].map { percentiles($0, layouts[.backendTTFB])?.p95 },
+                streamingChart: streamingSteps[index].map { percentiles($0, layouts[.streamingDuration])?.p95 }
+            )
+            if let ttfb, let previous, ttfb.count >= minCount, previous.count >= minCount, previous.p95 > 0 {
+                row.previousTTFB = previous.p95
+                row.change = ttfb.p95 / previous.p95 - 1
+            }
+            pairs.append(row)
+        }
+        pairs.sort { ($0.provider, $0.model) < ($1.provider, $1.model) }
+
+        return StatusReport(
+            window: window,
+            windows: StatusWindow.available(retentionMinutes: components.configuration.retentionMinutes),
+            now: now,
+            pairs: pairs,
+            stageBars: try stageBars(components, minutes: minutes, stepMinutes: window.minutes),
+            health: health(components, now: now)
+        )
+    }
+
+    private static func stageBars(_ components: Components, minutes: ClosedRange<Minute>, stepMinutes: Int64) throws -> [StageBar] {
+        // One group per (stage, endpoint) series: the family's labels are exactly those.
+        let records = components.live.records(of: .requestStageDuration)
+        let groups = Dictionary(uniqueKeysWithValues: records.enumerated().map { ($1.id, $0) })
+        let totals = try components.store.groupedTotals(
+            of: .requestStageDuration, groups: groups, groupCount: records.count, minutes: minutes, stepMinutes: stepMinutes
+        )
+        var byEndpoint: [String: [String: Double]] = [:]
+        for (index, record) in records.enumerated() {
+            let seconds = Double(total(totals[index]).sumNanoseconds) / 1e9
+            guard seconds > 0 else { continue }
+            let stage = record.key.labelValues[0]
+            let name = switch EventDerivation.StageRole(name: stage) {
+            case .frontend: "frontend processing"
+            case .backendFetch: "backend response"
+            case .streamProcessing: "streaming"
+            case .other: stage
+            }
+            byEndpoint[record.key.endpoint, default: [:]][name, default: 0] += seconds
+        }
+        let fixed = ["frontend processing", "backend response", "streaming"]
+        return byEndpoint.sorted { $0.key < $1.key }.map { endpoint, seconds in
+            let total = seconds.values.reduce(0, +)
+            let names = fixed.filter { seconds[$0] != nil } + seconds.keys.filter { !fixed.contains($0) }.sorted()
+            return StageBar(
+                endpoint: endpoint,
+                segments: names.map { ($0, seconds[$0]!, seconds[$0]! / total * 100) },
+                totalSeconds: total
+            )
+        }
+    }
+
+    private static func health(_ components: Components, now: Timestamp) -> Health {
+        let metrics = components.selfMetrics
+        return Health(
+            eventsPerSecond: metrics.acceptedRate(at: now),
+            acceptedEvents: metrics.acceptedEvents,
+            rejected: metrics.rejectedEvents(),
+            series: HistogramMetric.allCases.reduce(0) { $0 + components.live.records(of: $1).count },
+            storeBytes: components.store.sizeInBytes(),
+            uptimeSeconds: (now.nanoseconds - metrics.startTime.nanoseconds) / 1_000_000_000,
+            version: metrics.version,
+            unready: components.queue.unreadyReason()
+        )
+    }
+
+    private static func total(_ steps: [HistogramCounts]) -> HistogramCounts {
+        steps.dropFirst().reduce(into: steps.first ?? HistogramCounts(bucketCount: 0)) { total, step in
+            if total.buckets.isEmpty { total = step } else if !step.buckets.isEmpty { total.add(step) }
+        }
+    }
+
+    private static func percentiles(_ counts: HistogramCounts, _ layout: BucketLayout) -> Percentiles? {
+        guard counts.count > 0, counts.buckets.count == layout.bucketCount else { return nil }
+        return Percentiles(
+            p50: HistogramQuantile.estimate(0.5, counts: counts, layout: layout),
+            p95: HistogramQuantile.estimate(0.95, counts: counts, layout: layout),
+            p99: HistogramQuantile.estimate(0.99, counts: counts, layout: layout),
+            count: counts.count
+        )
+    }
+}
