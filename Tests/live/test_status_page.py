@@ -115,6 +115,16 @@ def test_the_page_shows_where_the_time_goes_and_refreshes_itself(perfgate):
         assert text_of(driver, '[data-item="accepted"] dd') == "35"
         assert driver.execute_script("return performance.getEntriesByType('navigation').length") == 1
 
+        # On a phone's width nothing but the wide table scrolls sideways, inside its own box.
+        driver.set_window_size(390, 844)
+        assert driver.execute_script("return document.documentElement.scrollWidth <= document.documentElement.clientWidth")
+        # Dark when the system is.
+        light = driver.execute_script("return getComputedStyle(document.body).backgroundColor")
+        driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": "dark"}]})
+        dark = driver.execute_script("return getComputedStyle(document.body).backgroundColor")
+        assert light == "rgb(250, 250, 250)" and dark == "rgb(17, 20, 23)"
+        driver.set_window_size(1280, 1900)
+
         # Every window renders; the console stayed clean throughout.
         for window in ("5m", "24h"):
             driver.get(perfgate.base + f"/?window={window}")
