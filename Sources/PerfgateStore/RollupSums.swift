@@ -29,6 +29,17 @@ struct RollupSums {
         seen = Array(repeating: false, count: ids.count)
     }
 
+    /// `count` slots of one bucket count, addressed by position only (no series to look up).
+    init(slots count: Int, bucketCount: Int) {
+        ids = (0..<count).map { SeriesID($0) }
+        widths = Array(repeating: bucketCount, count: count)
+        starts = (0..<count).map { $0 * bucketCount }
+        slots = [:]
+        buckets = Array(repeating: 0, count: count * bucketCount)
+        sums = Array(repeating: 0, count: count)
+        seen = Array(repeating: false, count: count)
+    }
+
     /// Where series `id` is summed, or nil when it is not one of the series asked for.
     func slot(of id: SeriesID) -> Int? {
         slots[id]
@@ -60,6 +71,12 @@ struct RollupSums {
         for (index, count) in counts.buckets.enumerated() { buckets[starts[slot] + index] &+= count }
         sums[slot] += counts.sumNanoseconds
         seen[slot] = true
+    }
+
+    /// The counts summed in `slot` (zero when nothing was added).
+    func counts(ofSlot slot: Int) -> HistogramCounts {
+        let start = starts[slot]
+        return HistogramCounts(buckets: Array(buckets[start..<(start + widths[slot])]), sumNanoseconds: sums[slot])
     }
 
     /// The sums per series: of every series, or only of those that had something added.

@@ -306,7 +306,7 @@ public final class SQLiteRollupStore: RollupStore {
             rows.bind(1, minutes.lowerBound.index)
             rows.bind(2, minutes.upperBound.index)
             // One slot per group and step, summed in place like a trend window.
-            var sums = RollupSums(series: (0..<(groupCount * steps)).map { (SeriesID($0), width) })
+            var sums = RollupSums(slots: groupCount * steps, bucketCount: width)
             while try rows.step() {
                 guard let group = groups[rows.int64(1)] else { continue }
                 let step = Int((rows.int64(0) - minutes.lowerBound.index) / stepMinutes)
@@ -317,8 +317,7 @@ public final class SQLiteRollupStore: RollupStore {
                     }
                 }
             }
-            let totals = sums.totals(includingEmpty: true)
-            return (0..<groupCount).map { group in (0..<steps).map { step in totals[SeriesID(group * steps + step)]! } }
+            return (0..<groupCount).map { group in (0..<steps).map { step in sums.counts(ofSlot: group * steps + step) } }
         }
     }
 

@@ -72,7 +72,8 @@ enum StatusPageHTML {
         }
         html += "<div class=\"scroll\"><table><thead><tr><th>provider</th><th>model</th><th class=\"num\">TTFB p50</th><th class=\"num\">p95</th><th class=\"num\">p99</th><th>TTFB p95</th>"
         html += "<th class=\"num\">streaming p50</th><th class=\"num\">p95</th><th class=\"num\">p99</th><th>streaming p95</th><th>TTFB p95 vs 1 h ago</th></tr></thead><tbody>"
-        for pair in report.pairs {
+        let listed = report.listedPairs
+        for pair in listed {
             html += "<tr data-provider=\"\(escape(pair.provider))\" data-model=\"\(escape(pair.model))\"\(pair.degrading ? " class=\"degrading\"" : "")>"
             html += "<td>\(escape(pair.provider))</td><td>\(escape(pair.model))</td>"
             html += percentileCells(pair.ttfb, thresholds: (2, 3))
@@ -81,7 +82,11 @@ enum StatusPageHTML {
             html += "<td>\(sparkline(pair.streamingChart, name: "streaming p95"))</td>"
             html += "<td>\(trend(pair))</td></tr>"
         }
-        return html + "</tbody></table></div></section>"
+        html += "</tbody></table></div>"
+        if listed.count < report.pairs.count {
+            html += "<p class=\"muted\">\(report.pairs.count - listed.count) quieter pairs are not listed (the degrading ones always are); ask <a href=\"/v1/trends?metric=backend_ttfb_seconds&amp;by=provider,model\">/v1/trends</a> for all of them.</p>"
+        }
+        return html + "</section>"
     }
 
     private static func slowest(_ report: StatusReport) -> String {

@@ -55,8 +55,24 @@ struct StatusReport: Sendable {
     let windows: [StatusWindow]
     let now: Timestamp
     var pairs: [PairRow]
+    /// The pairs the latency table lists, with their charts: the degrading ones, then the
+    /// busiest, up to `maxListedPairs`, by name.
+    var listedPairs: [PairRow]
     var stageBars: [StageBar]
     var health: Health
+
+    /// Most pairs the latency table lists: beyond it a page is a dump, not a glance.
+    static let maxListedPairs = 50
+
+
+    private static func listed(_ pairs: [PairRow]) -> [Int] {
+        let order = pairs.indices.sorted { lhs, rhs in
+            let (a, b) = (pairs[lhs], pairs[rhs])
+            if a.degrading != b.degrading { return a.degrading }
+            return (a.ttfb?.count ?? 0) + (a.streaming?.count ?? 0) > (b.ttfb?.count ?? 0) + (b.streaming?.count ?? 0)
+        }
+        return order.prefix(maxListedPairs).sorted()
+    }
 
     /// The ten pairs with the highest backend TTFB p95.
     var slowest: [PairRow] {
@@ -97,22 +113,29 @@ extension StatusReport {
         )
 
         var pairs: [PairRow] = []
+        var groupOfPair: [Int] = []
         for (index, key) in pairKeys.enumerated() {
             let ttfb = percentiles(total(ttfbSteps[index]), layouts[.backendTTFB])
             let streaming = percentiles(total(streamingSteps[index]), layouts[.streamingDuration])
             guard ttfb != nil || streaming != nil else { continue }
             let previous = percentiles(total(ttfbEarlier[index]), layouts[.backendTTFB])
-            var row = PairRow(
-                provider: key[0], model: key[1], ttfb: ttfb, streaming: streaming,
-                ttfbChart: ttfbSteps[index].map { percentiles($0, layouts[.backendTTFB])?.p95 },
-                streamingChart: streamingSteps[index].map { percentiles($0, layouts[.streamingDuration])?.p95 }
-            )
+            var row = PairRow(provider: key[0], model: key[1], ttfb: ttfb, streaming: streaming, ttfbChart: [], streamingChart: [])
             if let ttfb, let previous, ttfb.count >= minCount, previous.count >= minCount, previous.p95 > 0 {
                 row.previousTTFB = previous.p95
                 row.change = ttfb.p95 / previous.p95 - 1
             }
             pairs.append(row)
+            groupOfPair.append(index)
         }
+        // Charts cost a quantile per step: only the listed pairs get them.
+        var listedPairs = listed(pairs).map { position in
+            var row = pairs[position]
+            let group = groupOfPair[position]
+            row.ttfbChart = ttfbSteps[group].map { percentiles($0, layouts[.backendTTFB])?.p95 }
+            row.streamingChart = streamingSteps[group].map { percentiles($0, layouts[.streamingDuration])?.p95 }
+            return row
+        }
+        listedPairs.sort { ($0.provider, $0.model) < ($1.provider, $1.model) }
         pairs.sort { ($0.provider, $0.model) < ($1.provider, $1.model) }
 
         return StatusReport(
@@ -120,6 +143,7 @@ extension StatusReport {
             windows: StatusWindow.available(retentionMinutes: components.configuration.retentionMinutes),
             now: now,
             pairs: pairs,
+            listedPairs: listedPairs,
             stageBars: try stageBars(components, minutes: minutes, stepMinutes: window.minutes),
             health: health(components, now: now)
         )
