@@ -84,8 +84,7 @@ struct RollupSums {
         var totals: [SeriesID: HistogramCounts] = [:]
         totals.reserveCapacity(ids.count)
         for (slot, id) in ids.enumerated() where includingEmpty || seen[slot] {
-            let start = starts[slot]
-            totals[id] = HistogramCounts(buckets: Array(buckets[start..<(start + widths[slot])]), sumNanoseconds: sums[slot])
+            totals[id] = counts(ofSlot: slot)
         }
         return totals
     }

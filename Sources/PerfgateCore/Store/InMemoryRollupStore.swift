@@ -19,9 +19,12 @@ public final class InMemoryRollupStore: RollupStore {
     }
 
     private let state = Mutex(State())
+    private let layouts: BucketLayouts
 
-    /// An empty store.
-    public init() {}
+    /// An empty store for counts of `layouts`.
+    public init(layouts: BucketLayouts = .seed) {
+        self.layouts = layouts
+    }
 
     /// Makes every following commit fail with `error` (nil to succeed again).
     public func failCommits(with error: (any Error)?) {
@@ -115,13 +118,13 @@ public final class InMemoryRollupStore: RollupStore {
         of metric: HistogramMetric, groups: [SeriesID: Int], groupCount: Int, minutes: ClosedRange<Minute>, stepMinutes: Int64
     ) throws -> [[HistogramCounts]] {
         let steps = Int((minutes.lowerBound.distance(to: minutes.upperBound) + stepMinutes) / stepMinutes)
+        let empty = HistogramCounts(bucketCount: layouts[metric].bucketCount)
         return state.withLock { state in
-            var result = Array(repeating: Array(repeating: HistogramCounts(bucketCount: 0), count: steps), count: groupCount)
+            var result = Array(repeating: Array(repeating: empty, count: steps), count: groupCount)
             for (minute, perSeries) in state.rollups where minutes.contains(minute) {
                 let step = Int(minutes.lowerBound.distance(to: minute) / stepMinutes)
                 for (id, counts) in perSeries {
                     guard let group = groups[id] else { continue }
-                    if result[group][step].buckets.isEmpty { result[group][step] = HistogramCounts(bucketCount: counts.buckets.count) }
                     result[group][step].add(counts)
                 }
             }

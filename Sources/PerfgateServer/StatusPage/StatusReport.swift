@@ -55,8 +55,7 @@ struct StatusReport: Sendable {
     let windows: [StatusWindow]
     let now: Timestamp
     var pairs: [PairRow]
-    /// The pairs the latency table lists, with their charts: the degrading ones, then the
-    /// busiest, up to `maxListedPairs`, by name.
+    /// The pairs the latency table lists (see `listed`), with their charts, by name.
     var listedPairs: [PairRow]
     var stageBars: [StageBar]
     var health: Health
@@ -64,7 +63,7 @@ struct StatusReport: Sendable {
     /// Most pairs the latency table lists: beyond it a page is a dump, not a glance.
     static let maxListedPairs = 50
 
-
+    /// Positions of the pairs to list: the degrading ones, then the busiest, up to `maxListedPairs`.
     private static func listed(_ pairs: [PairRow]) -> [Int] {
         let order = pairs.indices.sorted { lhs, rhs in
             let (a, b) = (pairs[lhs], pairs[rhs])
@@ -195,14 +194,13 @@ extension StatusReport {
         )
     }
 
+    /// The sum of a group's steps (every store returns each step in the family's layout).
     private static func total(_ steps: [HistogramCounts]) -> HistogramCounts {
-        steps.dropFirst().reduce(into: steps.first ?? HistogramCounts(bucketCount: 0)) { total, step in
-            if total.buckets.isEmpty { total = step } else if !step.buckets.isEmpty { total.add(step) }
-        }
+        steps.dropFirst().reduce(into: steps[0]) { $0.add($1) }
     }
 
     private static func percentiles(_ counts: HistogramCounts, _ layout: BucketLayout) -> Percentiles? {
-        guard counts.count > 0, counts.buckets.count == layout.bucketCount else { return nil }
+        guard counts.count > 0 else { return nil }
         return Percentiles(
             p50: HistogramQuantile.estimate(0.5, counts: counts, layout: layout),
             p95: HistogramQuantile.estimate(0.95, counts: counts, layout: layout),
