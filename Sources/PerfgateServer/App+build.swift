@@ -70,7 +70,7 @@ func buildComponents(
             lastMinutes: restored.lastMinutes, olderThanKept: now.minute.advanced(by: -configuration.retentionMinutes)
         ),
         store: store, live: live, selfMetrics: selfMetrics, clock: clock,
-        answerTTLSeconds: configuration.idempotencyTTLSeconds, logger: logger
+        configuration: configuration, logger: logger
     )
     let queue = WriteQueue(committer: committer, capacity: configuration.maxQueuedEvents)
     let pruner = PruneService(

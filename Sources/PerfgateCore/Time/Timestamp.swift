@@ -15,6 +15,11 @@ public struct Timestamp: Hashable, Comparable, Sendable {
         self.nanoseconds = seconds * 1_000_000_000
     }
 
+    /// Whole seconds since the epoch, rounded down.
+    public var seconds: Int64 {
+        nanoseconds.floorDivided(by: 1_000_000_000)
+    }
+
     /// The minute this instant falls in.
     public var minute: Minute {
         Minute(index: nanoseconds.floorDivided(by: Minute.nanoseconds))

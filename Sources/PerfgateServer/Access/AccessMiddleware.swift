@@ -19,6 +19,9 @@ struct AccessMiddleware<Context: RequestContext>: RouterMiddleware {
         open = tokens.isOpen
     }
 
+    /// The challenge on the status page: browsers ask for a user name and password on a Basic one.
+    static var browserChallenge: String { "Basic realm=\"perfgate\", charset=\"UTF-8\"" }
+
     /// The role a request needs, or nil when it needs none.
     static func requiredRole(method: HTTPRequest.Method, path: String) -> AccessRole? {
         switch (method, path) {
@@ -36,14 +39,14 @@ struct AccessMiddleware<Context: RequestContext>: RouterMiddleware {
         // A browser cannot send a bearer token to a page it navigates to; it answers a Basic
         // challenge instead, with the token as the password.
         let forBrowser = request.uri.path == "/"
-        guard let token = Self.bearerToken(request.headers[.authorization]) ?? Self.basicPassword(request.headers[.authorization]) else {
+        guard let token = Self.presentedToken(request.headers[.authorization]) else {
             selfMetrics.recordRejectedRequest(.unauthorized)
             throw APIError(
                 .unauthorized,
                 forBrowser
                     ? "the status page needs a token with the read role: give it as the password (any user name)"
                     : "\(request.method) \(request.uri.path) needs a bearer token with the \(needed.rawValue) role: send Authorization: Bearer <token>",
-                headers: [.wwwAuthenticate: forBrowser ? "Basic realm=\"perfgate\", charset=\"UTF-8\"" : "Bearer realm=\"perfgate\""]
+                headers: [.wwwAuthenticate: forBrowser ? Self.browserChallenge : "Bearer realm=\"perfgate\""]
             )
         }
         let roles = tokens.roles(of: token)
@@ -51,7 +54,7 @@ struct AccessMiddleware<Context: RequestContext>: RouterMiddleware {
             selfMetrics.recordRejectedRequest(.unauthorized)
             throw APIError(
                 .unauthorized, "the token is not one perfgate knows",
-                headers: [.wwwAuthenticate: forBrowser ? "Basic realm=\"perfgate\", charset=\"UTF-8\"" : "Bearer realm=\"perfgate\", error=\"invalid_token\""]
+                headers: [.wwwAuthenticate: forBrowser ? Self.browserChallenge : "Bearer realm=\"perfgate\", error=\"invalid_token\""]
             )
         }
         guard roles.contains(needed) || roles.contains(.admin) else {
@@ -62,26 +65,27 @@ struct AccessMiddleware<Context: RequestContext>: RouterMiddleware {
         return try await next(request, context)
     }
 
-    /// The password of an `Authorization: Basic <base64 of user:password>` header, which browsers
-    /// send for the status page; the user name is ignored.
-    static func basicPassword(_ header: String?) -> Substring? {
+    /// The token of an `Authorization` header: `Bearer <token>`, or `Basic` credentials whose
+    /// password is the token (browsers send those for the status page; the user name is ignored).
+    /// The scheme is matched in any case.
+    static func presentedToken(_ header: String?) -> Substring? {
         guard let header else { return nil }
         let parts = header.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
-        guard parts.count == 2, parts[0].lowercased() == "basic",
-            let decoded = Data(base64Encoded: String(parts[1]).trimmingCharacters(in: " ")),
-            let text = String(validating: Array(decoded), as: UTF8.self),
-            let colon = text.firstIndex(of: ":")
-        else { return nil }
-        let password = text[text.index(after: colon)...]
-        return password.isEmpty ? nil : Substring(password)
-    }
-
-    /// The token of an `Authorization: Bearer <token>` header (the scheme in any case).
-    static func bearerToken(_ header: String?) -> Substring? {
-        guard let header else { return nil }
-        let parts = header.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
-        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
-        let token = parts[1].drop { $0 == " " }
+        guard parts.count == 2 else { return nil }
+        let credentials = parts[1].drop { $0 == " " }
+        let token: Substring
+        switch parts[0].lowercased() {
+        case "bearer":
+            token = credentials
+        case "basic":
+            guard let decoded = Data(base64Encoded: String(credentials).trimmingCharacters(in: " ")),
+                let text = String(validating: Array(decoded), as: UTF8.self),
+                let colon = text.firstIndex(of: ":")
+            else { return nil }
+            token = Substring(text[text.index(after: colon)...])
+        default:
+            return nil
+        }
         return token.isEmpty ? nil : token
     }
 }

@@ -48,6 +48,11 @@ public struct ServerConfiguration: Sendable {
     /// The defaults.
     public init() {}
 
+    /// The oldest creation time (Unix seconds) of an idempotent answer still valid at `now`.
+    func oldestKeptAnswer(at now: Timestamp) -> Int64 {
+        now.seconds - idempotencyTTLSeconds
+    }
+
     /// The event limits with the age bound tied to the retention.
     var effectiveLimits: IngestLimits {
         var limits = limits

@@ -100,10 +100,9 @@ struct EventsController<Context: RequestContext>: Sendable {
             // A retry is answered before its body is decoded again: the answer must not change
             // with the clock (events that have since grown too old) or with anything else.
             fingerprint = BodyFingerprint.of(bytes)
-            let since = clock.now().nanoseconds / 1_000_000_000 - configuration.idempotencyTTLSeconds
             let earlier: IdempotentAnswer?
             do {
-                earlier = try store.answer(forKey: key, since: since)
+                earlier = try store.answer(forKey: key, since: configuration.oldestKeptAnswer(at: clock.now()))
             } catch {
                 throw Refusal(.storeError, .unavailable("the store could not be read for Idempotency-Key \(key) (\(error)); nothing was applied, retry later", retryAfterSeconds: 5))
             }

@@ -36,14 +36,14 @@ final class Committer: @unchecked Sendable {
     private let selfMetrics: SelfMetrics
     private let clock: any WallClock
     private let logger: Logger
-    /// How long an idempotent answer is kept, in seconds.
-    let answerTTLSeconds: Int64
+    /// For how long idempotent answers are kept.
+    private let configuration: ServerConfiguration
 
     init(
         registry: SeriesRegistry, store: any RollupStore, live: LiveMetrics, selfMetrics: SelfMetrics,
-        clock: any WallClock, answerTTLSeconds: Int64, logger: Logger
+        clock: any WallClock, configuration: ServerConfiguration, logger: Logger
     ) {
-        self.answerTTLSeconds = answerTTLSeconds
+        self.configuration = configuration
         self.registry = registry
         self.store = store
         self.live = live
@@ -66,7 +66,6 @@ final class Committer: @unchecked Sendable {
         var answers: [String: IdempotentAnswer] = [:]
         var overflowTotal: [HistogramMetric: Int] = [:]
         let now = clock.now()
-        let nowSeconds = now.nanoseconds / 1_000_000_000
         receipts.reserveCapacity(writes.count)
         for write in writes {
             var receipt = CommitReceipt()
@@ -74,7 +73,7 @@ final class Committer: @unchecked Sendable {
                 // Checked here, on the one writer thread, so two concurrent retries cannot both apply.
                 let earlier: IdempotentAnswer?
                 do {
-                    earlier = try answers[claim.key] ?? store.answer(forKey: claim.key, since: nowSeconds - answerTTLSeconds)
+                    earlier = try answers[claim.key] ?? store.answer(forKey: claim.key, since: configuration.oldestKeptAnswer(at: now))
                 } catch {
                     return fail(error, created: created, requests: writes.count)
                 }
@@ -95,7 +94,7 @@ final class Committer: @unchecked Sendable {
             for (metric, count) in receipt.overflowed { overflowTotal[metric, default: 0] += count }
             if let claim = write.claim {
                 answers[claim.key] = IdempotentAnswer(
-                    key: claim.key, bodyFingerprint: claim.bodyFingerprint, status: 200, body: claim.render(receipt), createdAt: nowSeconds
+                    key: claim.key, bodyFingerprint: claim.bodyFingerprint, status: 200, body: claim.render(receipt), createdAt: now.seconds
                 )
             }
             receipts.append(receipt)
@@ -154,7 +153,7 @@ final class Committer: @unchecked Sendable {
     /// Folds expired minutes into their series' base.
     func prune(before cutoff: Minute) -> Result<PruneReport, WriteError> {
         do {
-            let report = try store.prune(before: cutoff, answersBefore: clock.now().nanoseconds / 1_000_000_000 - answerTTLSeconds)
+            let report = try store.prune(before: cutoff, answersBefore: configuration.oldestKeptAnswer(at: clock.now()))
             selfMetrics.recordPrune(report)
             return .success(report)
         } catch {
