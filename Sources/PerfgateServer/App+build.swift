@@ -109,28 +109,46 @@ func buildApplication(_ components: Components, logger: Logger) throws -> some A
 }
 
 func buildRouter(_ components: Components) -> Router<BasicRequestContext> {
-    let router = Router()
+    // HEAD is answered wherever GET is, by the GET handler behind the same access check.
+    let router = Router(options: .autoGenerateHeadEndpoints)
     router.middlewares.add(NotFoundMiddleware())
-    router.middlewares.add(AccessMiddleware(tokens: components.configuration.accessTokens, selfMetrics: components.selfMetrics))
-    router.addRoutes(
-        EventsController(
-            queue: components.queue, store: components.store, selfMetrics: components.selfMetrics,
-            clock: components.clock, configuration: components.configuration
-        ).endpoints,
-        atPath: "/v1"
+    let access = AccessCheck(tokens: components.configuration.accessTokens, selfMetrics: components.selfMetrics)
+    let events = EventsController<BasicRequestContext>(
+        queue: components.queue, store: components.store, selfMetrics: components.selfMetrics,
+        clock: components.clock, configuration: components.configuration
     )
-    router.addRoutes(
-        TrendsController(live: components.live, store: components.store, clock: components.clock, configuration: components.configuration).endpoints,
-        atPath: "/v1"
+    let trends = TrendsController<BasicRequestContext>(
+        live: components.live, store: components.store, clock: components.clock, configuration: components.configuration
     )
-    router.addRoutes(
-        MetricsController(
-            live: components.live, selfMetrics: components.selfMetrics, queue: components.queue,
-            store: components.store, connections: components.connections, clock: components.clock
-        ).endpoints
+    let metrics = MetricsController<BasicRequestContext>(
+        live: components.live, selfMetrics: components.selfMetrics, queue: components.queue,
+        store: components.store, connections: components.connections, clock: components.clock
     )
-    router.addRoutes(StatusController(components: components).endpoints)
-    router.addRoutes(SeriesController(live: components.live, queue: components.queue).endpoints, atPath: "/v1")
-    router.addRoutes(HealthController(queue: components.queue).endpoints)
+    let status = StatusController<BasicRequestContext>(components: components)
+    let series = SeriesController<BasicRequestContext>(live: components.live, queue: components.queue)
+    let health = HealthController<BasicRequestContext>(queue: components.queue)
+
+    for route in Route.allCases {
+        let handler: @Sendable (Request, BasicRequestContext) async throws -> Response =
+            switch route {
+            case .statusPage: status.page
+            case .postEvents: events.post
+            case .metrics: metrics.scrape
+            case .trends: trends.trends
+            case .listSeries: series.list
+            case .deleteSeries: series.delete
+            case .healthz: health.alive
+            case .readyz: health.ready
+            }
+        router.on(RouterPath(route.path), method: route.method, responder: GuardedResponder(route: route, access: access, handler: handler))
+    }
+    // Every other method on a known path: 405 with Allow, resolved by the same router, so it
+    // sees the same spellings of the path as the routes do.
+    for path in Route.paths {
+        let allowed = Route.allowedMethods[path] ?? []
+        for method in MethodNotAllowedResponder<BasicRequestContext>.knownMethods where !allowed.contains(method) {
+            router.on(RouterPath(path), method: method, responder: MethodNotAllowedResponder(path: path, allowed: allowed))
+        }
+    }
     return router
 }

@@ -3,12 +3,15 @@ is exercised, and every real answer (status, content type, headers, body) is one
 
 import gzip
 import json
+import subprocess
 from pathlib import Path
 
 import jsonschema
 import pytest
 import yaml
 from openapi_spec_validator import validate as validate_openapi
+
+from conftest import BINARY
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = yaml.safe_load((ROOT / "docs" / "openapi.yaml").read_text())
@@ -125,3 +128,17 @@ def test_every_route_answers_as_documented(check):
 
     documented_operations = {(path, method) for path, item in DOC["paths"].items() for method in item if method in {"get", "post", "delete", "put", "patch"}}
     assert check.exercised == documented_operations
+
+
+def test_the_document_lists_exactly_the_routes_perfgate_serves():
+    """The route table the server routes by (perfgate routes) against the document's operations
+    and their security: a route added to one and not the other fails here."""
+    routes = json.loads(subprocess.run([str(BINARY), "routes", "--json"], capture_output=True, text=True, check=True).stdout)
+    served = {(route["path"], route["method"].lower()): route["access"] for route in routes}
+    documented = {}
+    for path, item in DOC["paths"].items():
+        for method, operation in item.items():
+            if method in {"get", "post", "delete", "put", "patch", "head", "options"}:
+                security = operation.get("security", DOC.get("security", []))
+                documented[(path, method)] = "open" if security in ([], [{}]) else operation.get("x-perfgate-role")
+    assert served == documented

@@ -21,11 +21,6 @@ struct EventsController<Context: RequestContext>: Sendable {
     /// At most this many error entries are listed in one response; the rest are counted.
     static var maxListedErrors: Int { 1000 }
 
-    var endpoints: RouteCollection<Context> {
-        let routes = RouteCollection(context: Context.self)
-        routes.post("events", use: post)
-        return routes
-    }
 
     @Sendable func post(_ request: Request, context: Context) async throws -> Response {
         do {

@@ -5,12 +5,6 @@ import PerfgateCore
 struct HealthController<Context: RequestContext>: Sendable {
     let queue: WriteQueue
 
-    var endpoints: RouteCollection<Context> {
-        let routes = RouteCollection(context: Context.self)
-        routes.get("healthz", use: alive)
-        routes.get("readyz", use: ready)
-        return routes
-    }
 
     @Sendable func alive(_ request: Request, context: Context) async throws -> Response {
         var writer = JSONWriter()

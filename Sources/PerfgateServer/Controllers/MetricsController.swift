@@ -12,11 +12,6 @@ struct MetricsController<Context: RequestContext>: Sendable {
     let connections: ConnectionCounts
     let clock: any WallClock
 
-    var endpoints: RouteCollection<Context> {
-        let routes = RouteCollection(context: Context.self)
-        routes.get("metrics", use: scrape)
-        return routes
-    }
 
     @Sendable func scrape(_ request: Request, context: Context) async throws -> Response {
         let page = render()

@@ -1,8 +1,8 @@
 import Hummingbird
 import PerfgateCore
 
-/// `GET /v1/series?label=value…` lists the series a selector matches; `DELETE` with the same
-/// query removes them from `/metrics` and from the store.
+/// `GET /v1/series?label=value…` lists the series a selector matches (every series without one);
+/// `DELETE` with the same query removes them from `/metrics` and from the store.
 struct SeriesController<Context: RequestContext>: Sendable {
     let live: LiveMetrics
     let queue: WriteQueue
@@ -10,15 +10,10 @@ struct SeriesController<Context: RequestContext>: Sendable {
     /// At most this many series are listed in one answer; the rest are counted.
     static var maxListed: Int { 1000 }
 
-    var endpoints: RouteCollection<Context> {
-        let routes = RouteCollection(context: Context.self)
-        routes.get("series", use: list)
-        routes.delete("series", use: delete)
-        return routes
-    }
 
     @Sendable func list(_ request: Request, context: Context) async throws -> Response {
-        let selector = try Self.selector(request)
+        // Listing everything is harmless; deleting everything takes a selector per family.
+        let selector = (request.uri.query ?? "").isEmpty ? SeriesSelector() : try Self.selector(request)
         let keys = HistogramMetric.allCases.flatMap { live.records(of: $0).map(\.key) }.filter(selector.matches)
         return Response.json(Self.answer(count: "matched", keys: keys))
     }

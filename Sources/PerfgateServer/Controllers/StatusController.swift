@@ -8,11 +8,6 @@ import PerfgateCore
 struct StatusController<Context: RequestContext>: Sendable {
     let components: Components
 
-    var endpoints: RouteCollection<Context> {
-        let routes = RouteCollection(context: Context.self)
-        routes.get("/", use: page)
-        return routes
-    }
 
     @Sendable func page(_ request: Request, context: Context) async throws -> Response {
         let windows = StatusWindow.available(retentionMinutes: components.configuration.retentionMinutes)
@@ -24,7 +19,9 @@ struct StatusController<Context: RequestContext>: Sendable {
         } catch {
             throw APIError(.badRequest, error.message)
         }
+        var seen: Set<String> = []
         for (name, value) in parameters {
+            guard seen.insert(name).inserted else { throw APIError(.badRequest, "\(name) is given more than once") }
             switch name {
             case "window":
                 guard let chosen = StatusWindow(rawValue: value), windows.contains(chosen) else {
@@ -32,6 +29,7 @@ struct StatusController<Context: RequestContext>: Sendable {
                 }
                 window = chosen
             case "fragment":
+                guard value == "0" || value == "1" else { throw APIError(.badRequest, "fragment must be 0 or 1 (got '\(value.prefix(40))')") }
                 fragment = value == "1"
             default:
                 throw APIError(.badRequest, "unknown parameter '\(name)'; the page takes window and fragment")

@@ -9,11 +9,6 @@ struct TrendsController<Context: RequestContext>: Sendable {
     let clock: any WallClock
     let configuration: ServerConfiguration
 
-    var endpoints: RouteCollection<Context> {
-        let routes = RouteCollection(context: Context.self)
-        routes.get("trends", use: trends)
-        return routes
-    }
 
     @Sendable func trends(_ request: Request, context: Context) async throws -> Response {
         let query: TrendQuery

@@ -2,12 +2,12 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 
-/// Checks the bearer token of every request against the role its route needs.
+/// Checks a request's token against the access its route declares, before the route's handler runs.
 ///
-/// `/healthz` and `/readyz` stay open (probes carry no secrets); routes perfgate does not serve
-/// fall through to the JSON 404. With no tokens configured everything is open, and the start-up
-/// log says so.
-struct AccessMiddleware<Context: RequestContext>: RouterMiddleware {
+/// The check is bound to the route itself when the router is built, not chosen by reading the
+/// path: whatever spelling the router resolves to a route (`//v1/events/`), the route's own rule
+/// applies. With no tokens configured everything is open, and the start-up log says so.
+struct AccessCheck: Sendable {
     let tokens: AccessTokens
     let selfMetrics: SelfMetrics
     /// Decided once: the open case is every request's path.
@@ -22,30 +22,19 @@ struct AccessMiddleware<Context: RequestContext>: RouterMiddleware {
     /// The challenge on the status page: browsers ask for a user name and password on a Basic one.
     static var browserChallenge: String { "Basic realm=\"perfgate\", charset=\"UTF-8\"" }
 
-    /// The role a request needs, or nil when it needs none.
-    static func requiredRole(method: HTTPRequest.Method, path: String) -> AccessRole? {
-        switch (method, path) {
-        case (.post, "/v1/events"): .ingest
-        case (.get, "/metrics"), (.get, "/v1/trends"), (.get, "/v1/series"), (.get, "/"): .read
-        case (.delete, "/v1/series"): .admin
-        default: nil
-        }
-    }
-
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard !open, let needed = Self.requiredRole(method: request.method, path: request.uri.path) else {
-            return try await next(request, context)
-        }
+    /// Throws the 401 or 403 a request gets for `route`, or returns when it may go on.
+    func authorize(_ request: Request, for route: Route) throws {
+        guard !open, case .role(let needed) = route.access else { return }
         // A browser cannot send a bearer token to a page it navigates to; it answers a Basic
         // challenge instead, with the token as the password.
-        let forBrowser = request.uri.path == "/"
+        let forBrowser = route.signsInWithBasic
         guard let token = Self.presentedToken(request.headers[.authorization]) else {
             selfMetrics.recordRejectedRequest(.unauthorized)
             throw APIError(
                 .unauthorized,
                 forBrowser
                     ? "the status page needs a token with the read role: give it as the password (any user name)"
-                    : "\(request.method) \(request.uri.path) needs a bearer token with the \(needed.rawValue) role: send Authorization: Bearer <token>",
+                    : "\(route.name) needs a bearer token with the \(needed.rawValue) role: send Authorization: Bearer <token>",
                 headers: [.wwwAuthenticate: forBrowser ? Self.browserChallenge : "Bearer realm=\"perfgate\""]
             )
         }
@@ -60,9 +49,8 @@ struct AccessMiddleware<Context: RequestContext>: RouterMiddleware {
         guard roles.contains(needed) || roles.contains(.admin) else {
             selfMetrics.recordRejectedRequest(.forbidden)
             let held = roles.map(\.rawValue).sorted().joined(separator: ", ")
-            throw APIError(.forbidden, "\(request.method) \(request.uri.path) needs the \(needed.rawValue) role; this token has \(held)")
+            throw APIError(.forbidden, "\(route.name) needs the \(needed.rawValue) role; this token has \(held)")
         }
-        return try await next(request, context)
     }
 
     /// The token of an `Authorization` header: `Bearer <token>`, or `Basic` credentials whose
