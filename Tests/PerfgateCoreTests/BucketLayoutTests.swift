@@ -15,7 +15,7 @@ import Testing
     }
 
     @Test func defaultsAreTheSeeds() {
-        #expect(BucketLayout.default(for: .backendTTFB).boundLabels == ["0.1", "0.5", "1", "1.5", "2", "2.5", "3", "5", "10", "+Inf"])
+        #expect(BucketLayout.default(for: .backendTTFB).boundLabels == ["0.1", "0.5", "1.0", "1.5", "2.0", "2.5", "3.0", "5.0", "10.0", "+Inf"])
         #expect(BucketLayout.default(for: .streamingDuration) == BucketLayout.default(for: .backendTTFB))
         #expect(BucketLayout.default(for: .frontendProcessing).boundLabels == ["0.001", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "+Inf"])
         let stage = Set(BucketLayout.default(for: .requestStageDuration).upperBounds)
@@ -85,5 +85,19 @@ import Testing
         let before = delta.counts[RollupKey(series: key, minute: testNow.minute.advanced(by: -1))]
         #expect(before?.buckets == [0, 0, 0, 0, 0, 0, 0, 0, 0, 1])
         #expect(delta.eventCount == 3)
+    }
+}
+
+@Suite struct CanonicalBoundLabelTests {
+    /// Pairs from Python's `prometheus_client.utils.floatToGoString`, the text the seed's exporter writes.
+    @Test(arguments: [
+        ("0.00001", "1e-05"), ("0.000015", "1.5e-05"), ("0.000099999", "9.9999e-05"), ("0.000000001", "1e-09"),
+        ("0.0001", "0.0001"), ("0.001", "0.001"), ("0.1", "0.1"), ("1", "1.0"), ("2.5", "2.5"), ("10", "10.0"),
+        ("999999", "999999.0"), ("123456.789", "123456.789"), ("1000000", "1e+06"), ("1500000", "1.5e+06"),
+        ("1000000.5", "1.0000005e+06"), ("0", "0.0"),
+    ])
+    func boundsAreWrittenAsPrometheusClientWritesThem(seconds: String, label: String) throws {
+        let layout = try BucketLayout(seconds: [seconds])
+        #expect(layout.boundLabels == [label, "+Inf"])
     }
 }

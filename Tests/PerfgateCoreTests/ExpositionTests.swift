@@ -20,7 +20,7 @@ import Testing
             # HELP backend_ttfb_seconds TTFB.
             # TYPE backend_ttfb_seconds histogram
             backend_ttfb_seconds_bucket{provider="open\"router",model="a\\b",endpoint="/v1/x\ny",le="0.1"} 2
-            backend_ttfb_seconds_bucket{provider="open\"router",model="a\\b",endpoint="/v1/x\ny",le="1"} 2
+            backend_ttfb_seconds_bucket{provider="open\"router",model="a\\b",endpoint="/v1/x\ny",le="1.0"} 2
             backend_ttfb_seconds_bucket{provider="open\"router",model="a\\b",endpoint="/v1/x\ny",le="+Inf"} 3
             backend_ttfb_seconds_sum{provider="open\"router",model="a\\b",endpoint="/v1/x\ny"} 1.7974
             backend_ttfb_seconds_count{provider="open\"router",model="a\\b",endpoint="/v1/x\ny"} 3

@@ -49,7 +49,7 @@ def test_runs_from_any_directory_with_a_config_file_and_environment(tmp_path):
     try:
         server.post_events({"endpoint": "/a", "stages": {"backend_fetch": 1}})
         text = server.metrics_text()
-        assert value(text, "backend_ttfb_seconds_bucket", provider="unknown", model="unknown", endpoint="/a", le="4") == 1
+        assert value(text, "backend_ttfb_seconds_bucket", provider="unknown", model="unknown", endpoint="/a", le="4.0") == 1
         assert "over the last 10m" in text
         assert (tmp_path / "elsewhere" / "store.sqlite").exists()
         assert not (workdir / "data").exists()

@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.utils import floatToGoString
 
 from exposition import samples, series, value
 
@@ -83,7 +84,9 @@ def expected_histograms(events):
         labels = dict(zip(LABELS[metric], label_values))
         for bound in SEED_BUCKETS[metric] + ["+Inf"]:
             limit = Decimal("Infinity") if bound == "+Inf" else Decimal(bound)
-            expected[(metric + "_bucket", frozenset({**labels, "le": bound}.items()))] = sum(1 for v in values if v <= limit)
+            # The le text Python's prometheus_client writes for the same bound: canonical float form.
+            le = floatToGoString(float(bound)) if bound != "+Inf" else bound
+            expected[(metric + "_bucket", frozenset({**labels, "le": le}.items()))] = sum(1 for v in values if v <= limit)
         expected[(metric + "_sum", frozenset(labels.items()))] = sum(values, Decimal(0))
         expected[(metric + "_count", frozenset(labels.items()))] = len(values)
     return expected

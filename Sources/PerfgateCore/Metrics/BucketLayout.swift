@@ -61,9 +61,45 @@ public struct BucketLayout: Hashable, Sendable {
         return low
     }
 
-    /// The `le` label text of each bucket, `+Inf` last.
+    /// The `le` label text of each bucket, `+Inf` last, in canonical float form (`1.0`, `2.5`).
     public var boundLabels: [String] {
-        upperBounds.map { DecimalSeconds.format(nanoseconds: $0) } + ["+Inf"]
+        upperBounds.map(Self.canonicalLabel(nanoseconds:)) + ["+Inf"]
+    }
+
+    /// A bound as OpenMetrics' canonical float text, the form Python's `prometheus_client` writes
+    /// and Prometheus 3 rewrites `le` to on ingest: a whole number keeps `.0` (`le="1.0"`), values
+    /// under 0.0001 s and of a million seconds or more take an exponent (`1e-05`, `1e+06`).
+    /// Written this way, a selector such as `le="1.0"` matches on every Prometheus version.
+    public static func canonicalLabel(nanoseconds: Int64) -> String {
+        let decimal = DecimalSeconds.format(nanoseconds: nanoseconds)
+        guard nanoseconds > 0 else { return "0.0" }
+        // Python's repr switches to an exponent below 1e-4; prometheus_client switches above
+        // six whole digits, to match Go. Both write the shortest digits of the value.
+        if nanoseconds < 100_000 || nanoseconds >= 1_000_000_000_000_000 {
+            return exponentForm(decimal)
+        }
+        return decimal.contains(".") ? decimal : decimal + ".0"
+    }
+
+    /// `0.000015` → `1.5e-05`, `1500000` → `1.5e+06`: significant digits, then a two-digit or wider exponent.
+    private static func exponentForm(_ decimal: String) -> String {
+        let parts = decimal.split(separator: ".", omittingEmptySubsequences: false)
+        let whole = String(parts[0])
+        let fraction = parts.count > 1 ? String(parts[1]) : ""
+        let exponent: Int
+        var digits: Substring
+        if whole != "0" {
+            exponent = whole.count - 1
+            digits = Substring(whole + fraction)
+        } else {
+            let leadingZeros = fraction.prefix { $0 == "0" }.count
+            exponent = -(leadingZeros + 1)
+            digits = fraction.dropFirst(leadingZeros)
+        }
+        while digits.count > 1, digits.last == "0" { digits = digits.dropLast() }
+        let mantissa = digits.count > 1 ? "\(digits.first!).\(digits.dropFirst())" : String(digits)
+        let magnitude = String(abs(exponent))
+        return mantissa + (exponent < 0 ? "e-" : "e+") + (magnitude.count < 2 ? "0" + magnitude : magnitude)
     }
 
     /// The bounds as comma-separated seconds, as configured and as recorded in the store.
