@@ -111,8 +111,8 @@ import Testing
         #expect(group.previous.quantile != nil)
         let json = String(decoding: report.json(), as: UTF8.self)
         #expect(json.contains(#""status":"insufficient_data","reason":"the previous window holds 3 events; min_count is 10""#))
-        #expect(json.contains(#""current_window":{"start":"2026-11-29T03:56:00Z","end":"2026-11-29T04:00:00Z"}"#))
-        #expect(json.contains(#""previous_window":{"start":"2026-11-29T02:56:00Z","end":"2026-11-29T03:00:00Z"}"#))
+        #expect(json.contains(#""current_window":{"start":"2026-11-29T03:56:00Z","end":"2026-11-29T04:01:00Z"}"#))
+        #expect(json.contains(#""previous_window":{"start":"2026-11-29T02:56:00Z","end":"2026-11-29T03:01:00Z"}"#))
     }
 
     @Test func filtersSeriesByLabelValues() {

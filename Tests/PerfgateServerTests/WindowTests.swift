@@ -75,6 +75,9 @@ import Testing
             #expect(groups[2]["current"]?["quantile"]?.doubleValue == 2.975)
             #expect(groups[2]["previous"]?["quantile"]?.doubleValue == 0.975)
             #expect(report["current_window"]?["start"] == .string("2026-11-29T03:56:00Z"))
+            // Whole minutes were summed, the current one included: the window ends where its last minute does.
+            #expect(report["current_window"]?["end"] == .string("2026-11-29T04:01:00Z"))
+            #expect(report["previous_window"]?["end"] == .string("2026-11-29T03:01:00Z"))
 
             let filtered = try await client.getJSON("/v1/trends?metric=backend_ttfb_seconds&provider=fast&quantile=0.5")
             #expect(filtered.1["groups"]?.arrayValue?.count == 1)

@@ -115,7 +115,6 @@ public struct TrendReport: Sendable {
         var writer = JSONWriter()
         let currentMinutes = query.currentMinutes(at: now)
         let previousMinutes = query.previousMinutes(at: now)
-        let offsetNanoseconds = query.offsetMinutes * Minute.nanoseconds
         writer.object { w in
             w.member("metric", query.metric.name)
             w.member("quantile", query.quantile)
@@ -125,10 +124,12 @@ public struct TrendReport: Sendable {
             w.array { w in query.groupBy.forEach { w.string($0) } }
             w.member("threshold", query.threshold)
             w.member("min_count", query.minCount)
+            // The windows are summed in whole minutes, the current one included, so their
+            // bounds are minute edges: what was summed, not the instant of the request.
             w.key("current_window")
-            Self.writeRange(&w, from: currentMinutes.lowerBound.start, to: now)
+            Self.writeRange(&w, currentMinutes)
             w.key("previous_window")
-            Self.writeRange(&w, from: previousMinutes.lowerBound.start, to: now.adding(nanoseconds: -offsetNanoseconds))
+            Self.writeRange(&w, previousMinutes)
             w.key("groups")
             w.array { w in
                 for group in groups {
@@ -155,10 +156,10 @@ public struct TrendReport: Sendable {
         return writer.bytes
     }
 
-    private static func writeRange(_ writer: inout JSONWriter, from start: Timestamp, to end: Timestamp) {
+    private static func writeRange(_ writer: inout JSONWriter, _ minutes: ClosedRange<Minute>) {
         writer.object { w in
-            w.member("start", RFC3339.format(start))
-            w.member("end", RFC3339.format(end))
+            w.member("start", RFC3339.format(minutes.lowerBound.start))
+            w.member("end", RFC3339.format(minutes.upperBound.advanced(by: 1).start))
         }
     }
 
