@@ -87,6 +87,9 @@ public final class PerformanceTracker: Sendable {
     /// Whether no stage has been timed yet.
     public var isEmpty: Bool { state.withLock { $0.stages.isEmpty } }
 
+    /// Whether the stage `name` has been timed.
+    public func hasStage(_ name: String) -> Bool { state.withLock { $0.stages.contains { $0.name == name } } }
+
     /// Sends the event, once; later calls do nothing.
     public func recordPercentages() {
         send()

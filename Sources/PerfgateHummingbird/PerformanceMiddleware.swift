@@ -7,10 +7,12 @@ import PerfgateClient
 /// router.add(middleware: PerformanceMiddleware())
 /// ```
 ///
-/// Each request gets a `PerformanceTracker` as `PerformanceTracker.current`, for its handler to
-/// time stages in; the event is sent when the handler returns or throws, under the matched
-/// route (`/users/{id}`, not `/users/42`, so paths cannot explode into series). A handler that
-/// times no stage is recorded as one `handler` stage covering all of it.
+/// Each request gets a `PerformanceTracker` as `PerformanceTracker.current`, for its handler and
+/// its response body to time stages in. The event is sent once the response body has been
+/// written (or the handler threw), under the matched route (`/users/{id}`, not `/users/42`, so
+/// paths cannot explode into series). A handler that times no stage is recorded as one
+/// `handler` stage covering it; a streamed body (one whose length is not known before it is
+/// written) whose writing times no `stream_processing` has its writing time recorded as that stage.
 public struct PerformanceMiddleware<Context: RequestContext>: RouterMiddleware {
     let sender: EventSender
 
@@ -23,17 +25,33 @@ public struct PerformanceMiddleware<Context: RequestContext>: RouterMiddleware {
         // The route is known only once the router has matched it; until then a placeholder.
         let tracker = PerformanceTracker(endpoint: "", sender: sender)
         let start = ContinuousClock.now
+        var response: Response
         do {
-            let response = try await PerformanceTracker.$current.withValue(tracker) { try await next(request, context) }
-            record(tracker, context: context, since: start)
-            return response
+            response = try await PerformanceTracker.$current.withValue(tracker) { try await next(request, context) }
         } catch {
-            record(tracker, context: context, since: start)
+            finish(tracker, context: context, handlerStart: start)
             throw error
         }
+        if tracker.isEmpty { tracker.add("handler", start.duration(to: .now)) }
+        tracker.endpoint = context.endpointPath ?? "unmatched"
+        // Hummingbird writes the body after this returns: a streamed body runs its own code
+        // then, so the event waits for it, and the body sees the same tracker.
+        let body = response.body
+        let streamed = body.contentLength == nil
+        response.body = ResponseBody(contentLength: body.contentLength) { writer in
+            let writeStart = ContinuousClock.now
+            defer {
+                if streamed, !tracker.hasStage("stream_processing") {
+                    tracker.add("stream_processing", writeStart.duration(to: .now))
+                }
+                tracker.recordPercentages()
+            }
+            try await PerformanceTracker.$current.withValue(tracker) { try await body.write(writer) }
+        }
+        return response
     }
 
-    private func record(_ tracker: PerformanceTracker, context: Context, since start: ContinuousClock.Instant) {
+    private func finish(_ tracker: PerformanceTracker, context: Context, handlerStart start: ContinuousClock.Instant) {
         tracker.endpoint = context.endpointPath ?? "unmatched"
         if tracker.isEmpty { tracker.add("handler", start.duration(to: .now)) }
         tracker.recordPercentages()

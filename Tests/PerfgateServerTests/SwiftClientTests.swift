@@ -111,3 +111,71 @@ import Testing
         }
     }
 }
+
+/// Streamed response bodies through `PerformanceMiddleware`, in a real Hummingbird app on a real socket.
+@Suite struct StreamedResponseTests {
+    static let chunks = 5
+    static let pause = Duration.milliseconds(60)
+
+    /// A body written in `chunks` pieces with a pause before each: at least 300 ms of streaming.
+    static func slowBody(_ timing: @escaping @Sendable (() async throws -> Void) async throws -> Void) -> ResponseBody {
+        ResponseBody { writer in
+            try await timing {
+                for index in 0..<chunks {
+                    try await Task.sleep(for: pause)
+                    try await writer.write(ByteBuffer(string: "chunk \(index)\n"))
+                }
+            }
+            try await writer.finish(nil)
+        }
+    }
+
+    @Test func theEventWaitsForTheBodyAndCountsItsWritingAsStreaming() async throws {
+        let harness = SwiftClientTests().liveHarness()
+        defer { harness.removeFiles() }
+        try await harness.run(.live) { _, perfgate in
+            let sender = SwiftClientTests().sender(port: perfgate.port)
+            let router = Router()
+            router.add(middleware: PerformanceMiddleware(sender: sender))
+            // The handler times the backend, then returns a body it does not time itself.
+            router.get("untimed") { _, _ in
+                await PerformanceTracker.current?.backendRequest(provider: "p", model: "untimed") {}
+                return Response(status: .ok, body: Self.slowBody { try await $0() })
+            }
+            // The body times its own streaming through the tracker it finds while being written.
+            router.get("timed") { _, _ in
+                await PerformanceTracker.current?.backendRequest(provider: "p", model: "timed") {}
+                return Response(status: .ok, body: Self.slowBody { write in
+                    // Without the request's tracker the body fails, and the test sees it truncated.
+                    guard let tracker = PerformanceTracker.current else { throw HTTPError(.internalServerError) }
+                    try await tracker.streaming { try await write() }
+                })
+            }
+            // A whole buffer is not a stream: no streaming stage is made up for it.
+            router.get("buffer") { _, _ in
+                await PerformanceTracker.current?.backendRequest(provider: "p", model: "buffer") {}
+                return "whole"
+            }
+            let app = Application(router: router)
+            try await app.test(.live) { client in
+                for uri in ["/untimed", "/timed", "/buffer"] {
+                    let body = try await client.execute(uri: uri, method: .get) { String(buffer: $0.body) }
+                    #expect(uri == "/buffer" ? body == "whole" : body.hasPrefix("chunk 0\n") && body.hasSuffix("chunk 4\n"))
+                }
+            }
+            #expect(await sender.flush(timeout: .seconds(10)))
+            let lines = try await perfgate.metricLines()
+            for model in ["untimed", "timed"] {
+                let labels = #"provider="p",model="\#(model)",endpoint="/\#(model)""#
+                #expect(sample(lines, "streaming_duration_seconds_count{\(labels)}") == "1", "\(model)")
+                let seconds = try #require(sample(lines, "streaming_duration_seconds_sum{\(labels)}").flatMap(Double.init))
+                // At least the pauses; well under what a stuck write would take.
+                #expect(seconds >= 0.3 && seconds < 5, "\(model): \(seconds) s")
+                #expect(sample(lines, "backend_ttfb_seconds_count{\(labels)}") == "1")
+            }
+            #expect(sample(lines, #"streaming_duration_seconds_count{provider="p",model="buffer",endpoint="/buffer"}"#) == nil)
+            #expect(sample(lines, #"backend_ttfb_seconds_count{provider="p",model="buffer",endpoint="/buffer"}"#) == "1")
+            await sender.shutdown()
+        }
+    }
+}
