@@ -8,12 +8,14 @@ import json
 import logging
 import os
 import random
+import sys
 import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
+import weakref
 from typing import Any, Dict, List, Optional
 
 logger = logging.getLogger("perfgate")
@@ -65,6 +67,11 @@ class Sender:
         # and the bound is checked by length, so it may be passed by a few events under races.
         self._queue: "collections.deque[Event]" = collections.deque()
         self.max_queue = max_queue
+        self._start()
+        _live_senders.add(self)
+        atexit.register(self.close)
+
+    def _start(self) -> None:
         self._lock = threading.Lock()
         self._stats = {"sent": 0, "dropped": 0, "rejected": 0, "retries": 0}
         self._wake = threading.Event()
@@ -72,7 +79,17 @@ class Sender:
         self._busy = False
         self._thread = threading.Thread(target=self._run, name="perfgate-sender", daemon=True)
         self._thread.start()
-        atexit.register(self.close)
+
+    def _restart_in_child(self) -> None:
+        """After ``fork()``: the child has no sender thread and may have inherited held locks.
+        What was queued before the fork is the parent's to send; the child starts empty, with
+        its own thread, so nothing is sent twice and nothing the child queues waits forever."""
+        closed = self._closing.is_set()
+        self._queue.clear()
+        self._start()
+        if closed:
+            self._closing.set()
+            self._wake.set()
 
     # -- called by the application ------------------------------------------------------------
 
@@ -199,6 +216,33 @@ class Sender:
 
 _default: Optional[Sender] = None
 _default_lock = threading.Lock()
+# Every sender alive in this process, so a forked child can give each its own thread.
+_live_senders: "weakref.WeakSet[Sender]" = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    global _default_lock
+    # Another thread may have held the lock at the fork; in the child nobody will release it.
+    _default_lock = threading.Lock()
+    # A multiprocessing child leaves through os._exit, which skips atexit: its finalizers run
+    # instead, and multiprocessing clears those right after the fork, so register through its
+    # after-fork hook, which runs later.
+    mp_util = sys.modules.get("multiprocessing.util")
+    for sender in list(_live_senders):
+        sender._restart_in_child()
+        if mp_util is not None:
+            mp_util.register_after_fork(sender, _close_at_multiprocessing_exit)
+
+
+def _close_at_multiprocessing_exit(sender: Sender) -> None:
+    import multiprocessing.util
+
+    multiprocessing.util.Finalize(None, sender.close, exitpriority=10)
+
+
+# Pre-fork servers (gunicorn --preload, uWSGI, multiprocessing with the fork start method)
+# configure perfgate in the parent and then fork workers.
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def default_sender() -> Sender:
