@@ -129,7 +129,11 @@ def test_past_timestamps_are_accepted_within_the_retention(perfgate):
 
 
 def test_unknown_routes_and_methods_say_what_is_served(perfgate):
-    for method, path in [("GET", "/v1/nothing"), ("GET", "/v1/events"), ("DELETE", "/metrics")]:
+    response = perfgate.request("GET", "/v1/nothing")
+    assert response.status == 404
+    assert response.json()["error"].startswith("no route for GET /v1/nothing; perfgate serves GET /, POST /v1/events, GET /metrics")
+    # A known path with another method is 405 (every route and method: test_route_access.py).
+    for method, path, allow in [("GET", "/v1/events", "POST, OPTIONS"), ("DELETE", "/metrics", "GET, HEAD, OPTIONS")]:
         response = perfgate.request(method, path)
-        assert response.status == 404
-        assert response.json()["error"].startswith(f"no route for {method} {path}; perfgate serves POST /v1/events, GET /metrics")
+        assert response.status == 405 and response.headers["Allow"] == allow
+        assert response.json()["error"].startswith(f"{path} does not take {method}")
