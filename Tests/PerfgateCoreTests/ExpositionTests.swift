@@ -86,7 +86,7 @@ import Testing
     func writesSumsAsDecimalSecondsDoes(nanoseconds: Int128) {
         var writer = ExpositionWriter()
         let parts = HistogramLineParts(name: "h", boundLabels: ["+Inf"])
-        writer.histogram(parts, labels: .none, counts: HistogramCounts(buckets: [3], sumNanoseconds: nanoseconds))
+        writer.histogram(parts, labels: .none, counts: HistogramCounts(buckets: [3], exponential: .unrecorded, sumNanoseconds: nanoseconds))
         let expected = "h_bucket{le=\"+Inf\"} 3\nh_sum \(DecimalSeconds.format(nanoseconds: nanoseconds))\nh_count 3\n"
         #expect(String(decoding: writer.bytes, as: UTF8.self) == expected)
     }

@@ -32,10 +32,10 @@ import Testing
 
     @Test func estimatesFromCountsAndALayout() throws {
         let layout = try BucketLayout(seconds: ["0.1", "0.5", "1"])
-        let counts = HistogramCounts(buckets: [10, 20, 30, 40], sumNanoseconds: 0)
+        let counts = HistogramCounts(buckets: [10, 20, 30, 40], exponential: .unrecorded, sumNanoseconds: 0)
         #expect(HistogramQuantile.estimate(0.5, counts: counts, layout: layout) == 0.5 + 0.5 * (20.0 / 30.0))
         // One observation: the rank is a fraction of it, interpolated, not rounded to a whole count.
-        let one = HistogramCounts(buckets: [0, 1, 0, 0], sumNanoseconds: 0)
+        let one = HistogramCounts(buckets: [0, 1, 0, 0], exponential: .unrecorded, sumNanoseconds: 0)
         #expect(HistogramQuantile.estimate(0.5, counts: one, layout: layout) == 0.1 + 0.4 * 0.5)
         #expect(HistogramQuantile.estimate(0.95, counts: one, layout: layout) == 0.1 + 0.4 * 0.95)
     }

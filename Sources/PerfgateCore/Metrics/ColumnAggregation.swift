@@ -3,7 +3,8 @@
 /// An event's observations fall in series keyed by its endpoint and minute (the frontend sum and
 /// each stage) or by its provider, model, endpoint and minute (TTFB and streaming). Both keys are
 /// looked up once per event, and not at all when they equal the previous event's, so the cost
-/// per observation is an array index and a bucket search. Strings are touched once per series.
+/// per observation is an array index and two bucket searches (the layout's and the exponential
+/// one). Strings are touched once per series.
 struct ColumnAggregation {
     private struct EndpointMinute: Hashable {
         let endpoint: Int32
@@ -30,6 +31,7 @@ struct ColumnAggregation {
     private var keys: [RollupKey] = []
     private var bucketStarts: [Int] = []
     private var buckets: [UInt64] = []
+    private var exponentials: [ExponentialSpan] = []
     private var sums: [Int128] = []
     private let columns: EventColumns
 
@@ -46,7 +48,10 @@ struct ColumnAggregation {
         return aggregation.keys.indices.map { slot in
             let start = aggregation.bucketStarts[slot]
             let count = aggregation.layouts[aggregation.keys[slot].series.metric].bucketCount
-            let counts = HistogramCounts(buckets: Array(aggregation.buckets[start..<(start + count)]), sumNanoseconds: aggregation.sums[slot])
+            let counts = HistogramCounts(
+                buckets: Array(aggregation.buckets[start..<(start + count)]), exponential: aggregation.exponentials[slot].buckets,
+                sumNanoseconds: aggregation.sums[slot]
+            )
             return (aggregation.keys[slot], counts)
         }
     }
@@ -94,6 +99,7 @@ struct ColumnAggregation {
                     }
                     let range = boundRanges[metric.rawValue]
                     buckets[bucketStarts[slot] + BucketLayout.bucketIndex(of: nanoseconds, in: UnsafeBufferPointer(rebasing: bounds[range]))] &+= 1
+                    exponentials[slot].observe(nanoseconds: nanoseconds)
                     sums[slot] += Int128(nanoseconds)
                 }
             }
@@ -132,6 +138,7 @@ struct ColumnAggregation {
         keys.append(RollupKey(series: series, minute: minute))
         bucketStarts.append(buckets.count)
         buckets.append(contentsOf: repeatElement(0, count: layouts[metric].bucketCount))
+        exponentials.append(ExponentialSpan())
         sums.append(0)
         return keys.count - 1
     }

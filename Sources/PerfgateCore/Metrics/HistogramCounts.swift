@@ -1,21 +1,27 @@
-/// What a histogram has counted: observations per bucket and their exact total.
+/// What a histogram has counted: observations per bucket of its layout (the seed's classic
+/// buckets), the same observations in fine exponential buckets, and their exact total.
 ///
 /// Buckets are stored non-cumulative (as client_golang does) and summed at write time.
 public struct HistogramCounts: Equatable, Sendable {
     /// Observations per bucket, `+Inf` last; not cumulative.
     public var buckets: [UInt64]
+    /// The same observations at high resolution, for quantiles that see changes inside a bucket.
+    public var exponential: ExponentialBuckets
     /// The exact sum of observed values, in nanoseconds.
     public var sumNanoseconds: Int128
 
     /// Empty counts for `bucketCount` buckets (including `+Inf`).
     public init(bucketCount: Int) {
         buckets = Array(repeating: 0, count: bucketCount)
+        exponential = ExponentialBuckets()
         sumNanoseconds = 0
     }
 
-    /// Counts from their parts.
-    public init(buckets: [UInt64], sumNanoseconds: Int128) {
+    /// Counts from their parts; `exponential` is `.unrecorded` for counts kept before perfgate
+    /// recorded exponential buckets.
+    public init(buckets: [UInt64], exponential: ExponentialBuckets, sumNanoseconds: Int128) {
         self.buckets = buckets
+        self.exponential = exponential
         self.sumNanoseconds = sumNanoseconds
     }
 
@@ -28,6 +34,7 @@ public struct HistogramCounts: Equatable, Sendable {
     @inline(__always)
     public mutating func observe(nanoseconds: Int64, bucket: Int) {
         buckets[bucket] &+= 1
+        exponential.observe(nanoseconds: nanoseconds)
         sumNanoseconds += Int128(nanoseconds)
     }
 
@@ -37,6 +44,7 @@ public struct HistogramCounts: Equatable, Sendable {
         for index in buckets.indices {
             buckets[index] &+= other.buckets[index]
         }
+        exponential.add(other.exponential)
         sumNanoseconds += other.sumNanoseconds
     }
 

@@ -40,3 +40,34 @@ public enum HistogramQuantile {
         return start + (bounds[bucket] - start) * (rankInBucket / count)
     }
 }
+
+/// Which buckets a quantile was estimated from.
+public enum QuantileResolution: String, Sendable {
+    /// The fine exponential buckets (schema 6): within 1.09% of the observation at the rank.
+    case exponential
+    /// The family's classic buckets: anywhere inside the bucket that holds the rank.
+    case classic
+
+    /// The finest resolution every one of `counts` can answer at, so that compared windows are
+    /// compared at the same one: classic as soon as one of them holds observations that were
+    /// not recorded exponentially (stored before perfgate kept exponential buckets).
+    public static func common(_ counts: HistogramCounts...) -> QuantileResolution {
+        counts.allSatisfy(\.hasWholeExponential) ? .exponential : .classic
+    }
+}
+
+extension HistogramCounts {
+    /// True when the exponential buckets hold every observation the classic ones do.
+    public var hasWholeExponential: Bool {
+        exponential.isComplete && exponential.count == count
+    }
+
+    /// The `q` quantile in seconds at `resolution` (which must be `.classic` unless
+    /// `hasWholeExponential`); NaN with no observations.
+    public func quantile(_ q: Double, at resolution: QuantileResolution, layout: BucketLayout) -> Double {
+        switch resolution {
+        case .exponential: exponential.quantile(q)
+        case .classic: HistogramQuantile.estimate(q, counts: self, layout: layout)
+        }
+    }
+}

@@ -1,0 +1,118 @@
+import Foundation
+import PerfgateCore
+import Testing
+
+/// Distributions of durations in nanoseconds, drawn from a seeded generator.
+enum Distribution: String, CaseIterable, CustomTestStringConvertible {
+    case lognormal, uniform, bimodal, heavyTailed, tiny, wide
+
+    var testDescription: String { rawValue }
+
+    func sample(_ random: inout SplitMix) -> Int64 {
+        func unit() -> Double { Double.random(in: Double.ulpOfOne..<1, using: &random) }
+        func normal() -> Double { sqrt(-2 * log(unit())) * cos(2 * .pi * unit()) }
+        let seconds: Double
+        switch self {
+        case .lognormal: seconds = exp(log(0.8) + 0.6 * normal())  // TTFB around 0.8 s
+        case .uniform: seconds = Double.random(in: 0.05...9.5, using: &random)
+        case .bimodal: seconds = Bool.random(using: &random) ? exp(log(0.12) + 0.2 * normal()) : exp(log(4.5) + 0.15 * normal())
+        case .heavyTailed: seconds = 0.2 * pow(unit(), -1 / 1.3)  // Pareto, α = 1.3
+        case .tiny: seconds = Double.random(in: 0.0001...0.09, using: &random)
+        case .wide: seconds = exp(Double.random(in: log(0.001)...log(60), using: &random))  // 1 ms to 60 s
+        }
+        return max(1, Int64((seconds * 1e9).rounded()))
+    }
+}
+
+@Suite struct ExponentialBucketsTests {
+    /// The observation of rank ⌈q·n⌉: the exact quantile the estimate is measured against.
+    func exactQuantile(_ q: Double, _ sorted: [Int64]) -> Double {
+        let rank = max(1, Int((q * Double(sorted.count)).rounded(.up)))
+        return Double(sorted[rank - 1]) / 1e9
+    }
+
+    @Test(arguments: Distribution.allCases)
+    func quantilesAreWithinOnePercentOfTheExactOnes(distribution: Distribution) {
+        var worst = 0.0
+        for seed in UInt64(1)...40 {
+            var random = SplitMix(seed: seed &* 7919 &+ UInt64(distribution.rawValue.count))
+            let count = Int.random(in: 10...3000, using: &random)
+            var buckets = ExponentialBuckets()
+            var values: [Int64] = []
+            for _ in 0..<count {
+                let value = distribution.sample(&random)
+                values.append(value)
+                buckets.observe(nanoseconds: value)
+            }
+            values.sort()
+            #expect(buckets.count == UInt64(count))
+            for q in [0.01, 0.25, 0.5, 0.9, 0.95, 0.99, 0.999, 1] {
+                let exact = exactQuantile(q, values)
+                let estimate = buckets.quantile(q)
+                let error = abs(estimate - exact) / exact
+                worst = max(worst, error)
+                #expect(error <= 0.011, "\(distribution) seed \(seed) n=\(count) q=\(q): \(estimate) against \(exact)")
+            }
+        }
+        // The bucket width is the bound: 2^(1/64) - 1.
+        #expect(worst <= exp2(1.0 / 64) - 1)
+    }
+
+    @Test func everyValueFallsInsideItsBucket() {
+        var random = SplitMix(seed: 42)
+        var values: [Int64] = [1, 999, 1_000_000, 1_000_000_000, 86_400_000_000_000]
+        for _ in 0..<20_000 { values.append(Distribution.wide.sample(&random)) }
+        // Exact powers of two are upper bounds (bounds are inclusive).
+        values += [500_000_000, 250_000_000, 2_000_000_000, 4_000_000_000]
+        for value in values {
+            let seconds = Double(value) / 1e9
+            let index = ExponentialBuckets.index(nanoseconds: value)
+            #expect(seconds <= ExponentialBuckets.upperBound(index) * (1 + 1e-12), "\(value) ns in bucket \(index)")
+            #expect(seconds > ExponentialBuckets.lowerBound(index) * (1 - 1e-12), "\(value) ns in bucket \(index)")
+        }
+        #expect(ExponentialBuckets.index(seconds: 1) == 0)
+        #expect(ExponentialBuckets.index(seconds: 2) == 64)
+        #expect(ExponentialBuckets.index(seconds: 0.5) == -64)
+        // The whole accepted range, 1 ns to a day, fits comfortably in Int32.
+        #expect(ExponentialBuckets.index(nanoseconds: 1) == -1913)
+        #expect(ExponentialBuckets.index(nanoseconds: 86_400 * 1_000_000_000) == 1050)
+    }
+
+    @Test func mergingInAnyOrderGivesTheSameExactCounts() {
+        var random = SplitMix(seed: 7)
+        var parts: [ExponentialBuckets] = []
+        var whole = ExponentialBuckets()
+        for _ in 0..<30 {
+            var part = ExponentialBuckets()
+            for _ in 0..<Int.random(in: 0...200, using: &random) {
+                let value = Bool.random(using: &random) ? Distribution.bimodal.sample(&random) : 0
+                part.observe(nanoseconds: value)
+                whole.observe(nanoseconds: value)
+            }
+            parts.append(part)
+        }
+        var forward = ExponentialBuckets()
+        parts.forEach { forward.add($0) }
+        var backward = ExponentialBuckets()
+        parts.reversed().forEach { backward.add($0) }
+        var span = ExponentialSpan()
+        parts.shuffled(using: &random).forEach { span.add($0) }
+        #expect(forward == whole)
+        #expect(backward == whole)
+        #expect(span.buckets == whole)
+        #expect(whole.zeroCount > 0)
+    }
+
+    @Test func zerosAreCountedApartAndIncompleteBucketsDoNotAnswer() {
+        var buckets = ExponentialBuckets()
+        for _ in 0..<3 { buckets.observe(nanoseconds: 0) }
+        buckets.observe(nanoseconds: 2 * second)
+        #expect(buckets.zeroCount == 3 && buckets.count == 4)
+        #expect(buckets.quantile(0.5) == 0)
+        #expect(abs(buckets.quantile(1) - 2) / 2 < 0.011)
+        #expect(ExponentialBuckets().quantile(0.5).isNaN)
+        var partial = buckets
+        partial.add(.unrecorded)
+        #expect(!partial.isComplete && partial.quantile(0.5).isNaN)
+    }
+}
