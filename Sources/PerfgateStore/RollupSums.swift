@@ -1,14 +1,15 @@
 import PerfgateCore
 
-/// Sums of stored bucket blobs per series, added in place into one flat array: reading a
-/// hundred thousand rows (a trend window) or a million (start-up) makes no array per row and
-/// looks each row's series up once.
+/// Sums of stored bucket blobs per series, added in place into one flat array (and exponential
+/// buckets into one dense span per slot): reading a hundred thousand rows (a trend window) or a
+/// million (start-up) makes no array per row and looks each row's series up once.
 struct RollupSums {
     private let slots: [SeriesID: Int]
     private let ids: [SeriesID]
     private let starts: [Int]
     private let widths: [Int]
     private var buckets: [UInt64]
+    private var exponentials: [ExponentialSpan]
     private var sums: [Int128]
     private var seen: [Bool]
 
@@ -25,6 +26,7 @@ struct RollupSums {
         self.starts = starts
         slots = Dictionary(uniqueKeysWithValues: ids.enumerated().map { ($1, $0) })
         buckets = Array(repeating: 0, count: total)
+        exponentials = Array(repeating: ExponentialSpan(), count: ids.count)
         sums = Array(repeating: 0, count: ids.count)
         seen = Array(repeating: false, count: ids.count)
     }
@@ -36,6 +38,7 @@ struct RollupSums {
         starts = (0..<count).map { $0 * bucketCount }
         slots = [:]
         buckets = Array(repeating: 0, count: count * bucketCount)
+        exponentials = Array(repeating: ExponentialSpan(), count: count)
         sums = Array(repeating: 0, count: count)
         seen = Array(repeating: false, count: count)
     }
@@ -50,10 +53,17 @@ struct RollupSums {
         widths[slot]
     }
 
-    /// Adds one stored blob and sum into `slot`; false when the blob is not of the slot's bucket count.
-    mutating func add(_ blob: UnsafeRawBufferPointer, sum: Int128, to slot: Int) -> Bool {
+    /// Adds one stored row into `slot`: its classic blob, its exponential blob (nil when the row
+    /// has none: it was written before perfgate kept them) and its sum; false when a blob is
+    /// damaged or not of the slot's bucket count.
+    mutating func add(_ blob: UnsafeRawBufferPointer, exponential: UnsafeRawBufferPointer?, sum: Int128, to slot: Int) -> Bool {
         let width = widths[slot]
         guard blob.count == width * 8 else { return false }
+        if let exponential {
+            guard ExponentialBlob.add(exponential, into: &exponentials[slot]) else { return false }
+        } else {
+            exponentials[slot].markIncomplete()
+        }
         let start = starts[slot]
         buckets.withUnsafeMutableBufferPointer { out in
             for index in 0..<width {
@@ -65,10 +75,16 @@ struct RollupSums {
         return true
     }
 
+    /// Marks `slot` as holding observations never recorded exponentially (a series older than them).
+    mutating func markIncomplete(_ slot: Int) {
+        exponentials[slot].markIncomplete()
+    }
+
     /// Adds counts already read (a series' base) into `slot`, which must be of their layout.
     mutating func add(_ counts: HistogramCounts, to slot: Int) {
         precondition(counts.buckets.count == widths[slot], "counts of another layout")
         for (index, count) in counts.buckets.enumerated() { buckets[starts[slot] + index] &+= count }
+        exponentials[slot].add(counts.exponential)
         sums[slot] += counts.sumNanoseconds
         seen[slot] = true
     }
@@ -76,7 +92,7 @@ struct RollupSums {
     /// The counts summed in `slot` (zero when nothing was added).
     func counts(ofSlot slot: Int) -> HistogramCounts {
         let start = starts[slot]
-        return HistogramCounts(buckets: Array(buckets[start..<(start + widths[slot])]), sumNanoseconds: sums[slot])
+        return HistogramCounts(buckets: Array(buckets[start..<(start + widths[slot])]), exponential: exponentials[slot].buckets, sumNanoseconds: sums[slot])
     }
 
     /// The sums per series: of every series, or only of those that had something added.

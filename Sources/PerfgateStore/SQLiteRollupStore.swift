@@ -50,6 +50,7 @@ public final class SQLiteRollupStore: RollupStore {
         try connection.execute("PRAGMA synchronous = \(durability == .full ? "FULL" : "NORMAL")")
         try Migrator(connection: connection, migrations: Migration.embedded).migrate()
         try CountsBlob.registerAddFunction(on: connection)
+        try ExponentialBlob.registerAddFunction(on: connection)
         try Self.checkLayouts(layouts, on: connection)
         writer = Mutex(try WriteSide(connection: connection))
         readers = try (0..<2).map { _ in
@@ -118,24 +119,31 @@ public final class SQLiteRollupStore: RollupStore {
             var series: [SeriesRecord] = []
             var bases: [(slot: Int, counts: HistogramCounts)] = []
             let seriesRows = try connection.prepare(
-                "SELECT id, metric, label_values, base_buckets, base_sum_s, base_sum_ns FROM series ORDER BY id"
+                "SELECT id, metric, label_values, base_buckets, base_sum_s, base_sum_ns, base_exponential, exponential_complete FROM series ORDER BY id"
             )
+            var incomplete: [Int] = []
             while try seriesRows.step() {
                 let id = seriesRows.int64(0)
                 let key = try Self.seriesKey(metric: seriesRows.text(1), labelValues: seriesRows.text(2), id: id)
-                if !seriesRows.isNull(3) {
-                    let base = try Self.counts(in: seriesRows, from: 3, expected: layouts[key.metric].bucketCount, what: "base of series \(id)")
+                let complete = seriesRows.int64(7) == 1
+                if !complete { incomplete.append(series.count) }
+                if !seriesRows.isNull(3) || !seriesRows.isNull(6) {
+                    var base = seriesRows.isNull(3)
+                        ? HistogramCounts(bucketCount: layouts[key.metric].bucketCount)
+                        : try Self.counts(in: seriesRows, from: 3, exponentialColumn: nil, expected: layouts[key.metric].bucketCount, what: "base of series \(id)")
+                    base.exponential = complete ? try Self.exponential(in: seriesRows, column: 6, what: "base of series \(id)") ?? ExponentialBuckets() : .unrecorded
                     bases.append((series.count, base))
                 }
                 series.append(SeriesRecord(id: id, key: key))
             }
             // A million rows are summed in place, one lookup each (RollupSums).
             var sums = RollupSums(series: series.map { ($0.id, layouts[$0.key.metric].bucketCount) })
+            for slot in incomplete { sums.markIncomplete(slot) }
             for (slot, base) in bases { sums.add(base, to: slot) }
 
             var recent: [MinuteRollup] = []
             var lastMinutes: [SeriesID: Minute] = [:]
-            let rollupRows = try connection.prepare("SELECT minute, series_id, buckets, sum_s, sum_ns FROM rollup")
+            let rollupRows = try connection.prepare("SELECT minute, series_id, buckets, sum_s, sum_ns, exponential FROM rollup")
             while try rollupRows.step() {
                 let minute = Minute(index: rollupRows.int64(0))
                 let id = rollupRows.int64(1)
@@ -143,15 +151,15 @@ public final class SQLiteRollupStore: RollupStore {
                     throw StoreError.damagedRow("rollup of minute \(minute.index) names unknown series \(id)")
                 }
                 let sum = StoredSum(seconds: rollupRows.int64(3), nanoseconds: rollupRows.int64(4)).total
-                let added = rollupRows.withBlob(2) { sums.add($0, sum: sum, to: slot) }
+                let added = Self.add(rollupRows, buckets: 2, exponential: 5, sum: sum, into: &sums, slot: slot)
                 guard added else {
                     throw StoreError.damagedRow(
-                        "rollup of series \(id) has \(rollupRows.withBlob(2) { $0.count }) bytes of bucket counts, expected \(sums.bucketCount(ofSlot: slot) * 8)"
+                        "rollup of series \(id) has \(rollupRows.withBlob(2) { $0.count }) bytes of bucket counts (expected \(sums.bucketCount(ofSlot: slot) * 8)) or damaged exponential buckets"
                     )
                 }
                 if lastMinutes[id].map({ $0 < minute }) ?? true { lastMinutes[id] = minute }
                 if minute >= recentSince {
-                    let counts = try Self.counts(in: rollupRows, from: 2, expected: sums.bucketCount(ofSlot: slot), what: "rollup of series \(id)")
+                    let counts = try Self.counts(in: rollupRows, from: 2, exponentialColumn: 5, expected: sums.bucketCount(ofSlot: slot), what: "rollup of series \(id)")
                     recent.append(MinuteRollup(seriesID: id, minute: minute, counts: counts))
                 }
             }
@@ -184,6 +192,10 @@ public final class SQLiteRollupStore: RollupStore {
                     side.upsertRollup.bind(3, blob: CountsBlob.encode(rollup.counts.buckets))
                     side.upsertRollup.bind(4, sum.seconds)
                     side.upsertRollup.bind(5, sum.nanoseconds)
+                    // Counts from ingest are always recorded exponentially; NULL would mark the minute classic-only.
+                    if rollup.counts.exponential.isComplete {
+                        side.upsertRollup.bind(6, blob: ExponentialBlob.encode(rollup.counts.exponential))
+                    }
                     try side.upsertRollup.run()
                 }
                 for answer in batch.answers {
@@ -214,7 +226,7 @@ public final class SQLiteRollupStore: RollupStore {
                 defer { side.selectRecentOfDoomed.reset() }
                 while try side.selectRecentOfDoomed.step() {
                     let id = side.selectRecentOfDoomed.int64(1)
-                    let counts = try Self.counts(in: side.selectRecentOfDoomed, from: 2, what: "rollup of series \(id)")
+                    let counts = try Self.counts(in: side.selectRecentOfDoomed, from: 2, exponentialColumn: 5, what: "rollup of series \(id)")
                     recent.append(MinuteRollup(seriesID: id, minute: Minute(index: side.selectRecentOfDoomed.int64(0)), counts: counts))
                 }
                 try side.connection.execute(
@@ -248,7 +260,7 @@ public final class SQLiteRollupStore: RollupStore {
                 defer { side.selectExpired.reset() }
                 while try side.selectExpired.step() {
                     let id = side.selectExpired.int64(0)
-                    let counts = try Self.counts(in: side.selectExpired, from: 1, what: "rollup of series \(id)")
+                    let counts = try Self.counts(in: side.selectExpired, from: 1, exponentialColumn: 4, what: "rollup of series \(id)")
                     if folded[id] == nil { folded[id] = counts } else { folded[id]!.add(counts) }
                     rows += 1
                 }
@@ -258,6 +270,9 @@ public final class SQLiteRollupStore: RollupStore {
                     side.foldIntoBase.bind(2, sum.seconds)
                     side.foldIntoBase.bind(3, sum.nanoseconds)
                     side.foldIntoBase.bind(4, id)
+                    if counts.exponential.isComplete {
+                        side.foldIntoBase.bind(5, blob: ExponentialBlob.encode(counts.exponential))
+                    }
                     try side.foldIntoBase.run()
                 }
                 side.deleteExpired.bind(1, cutoff.index)
@@ -272,7 +287,7 @@ public final class SQLiteRollupStore: RollupStore {
     public func windowTotals(of metric: HistogramMetric, series: Set<SeriesID>, minutes: ClosedRange<Minute>) throws -> [SeriesID: HistogramCounts] {
         try withReader { connection in
             let rows = try connection.prepare(
-                "SELECT series_id, buckets, sum_s, sum_ns FROM rollup WHERE minute BETWEEN ? AND ?"
+                "SELECT series_id, buckets, sum_s, sum_ns, exponential FROM rollup WHERE minute BETWEEN ? AND ?"
             )
             rows.bind(1, minutes.lowerBound.index)
             rows.bind(2, minutes.upperBound.index)
@@ -283,12 +298,10 @@ public final class SQLiteRollupStore: RollupStore {
                 let id = rows.int64(0)
                 guard let slot = window.slot(of: id) else { continue }
                 let sum = StoredSum(seconds: rows.int64(2), nanoseconds: rows.int64(3)).total
-                try rows.withBlob(1) { raw in
-                    guard window.add(raw, sum: sum, to: slot) else {
-                        throw StoreError.damagedRow(
-                            "the rollup of series \(id) has \(raw.count) bytes of bucket counts, expected \(window.bucketCount(ofSlot: slot) * 8) for \(metric.name)"
-                        )
-                    }
+                guard Self.add(rows, buckets: 1, exponential: 4, sum: sum, into: &window, slot: slot) else {
+                    throw StoreError.damagedRow(
+                        "the rollup of series \(id) has \(rows.withBlob(1) { $0.count }) bytes of bucket counts (expected \(window.bucketCount(ofSlot: slot) * 8) for \(metric.name)) or damaged exponential buckets"
+                    )
                 }
             }
             return window.totals(includingEmpty: false)
@@ -302,7 +315,7 @@ public final class SQLiteRollupStore: RollupStore {
         let steps = Int((minutes.lowerBound.distance(to: minutes.upperBound) + stepMinutes) / stepMinutes)
         let width = layouts[metric].bucketCount
         return try withReader { connection in
-            let rows = try connection.prepare("SELECT minute, series_id, buckets, sum_s, sum_ns FROM rollup WHERE minute BETWEEN ? AND ?")
+            let rows = try connection.prepare("SELECT minute, series_id, buckets, sum_s, sum_ns, exponential FROM rollup WHERE minute BETWEEN ? AND ?")
             rows.bind(1, minutes.lowerBound.index)
             rows.bind(2, minutes.upperBound.index)
             // One slot per group and step, summed in place like a trend window.
@@ -311,10 +324,8 @@ public final class SQLiteRollupStore: RollupStore {
                 guard let group = groups[rows.int64(1)] else { continue }
                 let step = Int((rows.int64(0) - minutes.lowerBound.index) / stepMinutes)
                 let sum = StoredSum(seconds: rows.int64(3), nanoseconds: rows.int64(4)).total
-                try rows.withBlob(2) { raw in
-                    guard sums.add(raw, sum: sum, to: group * steps + step) else {
-                        throw StoreError.damagedRow("a rollup of \(metric.name) has \(raw.count) bytes of bucket counts, expected \(width * 8)")
-                    }
+                guard Self.add(rows, buckets: 2, exponential: 5, sum: sum, into: &sums, slot: group * steps + step) else {
+                    throw StoreError.damagedRow("a rollup of \(metric.name) has \(rows.withBlob(2) { $0.count }) bytes of bucket counts (expected \(width * 8)) or damaged exponential buckets")
                 }
             }
             return (0..<groupCount).map { group in (0..<steps).map { step in sums.counts(ofSlot: group * steps + step) } }
@@ -354,12 +365,32 @@ public final class SQLiteRollupStore: RollupStore {
         return buckets
     }
 
-    /// Counts stored as three columns from `column` on: the buckets blob, whole seconds, nanoseconds.
-    private static func counts(in row: SQLiteStatement, from column: Int32, expected: Int? = nil, what: String) throws -> HistogramCounts {
+    /// Counts stored as three columns from `column` on (the buckets blob, whole seconds,
+    /// nanoseconds) and the exponential blob in `exponentialColumn` (NULL: never recorded).
+    private static func counts(in row: SQLiteStatement, from column: Int32, exponentialColumn: Int32?, expected: Int? = nil, what: String) throws -> HistogramCounts {
         HistogramCounts(
             buckets: try row.withBlob(column) { try buckets($0, expected: expected, what: what) },
+            exponential: try exponentialColumn.flatMap { try exponential(in: row, column: $0, what: what) } ?? .unrecorded,
             sumNanoseconds: StoredSum(seconds: row.int64(column + 1), nanoseconds: row.int64(column + 2)).total
         )
+    }
+
+    /// The exponential buckets in `column`; nil for NULL.
+    private static func exponential(in row: SQLiteStatement, column: Int32, what: String) throws -> ExponentialBuckets? {
+        guard !row.isNull(column) else { return nil }
+        guard let buckets = row.withBlob(column, { ExponentialBlob.decode($0) }) else {
+            throw StoreError.damagedRow("\(what) has damaged exponential buckets")
+        }
+        return buckets
+    }
+
+    /// Adds a row's classic and exponential blobs and its sum into `slot` of `sums`.
+    private static func add(_ row: SQLiteStatement, buckets: Int32, exponential: Int32, sum: Int128, into sums: inout RollupSums, slot: Int) -> Bool {
+        row.withBlob(buckets) { classic in
+            row.isNull(exponential)
+                ? sums.add(classic, exponential: nil, sum: sum, to: slot)
+                : row.withBlob(exponential) { sums.add(classic, exponential: $0, sum: sum, to: slot) }
+        }
     }
 }
 
@@ -387,23 +418,30 @@ private final class WriteSide {
 
     init(connection: SQLiteConnection) throws(SQLiteError) {
         self.connection = connection
-        insertSeries = try connection.prepare("INSERT INTO series (id, metric, label_values) VALUES (?, ?, ?)")
+        // A series created now has every observation recorded exponentially, from the first.
+        insertSeries = try connection.prepare("INSERT INTO series (id, metric, label_values, exponential_complete) VALUES (?, ?, ?, 1)")
         upsertRollup = try connection.prepare(
             """
-            INSERT INTO rollup (minute, series_id, buckets, sum_s, sum_ns) VALUES (?, ?, ?, ?, ?)
+            INSERT INTO rollup (minute, series_id, buckets, sum_s, sum_ns, exponential) VALUES (?, ?, ?, ?, ?, ?)
             ON CONFLICT (minute, series_id) DO UPDATE SET
                 buckets = perfgate_add_counts(buckets, excluded.buckets),
+                exponential = perfgate_add_exponential(exponential, excluded.exponential),
                 sum_s = sum_s + excluded.sum_s + (sum_ns + excluded.sum_ns) / 1000000000,
                 sum_ns = (sum_ns + excluded.sum_ns) % 1000000000
             """
         )
-        selectExpired = try connection.prepare("SELECT series_id, buckets, sum_s, sum_ns FROM rollup WHERE minute < ?")
+        selectExpired = try connection.prepare("SELECT series_id, buckets, sum_s, sum_ns, exponential FROM rollup WHERE minute < ?")
         foldIntoBase = try connection.prepare(
             """
             UPDATE series SET
                 base_buckets = CASE WHEN base_buckets IS NULL THEN ?1 ELSE perfgate_add_counts(base_buckets, ?1) END,
                 base_sum_s = base_sum_s + ?2 + (base_sum_ns + ?3) / 1000000000,
-                base_sum_ns = (base_sum_ns + ?3) % 1000000000
+                base_sum_ns = (base_sum_ns + ?3) % 1000000000,
+                base_exponential = CASE
+                    WHEN exponential_complete = 0 OR ?5 IS NULL THEN NULL
+                    WHEN base_exponential IS NULL THEN ?5
+                    ELSE perfgate_add_exponential(base_exponential, ?5) END,
+                exponential_complete = exponential_complete AND ?5 IS NOT NULL
             WHERE id = ?4
             """
         )
@@ -415,7 +453,7 @@ private final class WriteSide {
         try connection.execute("CREATE TEMP TABLE IF NOT EXISTS doomed_series (id INTEGER PRIMARY KEY)")
         insertDoomed = try connection.prepare("INSERT INTO temp.doomed_series (id) VALUES (?)")
         selectRecentOfDoomed = try connection.prepare(
-            "SELECT minute, series_id, buckets, sum_s, sum_ns FROM rollup WHERE minute >= ? AND series_id IN (SELECT id FROM temp.doomed_series)"
+            "SELECT minute, series_id, buckets, sum_s, sum_ns, exponential FROM rollup WHERE minute >= ? AND series_id IN (SELECT id FROM temp.doomed_series)"
         )
         deleteExpiredAnswers = try connection.prepare("DELETE FROM idempotent_answer WHERE created_at < ?")
     }

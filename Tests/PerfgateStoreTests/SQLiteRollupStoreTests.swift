@@ -51,9 +51,9 @@ final class TemporaryFolder {
 
     @Test func createsItsFolderAndAppliesMigrationsOnce() throws {
         _ = try open()
-        #expect(try appliedMigrations() == ["0001_init.sql", "0002_idempotency.sql"])
+        #expect(try appliedMigrations() == ["0001_init.sql", "0002_idempotency.sql", "0003_exponential_buckets.sql"])
         _ = try open()
-        #expect(try appliedMigrations() == ["0001_init.sql", "0002_idempotency.sql"])
+        #expect(try appliedMigrations() == ["0001_init.sql", "0002_idempotency.sql", "0003_exponential_buckets.sql"])
     }
 
     @Test func reopeningRestoresExactCounts() throws {
@@ -84,7 +84,7 @@ final class TemporaryFolder {
 
     @Test func sumsStayExactFarBeyondSixtyFourBitNanoseconds() throws {
         let store = try open()
-        let huge = HistogramCounts(buckets: [0, 0, 0, 0, 0, 0, 0, 0, 0, 3], sumNanoseconds: Int128(Int64.max) + 5)
+        let huge = HistogramCounts(buckets: [0, 0, 0, 0, 0, 0, 0, 0, 0, 3], exponential: .unrecorded, sumNanoseconds: Int128(Int64.max) + 5)
         try store.commit(CommitBatch(newSeries: [SeriesRecord(id: 1, key: ttfb)], rollups: [MinuteRollup(seriesID: 1, minute: minute, counts: huge)]))
         try store.commit(CommitBatch(newSeries: [], rollups: [MinuteRollup(seriesID: 1, minute: minute, counts: huge)]))
         #expect(try store.restore(recentSince: minute).totals[1]?.sumNanoseconds == 2 * (Int128(Int64.max) + 5))
@@ -191,7 +191,7 @@ final class TemporaryFolder {
         #expect {
             _ = try open()
         } throws: { error in
-            "\(error)".contains("has schema version 99, newer than this perfgate supports (2)")
+            "\(error)".contains("has schema version 99, newer than this perfgate supports (3)")
         }
     }
 
@@ -203,6 +203,65 @@ final class TemporaryFolder {
         } throws: { error in
             "\(error)".contains("cannot be read as a perfgate database")
         }
+    }
+
+    /// Runs SQL on the store's file from outside, as a store written by an earlier perfgate would look.
+    private func rewrite(_ sql: String) {
+        var handle: OpaquePointer?
+        guard sqlite3_open_v2(folder.database, &handle, SQLITE_OPEN_READWRITE, nil) == SQLITE_OK else { return }
+        defer { sqlite3_close_v2(handle) }
+        #expect(sqlite3_exec(handle, sql, nil, nil, nil) == SQLITE_OK)
+    }
+
+    @Test func exponentialBucketsStayExactThroughUpsertsRestartsAndPruning() throws {
+        let store = try open()
+        try store.commit(CommitBatch(newSeries: [SeriesRecord(id: 1, key: ttfb)], rollups: []))
+        var random = SystemRandomNumberGenerator()
+        var expected = HistogramCounts(bucketCount: layouts[.backendTTFB].bucketCount)
+        var lastMinutes = HistogramCounts(bucketCount: layouts[.backendTTFB].bucketCount)
+        // Three commits into each of six minutes: every minute's row is upserted twice.
+        for offset in 0..<6 {
+            for _ in 0..<3 {
+                let values = (0..<Int.random(in: 1...60, using: &random)).map { _ in Int64.random(in: 0...12_000_000_000, using: &random) }
+                let minuteCounts = counts(ttfb, values)
+                expected.add(minuteCounts)
+                if offset >= 4 { lastMinutes.add(minuteCounts) }
+                try store.commit(CommitBatch(newSeries: [], rollups: [MinuteRollup(seriesID: 1, minute: minute.advanced(by: Int64(offset)), counts: minuteCounts)]))
+            }
+        }
+        #expect(expected.hasWholeExponential)
+        #expect(try store.windowTotals(of: .backendTTFB, series: [1], minutes: minute...minute.advanced(by: 5))[1] == expected)
+        #expect(try open().restore(recentSince: minute).totals[1] == expected)
+        #expect(try store.prune(before: minute.advanced(by: 4), answersBefore: 0).rollupsFolded == 4)
+        let reopened = try open()
+        #expect(try reopened.restore(recentSince: minute).totals[1] == expected)
+        #expect(try reopened.windowTotals(of: .backendTTFB, series: [1], minutes: minute...minute.advanced(by: 5))[1] == lastMinutes)
+    }
+
+    @Test func aStoreFromBeforeExponentialBucketsAnswersClassicOnlyWhereItMust() throws {
+        let store = try open()
+        let old = counts(ttfb, [1_500_000_000, 2_700_000_000])
+        try store.commit(CommitBatch(newSeries: [SeriesRecord(id: 1, key: ttfb)], rollups: [MinuteRollup(seriesID: 1, minute: minute, counts: old)]))
+        // As an earlier perfgate left it: no exponential buckets, the series not recorded from its start.
+        rewrite("UPDATE rollup SET exponential = NULL; UPDATE series SET exponential_complete = 0")
+        let upgraded = try open()
+        let restored = try upgraded.restore(recentSince: minute)
+        #expect(restored.totals[1]?.buckets == old.buckets)
+        #expect(restored.totals[1]?.hasWholeExponential == false)
+        // New counts in the old minute leave it classic-only; a new minute is whole again.
+        let new = counts(ttfb, [1_600_000_000])
+        try upgraded.commit(CommitBatch(newSeries: [SeriesRecord(id: 2, key: frontend)], rollups: [
+            MinuteRollup(seriesID: 1, minute: minute, counts: new), MinuteRollup(seriesID: 1, minute: minute.advanced(by: 1), counts: new),
+            MinuteRollup(seriesID: 2, minute: minute, counts: counts(frontend, [2_000_000])),
+        ]))
+        #expect(try upgraded.windowTotals(of: .backendTTFB, series: [1], minutes: minute...minute)[1]?.hasWholeExponential == false)
+        #expect(try upgraded.windowTotals(of: .backendTTFB, series: [1], minutes: minute.advanced(by: 1)...minute.advanced(by: 1))[1] == new)
+        let again = try open().restore(recentSince: minute)
+        #expect(again.totals[1]?.hasWholeExponential == false)
+        #expect(again.totals[2]?.hasWholeExponential == true)
+        // Pruning the old minute keeps the series classic-only: its history is not whole.
+        _ = try upgraded.prune(before: minute.advanced(by: 1), answersBefore: 0)
+        #expect(try open().restore(recentSince: minute).totals[1]?.hasWholeExponential == false)
     }
 
     @Test func reportsItsSizeOnDisk() throws {
