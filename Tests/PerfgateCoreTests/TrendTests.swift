@@ -131,3 +131,68 @@ import Testing
         #expect(report.groups[0].labels.isEmpty)
     }
 }
+
+/// Changes inside one of the seed's wide buckets: what the classic buckets cannot see.
+@Suite struct TrendResolutionTests {
+    let layout = BucketLayout.default(for: .backendTTFB)
+    let series = [SeriesRecord(id: 1, key: SeriesKey(.backendTTFB, ["p", "m", "/a"]))]
+
+    /// `count` observations uniform in `range` seconds, and the exact p95 (rank ⌈0.95·n⌉).
+    func uniform(_ range: ClosedRange<Double>, count: Int, seed: UInt64) -> (counts: HistogramCounts, p95: Double) {
+        var random = SplitMix(seed: seed)
+        var counts = HistogramCounts(bucketCount: layout.bucketCount)
+        var values: [Int64] = []
+        for _ in 0..<count {
+            let value = Int64((Double.random(in: range, using: &random) * 1e9).rounded())
+            values.append(value)
+            counts.observe(nanoseconds: value, bucket: layout.bucketIndex(for: value))
+        }
+        values.sort()
+        return (counts, Double(values[Int((0.95 * Double(count)).rounded(.up)) - 1]) / 1e9)
+    }
+
+    func report(now: HistogramCounts, then: HistogramCounts) -> TrendReport.Group {
+        TrendReport(query: TrendQuery(metric: .backendTTFB), now: testNow, series: series, current: [1: now], previous: [1: then], layout: layout).groups[0]
+    }
+
+    @Test func aSixtyFivePercentRiseInsideBucketsIsDegrading() {
+        let then = uniform(5.2...6.0, count: 400, seed: 1)
+        let now = uniform(8.5...9.9, count: 400, seed: 2)
+        let group = report(now: now.counts, then: then.counts)
+        #expect(group.resolution == .exponential)
+        #expect(abs(group.previous.quantile! - then.p95) / then.p95 < 0.011, "\(group.previous.quantile!) against \(then.p95)")
+        #expect(abs(group.current.quantile! - now.p95) / now.p95 < 0.011, "\(group.current.quantile!) against \(now.p95)")
+        let trueChange = now.p95 / then.p95 - 1
+        #expect(trueChange > 0.6)
+        #expect(abs(group.change! - trueChange) < 0.03)
+        #expect(group.degrading)
+        // The classic buckets alone put both windows' p95 in the 5-10 s bucket: no change at all.
+        let classicNow = now.counts.quantile(0.95, at: .classic, layout: layout)
+        let classicThen = then.counts.quantile(0.95, at: .classic, layout: layout)
+        #expect(classicNow == classicThen)
+    }
+
+    @Test func aTwentyOnePercentRiseIsSeenAndNotCalledDegrading() {
+        let then = uniform(1.05...1.20, count: 400, seed: 3)
+        let now = uniform(1.30...1.45, count: 400, seed: 4)
+        let group = report(now: now.counts, then: then.counts)
+        let trueChange = now.p95 / then.p95 - 1
+        #expect(abs(group.change! - trueChange) < 0.025, "\(group.change!) against \(trueChange)")
+        #expect(group.change! > 0.18)
+        #expect(!group.degrading)
+    }
+
+    @Test func countsStoredBeforeExponentialBucketsAnswerFromClassicAndSaySo() {
+        let then = uniform(5.2...6.0, count: 400, seed: 5)
+        var old = HistogramCounts(buckets: then.counts.buckets, exponential: .unrecorded, sumNanoseconds: then.counts.sumNanoseconds)
+        let now = uniform(8.5...9.9, count: 400, seed: 6)
+        let group = report(now: now.counts, then: old)
+        #expect(group.resolution == .classic)
+        #expect(group.previous.quantile == old.quantile(0.95, at: .classic, layout: layout))
+        let json = String(decoding: TrendReport(query: TrendQuery(metric: .backendTTFB), now: testNow, series: series, current: [1: now.counts], previous: [1: old], layout: layout).json(), as: UTF8.self)
+        #expect(json.contains(#""resolution":"classic""#))
+        // Old counts merged with new ones stay classic: the merged window is not whole.
+        old.add(now.counts)
+        #expect(!old.hasWholeExponential)
+    }
+}

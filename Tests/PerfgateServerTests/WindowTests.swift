@@ -72,8 +72,11 @@ import Testing
             #expect(groups[1]["status"] == .string("insufficient_data"))
             #expect(groups[2]["degrading"] == .bool(true))
             #expect(groups[2]["current"]?["count"] == .number("20"))
-            #expect(groups[2]["current"]?["quantile"]?.doubleValue == 2.975)
-            #expect(groups[2]["previous"]?["quantile"]?.doubleValue == 0.975)
+            // Every slow event took 2.9 s now and 0.9 s then: the exponential buckets answer
+            // within 1.1% of that (the classic ones could only say 2.975 and 0.975).
+            #expect(groups[2]["resolution"] == .string("exponential"))
+            #expect(abs(try #require(groups[2]["current"]?["quantile"]?.doubleValue) / 2.9 - 1) < 0.011)
+            #expect(abs(try #require(groups[2]["previous"]?["quantile"]?.doubleValue) / 0.9 - 1) < 0.011)
             #expect(report["current_window"]?["start"] == .string("2026-11-29T03:56:00Z"))
             // Whole minutes were summed, the current one included: the window ends where its last minute does.
             #expect(report["current_window"]?["end"] == .string("2026-11-29T04:01:00Z"))

@@ -25,9 +25,12 @@ def test_p95_now_against_an_hour_ago_flags_the_slow_provider(perfgate):
     groups = {g["labels"]["provider"]: g for g in answer["groups"]}
     slow, steady = groups["openrouter"], groups["portkey"]
     assert slow["status"] == "ok" and slow["degrading"] is True
-    assert slow["current"] == {"count": 40, "quantile": pytest.approx(2.5 + 0.5 * 0.95)}
-    assert slow["previous"] == {"count": 40, "quantile": pytest.approx(0.1 + 0.4 * 0.95)}
-    assert slow["change"] == pytest.approx((2.975 - 0.48) / 0.48)
+    # Exponential buckets: within 1.1% of the 2.9 s and 0.3 s every event took (the classic
+    # buckets could only say 2.975 s and 0.48 s).
+    assert slow["resolution"] == "exponential"
+    assert slow["current"] == {"count": 40, "quantile": pytest.approx(2.9, rel=0.011)}
+    assert slow["previous"] == {"count": 40, "quantile": pytest.approx(0.3, rel=0.011)}
+    assert slow["change"] == pytest.approx(2.9 / 0.3 - 1, rel=0.03)
     assert steady["degrading"] is False and steady["change"] == 0
 
 

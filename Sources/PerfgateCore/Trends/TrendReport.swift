@@ -29,11 +29,14 @@ public struct TrendReport: Sendable {
         public var degrading: Bool
         /// Whether there was enough data.
         public var status: Status
+        /// The buckets both windows' quantiles come from: exponential, or classic when a window
+        /// holds counts stored before perfgate kept exponential buckets.
+        public var resolution: QuantileResolution
 
         public static func == (lhs: Group, rhs: Group) -> Bool {
             lhs.labels.map(\.name) == rhs.labels.map(\.name) && lhs.labels.map(\.value) == rhs.labels.map(\.value)
                 && lhs.current == rhs.current && lhs.previous == rhs.previous && lhs.change == rhs.change
-                && lhs.degrading == rhs.degrading && lhs.status == rhs.status
+                && lhs.degrading == rhs.degrading && lhs.status == rhs.status && lhs.resolution == rhs.resolution
         }
     }
 
@@ -86,9 +89,11 @@ public struct TrendReport: Sendable {
         query: TrendQuery,
         layout: BucketLayout
     ) -> Group {
+        // Both windows at one resolution, so a change is never an artefact of comparing two.
+        let resolution = QuantileResolution.common(current, previous)
         func figures(_ counts: HistogramCounts) -> WindowFigures {
             let count = counts.count
-            let quantile = HistogramQuantile.estimate(query.quantile, counts: counts, layout: layout)
+            let quantile = counts.quantile(query.quantile, at: resolution, layout: layout)
             return WindowFigures(count: count, quantile: count > 0 && quantile.isFinite ? quantile : nil)
         }
         let now = figures(current)
@@ -101,13 +106,14 @@ public struct TrendReport: Sendable {
                 labels: labels, current: now, previous: then, change: nil, degrading: false,
                 status: .insufficientData(
                     reason: shortWindows.joined(separator: " and ") + " events; min_count is \(query.minCount)"
-                )
+                ),
+                resolution: resolution
             )
         }
         let change = thenQuantile > 0 ? (nowQuantile - thenQuantile) / thenQuantile : nil
         // The same comparison an alert rule makes: now > (1 + threshold) × then.
         let degrading = nowQuantile > (1 + query.threshold) * thenQuantile
-        return Group(labels: labels, current: now, previous: then, change: change, degrading: degrading, status: .ok)
+        return Group(labels: labels, current: now, previous: then, change: change, degrading: degrading, status: .ok, resolution: resolution)
     }
 
     /// The report as the JSON body of `/v1/trends`.
@@ -142,6 +148,7 @@ public struct TrendReport: Sendable {
                         Self.writeFigures(&w, group.previous)
                         w.member("change", group.change)
                         w.member("degrading", group.degrading)
+                        w.member("resolution", group.resolution.rawValue)
                         switch group.status {
                         case .ok:
                             w.member("status", "ok")

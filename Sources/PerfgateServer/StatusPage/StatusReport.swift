@@ -114,14 +114,21 @@ extension StatusReport {
         var pairs: [PairRow] = []
         var groupOfPair: [Int] = []
         for (index, key) in pairKeys.enumerated() {
-            let ttfb = percentiles(total(ttfbSteps[index]), layouts[.backendTTFB])
+            let ttfbNow = total(ttfbSteps[index])
+            let ttfb = percentiles(ttfbNow, layouts[.backendTTFB])
             let streaming = percentiles(total(streamingSteps[index]), layouts[.streamingDuration])
             guard ttfb != nil || streaming != nil else { continue }
-            let previous = percentiles(total(ttfbEarlier[index]), layouts[.backendTTFB])
+            let ttfbThen = total(ttfbEarlier[index])
             var row = PairRow(provider: key[0], model: key[1], ttfb: ttfb, streaming: streaming, ttfbChart: [], streamingChart: [])
-            if let ttfb, let previous, ttfb.count >= minCount, previous.count >= minCount, previous.p95 > 0 {
-                row.previousTTFB = previous.p95
-                row.change = ttfb.p95 / previous.p95 - 1
+            if ttfbNow.count >= minCount, ttfbThen.count >= minCount {
+                // Both windows at one resolution, as /v1/trends compares them.
+                let resolution = QuantileResolution.common(ttfbNow, ttfbThen)
+                let now = ttfbNow.quantile(0.95, at: resolution, layout: layouts[.backendTTFB])
+                let then = ttfbThen.quantile(0.95, at: resolution, layout: layouts[.backendTTFB])
+                if then > 0 {
+                    row.previousTTFB = then
+                    row.change = now / then - 1
+                }
             }
             pairs.append(row)
             groupOfPair.append(index)
@@ -201,10 +208,13 @@ extension StatusReport {
 
     private static func percentiles(_ counts: HistogramCounts, _ layout: BucketLayout) -> Percentiles? {
         guard counts.count > 0 else { return nil }
+        // The finest buckets that hold every observation: exponential, unless the window reaches
+        // back to counts stored before perfgate kept them.
+        let resolution = QuantileResolution.common(counts)
         return Percentiles(
-            p50: HistogramQuantile.estimate(0.5, counts: counts, layout: layout),
-            p95: HistogramQuantile.estimate(0.95, counts: counts, layout: layout),
-            p99: HistogramQuantile.estimate(0.99, counts: counts, layout: layout),
+            p50: counts.quantile(0.5, at: resolution, layout: layout),
+            p95: counts.quantile(0.95, at: resolution, layout: layout),
+            p99: counts.quantile(0.99, at: resolution, layout: layout),
             count: counts.count
         )
     }
