@@ -28,18 +28,18 @@ BATCH = [
 
 
 class Prometheus:
-    def __init__(self, folder, perfgate_port):
+    def __init__(self, folder, perfgate_port, extra_args=(), rules=True):
         self.port = free_port()
         config = folder / "prometheus.yml"
         config.write_text(
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
-            f"rule_files:\n  - {ROOT / 'alerts' / 'prometheus-alerts.yml'}\n"
-            f"scrape_configs:\n  - job_name: perfgate\n    static_configs:\n      - targets: ['127.0.0.1:{perfgate_port}']\n"
+            + (f"rule_files:\n  - {ROOT / 'alerts' / 'prometheus-alerts.yml'}\n" if rules else "")
+            + f"scrape_configs:\n  - job_name: perfgate\n    static_configs:\n      - targets: ['127.0.0.1:{perfgate_port}']\n"
         )
         self.log = open(folder / "prometheus.log", "wb")
         self.process = subprocess.Popen(
             ["prometheus", f"--config.file={config}", f"--storage.tsdb.path={folder / 'tsdb'}",
-             f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"],
+             f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn", *extra_args],
             stdout=self.log, stderr=subprocess.STDOUT,
         )
 

@@ -12,12 +12,12 @@ public struct ExpositionFamily {
     }
 }
 
-/// Assembles a `/metrics` page from families, sorted by name so the output is stable.
+/// Assembles a `/metrics` page from families, sorted by name so the output is stable, in either format.
 public enum ExpositionPage {
     /// The page text of `families`, ordered by family name. A `capacity` near the page's size
     /// saves the copies and page faults of growing a multi-megabyte buffer.
-    public static func render(_ families: [ExpositionFamily], capacity: Int = 16_384) -> [UInt8] {
-        var writer = ExpositionWriter(capacity: capacity)
+    public static func render(_ families: [ExpositionFamily], capacity: Int = 16_384, format: ExpositionWriter.Format = .text) -> [UInt8] {
+        var writer = ExpositionWriter(capacity: capacity, format: format)
         for family in families.sorted(by: { $0.name < $1.name }) {
             family.write(&writer)
         }

@@ -1,17 +1,49 @@
-/// Writes the Prometheus text exposition format, version 0.0.4, as bytes.
+/// Writes the Prometheus text exposition format, version 0.0.4, as bytes (or the protobuf format).
 ///
 /// Label values are escaped (`\\`, `\"`, `\n`), `HELP` text too (`\\`, `\n`), and non-finite
 /// values are written `+Inf`, `-Inf`, `NaN`. The caller decides the order of families and series.
+///
+/// In `.protobuf` format the same calls write Prometheus' protobuf exposition instead (see
+/// `ProtobufExposition`), so every family is written once for both formats.
 public struct ExpositionWriter {
     /// The text so far.
-    public private(set) var bytes: [UInt8] = []
+    public var bytes: [UInt8] {
+        if let protobuf {
+            var finished = protobuf
+            finished.finish()
+            return finished.bytes
+        }
+        return text
+    }
 
-    /// The value of the `Content-Type` header for this format.
+    private var text: [UInt8] = []
+    private var protobuf: ProtobufExposition?
+
+    /// The formats a page can be written in.
+    public enum Format: Sendable {
+        /// Text format 0.0.4.
+        case text
+        /// Length-delimited `io.prometheus.client.MetricFamily` messages, native histograms included.
+        case protobuf
+
+        /// The value of the `Content-Type` header for this format.
+        public var contentType: String {
+            switch self {
+            case .text: ExpositionWriter.contentType
+            case .protobuf: "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited"
+            }
+        }
+    }
+
+    /// The value of the `Content-Type` header for the text format.
     public static let contentType = "text/plain; version=0.0.4; charset=utf-8"
 
     /// An empty page, with room for `capacity` bytes.
-    public init(capacity: Int = 4096) {
-        bytes.reserveCapacity(capacity)
+    public init(capacity: Int = 4096, format: Format = .text) {
+        switch format {
+        case .text: text.reserveCapacity(capacity)
+        case .protobuf: protobuf = ProtobufExposition(capacity: capacity)
+        }
     }
 
     /// The kind of a family, for its `# TYPE` line.
@@ -21,6 +53,7 @@ public struct ExpositionWriter {
 
     /// Writes the `# HELP` and `# TYPE` lines of a family.
     public mutating func header(name: String, help: String, kind: Kind) {
+        if protobuf != nil { return protobuf!.header(name: name, help: help, kind: kind) }
         append("# HELP ")
         append(name)
         append(" ")
@@ -28,7 +61,7 @@ public struct ExpositionWriter {
             switch byte {
             case UInt8(ascii: "\\"): append("\\\\")
             case UInt8(ascii: "\n"): append("\\n")
-            default: bytes.append(byte)
+            default: text.append(byte)
             }
         }
         append("\n# TYPE ")
@@ -40,6 +73,7 @@ public struct ExpositionWriter {
 
     /// Writes one sample line: `name{labels} value`.
     public mutating func sample(name: String, labels: RenderedLabels, value: Double) {
+        if protobuf != nil { return protobuf!.sample(labels: labels, value: value) }
         append(name)
         writeLabels(labels)
         append(" ")
@@ -57,12 +91,13 @@ public struct ExpositionWriter {
     /// room is reserved at once (an upper bound) and its lines are copied in with a raw cursor:
     /// no `String`, no per-line capacity checks, nothing retained.
     public mutating func histogram(_ parts: HistogramLineParts, labels: RenderedLabels, counts: HistogramCounts) {
-        let start = bytes.count
+        if protobuf != nil { return protobuf!.histogram(upperBounds: parts.upperBounds, labels: labels, counts: counts) }
+        let start = text.count
         let lineRoom = max(parts.bucketPrefix.count + parts.longestSuffix, parts.countPrefix.count + 3) + labels.bytes.count + 22
         let room = (counts.buckets.count + 2) * lineRoom + LineCursor.longestSeconds
-        bytes.append(contentsOf: repeatElement(0, count: room))
+        text.append(contentsOf: repeatElement(0, count: room))
         var end = start
-        bytes.withUnsafeMutableBufferPointer { out in
+        text.withUnsafeMutableBufferPointer { out in
             parts.text.withUnsafeBufferPointer { text in
                 labels.bytes.withUnsafeBufferPointer { labelText in
                     counts.buckets.withUnsafeBufferPointer { buckets in
@@ -89,18 +124,18 @@ public struct ExpositionWriter {
             }
         }
         precondition(end <= start + room, "a histogram series outgrew the room reserved for it")
-        bytes.removeLast(start + room - end)
+        text.removeLast(start + room - end)
     }
 
     private mutating func writeLabels(_ labels: RenderedLabels) {
         if labels.bytes.isEmpty { return }
-        bytes.append(UInt8(ascii: "{"))
-        bytes.append(contentsOf: labels.bytes)
-        bytes.append(UInt8(ascii: "}"))
+        text.append(UInt8(ascii: "{"))
+        text.append(contentsOf: labels.bytes)
+        text.append(UInt8(ascii: "}"))
     }
 
-    private mutating func append(_ text: String) {
-        bytes.append(contentsOf: text.utf8)
+    private mutating func append(_ string: String) {
+        text.append(contentsOf: string.utf8)
     }
 
     /// A sample value as the format writes it.
@@ -128,6 +163,8 @@ public struct HistogramLineParts: Sendable {
     let countPrefix: Range<Int>
     /// The length of the longest bucket suffix.
     let longestSuffix: Int
+    /// The finite bounds as numbers, for the protobuf format (`+Inf` is implied there).
+    let upperBounds: [Double]
 
     /// The parts of family `name` with buckets labelled `boundLabels` (`+Inf` last).
     public init(name: String, boundLabels: [String]) {
@@ -143,6 +180,7 @@ public struct HistogramLineParts: Sendable {
         sumPrefix = add(name + "_sum")
         countPrefix = add(name + "_count")
         longestSuffix = bucketSuffixes.map(\.count).max() ?? 0
+        upperBounds = boundLabels.compactMap { $0 == "+Inf" ? nil : Double($0) }
         self.text = text
     }
 }

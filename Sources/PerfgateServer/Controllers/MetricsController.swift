@@ -3,7 +3,8 @@ import Hummingbird
 import NIOCore
 import PerfgateCore
 
-/// `GET /metrics`: the seed's five families and perfgate's own, in text format 0.0.4.
+/// `GET /metrics`: the seed's five families and perfgate's own, in text format 0.0.4, or in the
+/// protobuf format with native histograms when the scraper asks for it.
 struct MetricsController<Context: RequestContext>: Sendable {
     let live: LiveMetrics
     let selfMetrics: SelfMetrics
@@ -14,8 +15,9 @@ struct MetricsController<Context: RequestContext>: Sendable {
 
 
     @Sendable func scrape(_ request: Request, context: Context) async throws -> Response {
-        let page = render()
-        var headers: HTTPFields = [.contentType: ExpositionWriter.contentType, .vary: "Accept-Encoding"]
+        let format = HeaderParsing.expositionFormat(request.headers[.accept])
+        let page = render(format: format)
+        var headers: HTTPFields = [.contentType: format.contentType, .vary: "Accept, Accept-Encoding"]
         var body = page
         if HeaderParsing.acceptsGzip(request.headers[.acceptEncoding]) {
             body = Gzip.deflate(page)
@@ -25,7 +27,7 @@ struct MetricsController<Context: RequestContext>: Sendable {
     }
 
     /// The page, from a snapshot copied under the locks and rendered outside them.
-    func render() -> [UInt8] {
+    func render(format: ExpositionWriter.Format = .text) -> [UInt8] {
         let snapshot = live.snapshot(at: clock.now())
         let gauges = SelfMetrics.Gauges(
             seriesCounts: snapshot.histograms.mapValues(\.count),
@@ -34,6 +36,6 @@ struct MetricsController<Context: RequestContext>: Sendable {
             openConnections: connections.open,
             connectionLimitReached: connections.limitReached
         )
-        return ExpositionPage.render(snapshot.families() + selfMetrics.families(gauges), capacity: snapshot.estimatedBytes)
+        return ExpositionPage.render(snapshot.families() + selfMetrics.families(gauges), capacity: snapshot.estimatedBytes, format: format)
     }
 }

@@ -1,4 +1,5 @@
 import HTTPTypes
+import PerfgateCore
 
 /// Reading the few request headers perfgate acts on.
 enum HeaderParsing {
@@ -24,6 +25,29 @@ enum HeaderParsing {
             if coding == "*" { wildcard = quality > 0 }
         }
         return wildcard
+    }
+}
+
+extension HeaderParsing {
+    /// The exposition format an `Accept` value asks for: protobuf when it lists Prometheus'
+    /// `application/vnd.google.protobuf` with `proto=io.prometheus.client.MetricFamily` and
+    /// `encoding=delimited` at a quality above 0 and at least that of any text format it lists
+    /// (Prometheus sends this when native histograms are enabled); otherwise text.
+    static func expositionFormat(_ accept: String?) -> ExpositionWriter.Format {
+        guard let accept, accept.contains("vnd.google.protobuf") else { return .text }
+        var protobuf = 0.0
+        var text = 0.0
+        for item in accept.split(separator: ",") {
+            let parts = item.split(separator: ";").map { String($0).trimmingCharacters(in: " \t").lowercased() }
+            guard let type = parts.first else { continue }
+            let quality = parts.dropFirst().first { $0.hasPrefix("q=") }.flatMap { Double($0.dropFirst(2)) } ?? 1
+            if type == "application/vnd.google.protobuf", parts.contains("proto=io.prometheus.client.metricfamily"), parts.contains("encoding=delimited") {
+                protobuf = max(protobuf, quality)
+            } else if type.hasPrefix("text/") || type.hasPrefix("application/openmetrics-text") {
+                text = max(text, quality)
+            }
+        }
+        return protobuf > 0 && protobuf >= text ? .protobuf : .text
     }
 }
 
