@@ -1,5 +1,5 @@
 -- Exponential buckets (schema 6: bounds 2^(i/64) seconds) beside the classic ones, so that
--- quantiles see changes inside a classic bucket. Format: PerfgateStore/ExponentialBlob.swift.
+-- quantiles see changes inside a classic bucket. Format: PerfgateCore/Metrics/ExponentialEncoding.swift.
 -- A rollup's exponential is NULL when it was written before this migration (or added to one
 -- that was): such minutes answer from their classic buckets only.
 ALTER TABLE rollup ADD COLUMN exponential BLOB;

@@ -60,7 +60,7 @@ struct RollupSums {
         let width = widths[slot]
         guard blob.count == width * 8 else { return false }
         if let exponential {
-            guard ExponentialBlob.add(exponential, into: &exponentials[slot]) else { return false }
+            guard ExponentialEncoding.add(exponential, into: &exponentials[slot]) else { return false }
         } else {
             exponentials[slot].markIncomplete()
         }

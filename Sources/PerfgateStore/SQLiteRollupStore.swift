@@ -194,7 +194,7 @@ public final class SQLiteRollupStore: RollupStore {
                     side.upsertRollup.bind(5, sum.nanoseconds)
                     // Counts from ingest are always recorded exponentially; NULL would mark the minute classic-only.
                     if rollup.counts.exponential.isComplete {
-                        side.upsertRollup.bind(6, blob: ExponentialBlob.encode(rollup.counts.exponential))
+                        side.upsertRollup.bind(6, blob: ExponentialEncoding.encode(rollup.counts.exponential))
                     }
                     try side.upsertRollup.run()
                 }
@@ -271,7 +271,7 @@ public final class SQLiteRollupStore: RollupStore {
                     side.foldIntoBase.bind(3, sum.nanoseconds)
                     side.foldIntoBase.bind(4, id)
                     if counts.exponential.isComplete {
-                        side.foldIntoBase.bind(5, blob: ExponentialBlob.encode(counts.exponential))
+                        side.foldIntoBase.bind(5, blob: ExponentialEncoding.encode(counts.exponential))
                     }
                     try side.foldIntoBase.run()
                 }
@@ -378,7 +378,7 @@ public final class SQLiteRollupStore: RollupStore {
     /// The exponential buckets in `column`; nil for NULL.
     private static func exponential(in row: SQLiteStatement, column: Int32, what: String) throws -> ExponentialBuckets? {
         guard !row.isNull(column) else { return nil }
-        guard let buckets = row.withBlob(column, { ExponentialBlob.decode($0) }) else {
+        guard let buckets = row.withBlob(column, { ExponentialEncoding.decode($0) }) else {
             throw StoreError.damagedRow("\(what) has damaged exponential buckets")
         }
         return buckets

@@ -51,10 +51,11 @@ struct ProtobufExposition {
         var cumulative: UInt64 = 0
         for (index, bound) in upperBounds.enumerated() {  // finite bounds; +Inf is implied
             cumulative &+= counts.buckets[index]
-            var bucket: [UInt8] = []
-            Self.varintField(1, cumulative, into: &bucket)  // cumulative_count
-            Self.double(2, bound, into: &bucket)  // upper_bound
-            Self.message(3, bucket, into: &histogram)
+            // A Bucket written in place: its length is known without building it apart.
+            Self.tag(3, 2, into: &histogram)
+            Varint.append(UInt64(1 + Varint.size(cumulative) + 1 + 8), to: &histogram)
+            Self.varintField(1, cumulative, into: &histogram)  // cumulative_count
+            Self.double(2, bound, into: &histogram)  // upper_bound
         }
         if counts.hasWholeExponential {
             Self.native(counts.exponential, into: &histogram)

@@ -68,6 +68,7 @@ struct ColumnAggregation {
             let start = boundRanges.last?.upperBound ?? 0
             boundRanges.append(start..<(start + layouts[metric].upperBounds.count))
         }
+        ExponentialBuckets.withIndexer { indexer in
         bounds.withUnsafeBufferPointer { bounds in
         columns.stages.withUnsafeBufferPointer { stages in
             for event in columns.events {
@@ -99,10 +100,11 @@ struct ColumnAggregation {
                     }
                     let range = boundRanges[metric.rawValue]
                     buckets[bucketStarts[slot] + BucketLayout.bucketIndex(of: nanoseconds, in: UnsafeBufferPointer(rebasing: bounds[range]))] &+= 1
-                    exponentials[slot].observe(nanoseconds: nanoseconds)
+                    exponentials[slot].observe(nanoseconds: nanoseconds, indexer: indexer)
                     sums[slot] += Int128(nanoseconds)
                 }
             }
+        }
         }
         }
     }

@@ -59,30 +59,68 @@ public struct ExponentialBuckets: Equatable, Sendable {
 
     // MARK: Bucket arithmetic
 
-    /// `2^(j/64) / 2` for j in 0..<64: the fractions `frexp` yields that start each bucket of an
-    /// octave, as client_golang computes the index (so perfgate and Go clients agree on bounds).
-    private static let octaveBounds: [Double] = (0..<bucketsPerOctave).map { exp2(Double($0) / Double(bucketsPerOctave)) / 2 }
+    /// `2^(j/64)` for j in 0...64: the bounds of the buckets of one octave, as multiples of its
+    /// start. Each is the double client_golang's table holds (times two, which is exact), so
+    /// perfgate and Go clients put every value in the same bucket.
+    private static let octaveBounds: [Double] = (0...bucketsPerOctave).map { exp2(Double($0) / Double(bucketsPerOctave)) }
 
-    /// The bucket of a positive duration in nanoseconds.
-    @inline(__always)
-    public static func index(nanoseconds: Int64) -> Int32 {
-        index(seconds: Double(nanoseconds) / 1e9)
+    /// The 52 fraction bits of each bound's significand (2^(k/64) in [1, 2)), for k in 0..<64.
+    private static let boundFractions: [UInt64] = octaveBounds.dropLast().map { $0.significandBitPattern }
+
+    /// For each of 4,096 equal cells of the significand's range [1, 2), the first bucket of the
+    /// octave whose bound reaches the cell's start. A bucket is at least 1.08% of the octave wide
+    /// and a cell 0.024%, so a cell meets at most one bound: the table and one comparison of
+    /// fraction bits find the bucket a binary search over the 64 bounds would. With the search,
+    /// and Double's `significand` and `exponent` (calls, not inlined), ingest spent about 250
+    /// instructions per observation here (callgrind over core-benchmark); now a few dozen.
+    private static let cellBuckets: [UInt8] = (0..<4096).map { cell in
+        let start = 1 + Double(cell) / 4096
+        return UInt8(octaveBounds.firstIndex { $0 >= start }!)
     }
 
-    /// The bucket of a positive value: the smallest `i` with `value <= 2^(i/64)`.
+    /// The bucket of a positive duration in nanoseconds.
+    public static func index(nanoseconds: Int64) -> Int32 {
+        withIndexer { $0.index(nanoseconds: nanoseconds) }
+    }
+
+    /// The bucket of a positive, normal value: the smallest `i` with `value <= 2^(i/64)`.
     public static func index(seconds value: Double) -> Int32 {
-        let exponent = value.exponent + 1  // value = fraction * 2^exponent, fraction in [0.5, 1)
-        let fraction = value.significand / 2
-        // The first octave bound at or above the fraction.
-        var low = 0
-        var high = bucketsPerOctave
-        octaveBounds.withUnsafeBufferPointer { bounds in
-            while low < high {
-                let middle = (low + high) / 2
-                if bounds[middle] >= fraction { high = middle } else { low = middle + 1 }
+        withIndexer { $0.index(seconds: value) }
+    }
+
+    /// Runs `body` with an indexer over the tables, for loops that index many values: the tables
+    /// are reached once, not once per value (each access to a static is a lazy-initialisation check).
+    @inline(__always)
+    package static func withIndexer<T>(_ body: (Indexer) throws -> T) rethrows -> T {
+        try cellBuckets.withUnsafeBufferPointer { cells in
+            try boundFractions.withUnsafeBufferPointer { fractions in
+                try body(Indexer(cells: cells, fractions: fractions))
             }
         }
-        return Int32(low + (exponent - 1) * bucketsPerOctave)
+    }
+
+    /// Finds buckets with the tables in hand.
+    package struct Indexer {
+        let cells: UnsafeBufferPointer<UInt8>
+        let fractions: UnsafeBufferPointer<UInt64>
+
+        /// The bucket of a positive duration in nanoseconds.
+        @inline(__always)
+        package func index(nanoseconds: Int64) -> Int32 {
+            index(seconds: Double(nanoseconds) / 1e9)
+        }
+
+        /// The bucket of a positive, normal value: the smallest `i` with `value <= 2^(i/64)`.
+        @inline(__always)
+        package func index(seconds value: Double) -> Int32 {
+            // value = 1.fraction * 2^exponent, read from the bits.
+            let bits = value.bitPattern
+            let exponent = Int((bits >> 52) & 0x7FF) - 1023
+            let fraction = bits & 0x000F_FFFF_FFFF_FFFF
+            var bucket = Int(cells[Int(fraction >> 40)])
+            if bucket < ExponentialBuckets.bucketsPerOctave && fraction > fractions[bucket] { bucket += 1 }
+            return Int32(bucket + exponent * ExponentialBuckets.bucketsPerOctave)
+        }
     }
 
     /// The upper bound of bucket `index`, in seconds.
@@ -133,6 +171,15 @@ public struct ExponentialBuckets: Equatable, Sendable {
             counts = other.counts
             return
         }
+        // Long-lived totals usually hold every bucket a new minute touches: add in place then.
+        if contains(allOf: other.indices) {
+            var position = 0
+            for (index, count) in zip(other.indices, other.counts) {
+                while indices[position] != index { position += 1 }
+                counts[position] &+= count
+            }
+            return
+        }
         var mergedIndices: [Int32] = []
         var mergedCounts: [UInt64] = []
         mergedIndices.reserveCapacity(indices.count + other.indices.count)
@@ -157,6 +204,17 @@ public struct ExponentialBuckets: Equatable, Sendable {
         }
         indices = mergedIndices
         counts = mergedCounts
+    }
+
+    /// Whether every one of `wanted` (increasing) is among `indices`.
+    private func contains(allOf wanted: [Int32]) -> Bool {
+        guard wanted.count <= indices.count else { return false }
+        var position = 0
+        for index in wanted {
+            while position < indices.count && indices[position] < index { position += 1 }
+            guard position < indices.count, indices[position] == index else { return false }
+        }
+        return true
     }
 
     // MARK: Quantiles

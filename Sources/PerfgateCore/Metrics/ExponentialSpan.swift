@@ -6,6 +6,9 @@ package struct ExponentialSpan: Sendable {
     /// The index of `counts[0]`.
     private var offset: Int32 = 0
     private var counts: [UInt64] = []
+    /// The lowest and highest index counted, so that reading the span scans only those.
+    private var low = Int32.max
+    private var high = Int32.min
     private var isComplete = true
 
     /// Nothing summed yet.
@@ -15,27 +18,27 @@ package struct ExponentialSpan: Sendable {
     @inline(__always)
     package mutating func add(_ count: UInt64, at index: Int32) {
         if counts.isEmpty {
-            offset = index
-            counts = [count]
-            return
-        }
-        if index < offset {
-            // Grow downwards with room to spare, so a run of ever smaller values costs little.
-            let needed = Int(offset - index)
-            let grow = max(needed, min(counts.count, 256))
+            // Room for a few octaves' eighths either side: most sums never grow.
+            offset = index - 32
+            counts = Array(repeating: 0, count: 64)
+        } else if index < offset {
+            // Grow by at least the size so far, so growing costs amortised constant time.
+            let grow = max(Int(offset - index), counts.count)
             counts.insert(contentsOf: repeatElement(0, count: grow), at: 0)
             offset -= Int32(grow)
         } else if Int(index - offset) >= counts.count {
-            counts.append(contentsOf: repeatElement(0, count: Int(index - offset) - counts.count + 1))
+            counts.append(contentsOf: repeatElement(0, count: max(Int(index - offset) - counts.count + 1, counts.count)))
         }
         counts[Int(index - offset)] &+= count
+        low = min(low, index)
+        high = max(high, index)
     }
 
     /// Records one observation.
     @inline(__always)
-    package mutating func observe(nanoseconds: Int64) {
+    package mutating func observe(nanoseconds: Int64, indexer: ExponentialBuckets.Indexer) {
         if nanoseconds > 0 {
-            add(1, at: ExponentialBuckets.index(nanoseconds: nanoseconds))
+            add(1, at: indexer.index(nanoseconds: nanoseconds))
         } else {
             zeroCount &+= 1
         }
@@ -60,9 +63,14 @@ package struct ExponentialSpan: Sendable {
 
     /// What was summed, sparse.
     package var buckets: ExponentialBuckets {
+        guard low <= high else { return ExponentialBuckets(zeroCount: zeroCount, indices: [], counts: [], isComplete: isComplete) }
+        let used = counts[Int(low - offset)...Int(high - offset)]
+        let nonZero = used.reduce(0) { $0 + ($1 > 0 ? 1 : 0) }
         var indices: [Int32] = []
         var kept: [UInt64] = []
-        for (position, count) in counts.enumerated() where count > 0 {
+        indices.reserveCapacity(nonZero)
+        kept.reserveCapacity(nonZero)
+        for (position, count) in zip(used.indices, used) where count > 0 {
             indices.append(offset + Int32(position))
             kept.append(count)
         }

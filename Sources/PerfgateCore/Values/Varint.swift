@@ -12,6 +12,12 @@ package enum Varint {
         bytes.append(UInt8(rest))
     }
 
+    /// How many bytes `value` takes.
+    @inline(__always)
+    package static func size(_ value: UInt64) -> Int {
+        (64 - value.leadingZeroBitCount + 6) / 7 + (value == 0 ? 1 : 0)
+    }
+
     /// Reads a value at `position`, moving past it; nil when the bytes end first or it runs
     /// past 64 bits.
     @inline(__always)

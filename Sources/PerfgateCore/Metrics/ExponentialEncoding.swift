@@ -1,0 +1,61 @@
+/// Exponential buckets in compact form, as the store keeps them in a BLOB column: the schema (one
+/// byte, 6), the zero count, the number of buckets, then per bucket its index as a zig-zag delta
+/// from the previous one and its count, all as LEB128 varints. A minute of one series typically
+/// holds tens of buckets, a few bytes each.
+package enum ExponentialEncoding {
+    /// The encoding of `buckets`, which must be complete (incomplete ones are stored as NULL).
+    package static func encode(_ buckets: ExponentialBuckets) -> [UInt8] {
+        var bytes: [UInt8] = [UInt8(ExponentialBuckets.schema)]
+        bytes.reserveCapacity(8 + buckets.indices.count * 3)
+        Varint.append(buckets.zeroCount, to: &bytes)
+        Varint.append(UInt64(buckets.indices.count), to: &bytes)
+        var previous: Int32 = 0
+        for (index, count) in zip(buckets.indices, buckets.counts) {
+            let delta = Int64(index) - Int64(previous)
+            Varint.append(Varint.zigzag(delta), to: &bytes)
+            Varint.append(count, to: &bytes)
+            previous = index
+        }
+        return bytes
+    }
+
+    /// Reads an encoding, calling `zeros` once with the zero count and `bucket` per bucket in order;
+    /// false when the blob is not one this version wrote.
+    @inline(__always)
+    package static func read(_ raw: UnsafeRawBufferPointer, zeros: (UInt64) -> Void, bucket: (Int32, UInt64) -> Void) -> Bool {
+        guard raw.count >= 3, raw[0] == UInt8(ExponentialBuckets.schema) else { return false }
+        var position = 1
+        guard let zeroCount = Varint.read(raw, &position), let count = Varint.read(raw, &position) else { return false }
+        zeros(zeroCount)
+        var index: Int64 = 0
+        for _ in 0..<count {
+            guard let zigzag = Varint.read(raw, &position), let value = Varint.read(raw, &position) else { return false }
+            index += Varint.unzigzag(zigzag)
+            guard index >= Int64(Int32.min), index <= Int64(Int32.max), value > 0 else { return false }
+            bucket(Int32(index), value)
+        }
+        return position == raw.count
+    }
+
+    /// The buckets of an encoding; nil when it is damaged.
+    package static func decode(_ raw: UnsafeRawBufferPointer) -> ExponentialBuckets? {
+        var zeroCount: UInt64 = 0
+        var indices: [Int32] = []
+        var counts: [UInt64] = []
+        var last = Int32.min
+        var ordered = true
+        let read = read(raw, zeros: { zeroCount = $0 }) { index, count in
+            if !indices.isEmpty && index <= last { ordered = false }
+            last = index
+            indices.append(index)
+            counts.append(count)
+        }
+        guard read, ordered else { return nil }
+        return ExponentialBuckets(zeroCount: zeroCount, indices: indices, counts: counts)
+    }
+
+    /// Adds an encoding into a span (in this module, so the loop and the span's adds inline together: a trend window reads 120,000 of them); false when it is damaged.
+    package static func add(_ raw: UnsafeRawBufferPointer, into span: inout ExponentialSpan) -> Bool {
+        read(raw, zeros: { span.addZeros($0) }) { index, count in span.add(count, at: index) }
+    }
+}
