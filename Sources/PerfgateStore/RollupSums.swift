@@ -1,7 +1,7 @@
 import PerfgateCore
 
-/// Sums of stored bucket blobs per series, added in place into one flat array (and exponential
-/// buckets into one dense span per slot): reading a hundred thousand rows (a trend window) or a
+/// Sums of stored bucket blobs per series, added in place into one flat array (exponential
+/// buckets through `ExponentialSums`): reading a hundred thousand rows (a trend window) or a
 /// million (start-up) makes no array per row and looks each row's series up once.
 struct RollupSums {
     private let slots: [SeriesID: Int]
@@ -9,7 +9,7 @@ struct RollupSums {
     private let starts: [Int]
     private let widths: [Int]
     private var buckets: [UInt64]
-    private var exponentials: [ExponentialSpan]
+    private var exponentials: ExponentialSums
     private var sums: [Int128]
     private var seen: [Bool]
 
@@ -26,7 +26,7 @@ struct RollupSums {
         self.starts = starts
         slots = Dictionary(uniqueKeysWithValues: ids.enumerated().map { ($1, $0) })
         buckets = Array(repeating: 0, count: total)
-        exponentials = Array(repeating: ExponentialSpan(), count: ids.count)
+        exponentials = ExponentialSums(slots: ids.count)
         sums = Array(repeating: 0, count: ids.count)
         seen = Array(repeating: false, count: ids.count)
     }
@@ -38,7 +38,7 @@ struct RollupSums {
         starts = (0..<count).map { $0 * bucketCount }
         slots = [:]
         buckets = Array(repeating: 0, count: count * bucketCount)
-        exponentials = Array(repeating: ExponentialSpan(), count: count)
+        exponentials = ExponentialSums(slots: count)
         sums = Array(repeating: 0, count: count)
         seen = Array(repeating: false, count: count)
     }
@@ -60,9 +60,9 @@ struct RollupSums {
         let width = widths[slot]
         guard blob.count == width * 8 else { return false }
         if let exponential {
-            guard ExponentialEncoding.add(exponential, into: &exponentials[slot]) else { return false }
+            guard exponentials.add(encoded: exponential, to: slot) else { return false }
         } else {
-            exponentials[slot].markIncomplete()
+            exponentials.markIncomplete(slot)
         }
         let start = starts[slot]
         buckets.withUnsafeMutableBufferPointer { out in
@@ -77,22 +77,27 @@ struct RollupSums {
 
     /// Marks `slot` as holding observations never recorded exponentially (a series older than them).
     mutating func markIncomplete(_ slot: Int) {
-        exponentials[slot].markIncomplete()
+        exponentials.markIncomplete(slot)
     }
 
     /// Adds counts already read (a series' base) into `slot`, which must be of their layout.
     mutating func add(_ counts: HistogramCounts, to slot: Int) {
         precondition(counts.buckets.count == widths[slot], "counts of another layout")
         for (index, count) in counts.buckets.enumerated() { buckets[starts[slot] + index] &+= count }
-        exponentials[slot].add(counts.exponential)
+        exponentials.add(counts.exponential, to: slot)
         sums[slot] += counts.sumNanoseconds
         seen[slot] = true
     }
 
-    /// The counts summed in `slot` (zero when nothing was added).
+    /// Completes the sums; call once every row is added, before reading them.
+    mutating func finish() {
+        exponentials.finish()
+    }
+
+    /// The counts summed in `slot` (zero when nothing was added); after `finish()`.
     func counts(ofSlot slot: Int) -> HistogramCounts {
         let start = starts[slot]
-        return HistogramCounts(buckets: Array(buckets[start..<(start + widths[slot])]), exponential: exponentials[slot].buckets, sumNanoseconds: sums[slot])
+        return HistogramCounts(buckets: Array(buckets[start..<(start + widths[slot])]), exponential: exponentials.buckets(ofSlot: slot), sumNanoseconds: sums[slot])
     }
 
     /// The sums per series: of every series, or only of those that had something added.

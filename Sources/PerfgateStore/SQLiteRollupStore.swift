@@ -163,6 +163,7 @@ public final class SQLiteRollupStore: RollupStore {
                     recent.append(MinuteRollup(seriesID: id, minute: minute, counts: counts))
                 }
             }
+            sums.finish()
             return RestoredState(series: series, totals: sums.totals(includingEmpty: true), recent: recent, lastMinutes: lastMinutes)
         }
     }
@@ -304,6 +305,7 @@ public final class SQLiteRollupStore: RollupStore {
                     )
                 }
             }
+            window.finish()
             return window.totals(includingEmpty: false)
         }
     }
@@ -328,6 +330,7 @@ public final class SQLiteRollupStore: RollupStore {
                     throw StoreError.damagedRow("a rollup of \(metric.name) has \(rows.withBlob(2) { $0.count }) bytes of bucket counts (expected \(width * 8)) or damaged exponential buckets")
                 }
             }
+            sums.finish()
             return (0..<groupCount).map { group in (0..<steps).map { step in sums.counts(ofSlot: group * steps + step) } }
         }
     }

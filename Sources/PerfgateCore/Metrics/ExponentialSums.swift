@@ -1,0 +1,107 @@
+/// Exponential buckets summed per slot over many stored rows (a trend window, a status-page step,
+/// start-up): each row's buckets are appended to one sequential list, and the list is sorted by
+/// slot and summed once, by `finish()`, before the sums are read.
+///
+/// Summing each row into a span of its own series touched a thousand scattered spans in turn,
+/// one per row of the minute; perf showed the trend query stalled on those stores (55 ms for
+/// 1,000 series x 2 h against 31 ms without exponential buckets). Appending keeps the row loop on
+/// memory it just wrote.
+package struct ExponentialSums {
+    private let slotCount: Int
+    private var zeroCounts: [UInt64]
+    private var incomplete: [Bool]
+    private var pendingSlots: [Int32] = []
+    private var pendingIndices: [Int32] = []
+    private var pendingCounts: [UInt64] = []
+    private var summed: [ExponentialBuckets]?
+
+    /// Sums for `slots` slots, all empty.
+    package init(slots: Int) {
+        slotCount = slots
+        zeroCounts = Array(repeating: 0, count: slots)
+        incomplete = Array(repeating: false, count: slots)
+    }
+
+    /// Adds a row's encoded buckets (`ExponentialEncoding`) to `slot`; false when they are damaged.
+    package mutating func add(encoded raw: UnsafeRawBufferPointer, to slot: Int) -> Bool {
+        summed = nil
+        var zeros: UInt64 = 0
+        let read = ExponentialEncoding.read(raw, zeros: { zeros = $0 }) { index, count in
+            pendingSlots.append(Int32(slot))
+            pendingIndices.append(index)
+            pendingCounts.append(count)
+        }
+        zeroCounts[slot] &+= zeros
+        return read
+    }
+
+    /// Adds buckets already read (a series' base) to `slot`.
+    package mutating func add(_ buckets: ExponentialBuckets, to slot: Int) {
+        summed = nil
+        if !buckets.isComplete { incomplete[slot] = true }
+        zeroCounts[slot] &+= buckets.zeroCount
+        for (index, count) in zip(buckets.indices, buckets.counts) {
+            pendingSlots.append(Int32(slot))
+            pendingIndices.append(index)
+            pendingCounts.append(count)
+        }
+    }
+
+    /// Marks `slot` as holding observations never recorded exponentially.
+    package mutating func markIncomplete(_ slot: Int) {
+        summed = nil
+        incomplete[slot] = true
+    }
+
+    /// Sums what was added; the sums can be read from then on.
+    package mutating func finish() {
+        if summed == nil { summed = sum() }
+    }
+
+    /// What `slot` summed; `finish()` first.
+    package func buckets(ofSlot slot: Int) -> ExponentialBuckets {
+        precondition(summed != nil, "ExponentialSums read before finish()")
+        return summed![slot]
+    }
+
+    /// Sorts the appended buckets by slot (a counting sort), then sums each slot's run in a dense
+    /// scratch array spanning just that run's indices.
+    private func sum() -> [ExponentialBuckets] {
+        var starts = [Int](repeating: 0, count: slotCount + 1)
+        for slot in pendingSlots { starts[Int(slot) + 1] += 1 }
+        for slot in 0..<slotCount { starts[slot + 1] += starts[slot] }
+        var next = starts
+        var indices = [Int32](repeating: 0, count: pendingSlots.count)
+        var counts = [UInt64](repeating: 0, count: pendingSlots.count)
+        for position in pendingSlots.indices {
+            let slot = Int(pendingSlots[position])
+            indices[next[slot]] = pendingIndices[position]
+            counts[next[slot]] = pendingCounts[position]
+            next[slot] += 1
+        }
+        var scratch: [UInt64] = []
+        return (0..<slotCount).map { slot in
+            let run = starts[slot]..<starts[slot + 1]
+            guard !run.isEmpty else {
+                return ExponentialBuckets(zeroCount: zeroCounts[slot], indices: [], counts: [], isComplete: !incomplete[slot])
+            }
+            var low = Int32.max
+            var high = Int32.min
+            for position in run {
+                low = min(low, indices[position])
+                high = max(high, indices[position])
+            }
+            let width = Int(high - low) + 1
+            if scratch.count < width { scratch = Array(repeating: 0, count: width) }
+            for position in run { scratch[Int(indices[position] - low)] &+= counts[position] }
+            var keptIndices: [Int32] = []
+            var keptCounts: [UInt64] = []
+            for offset in 0..<width where scratch[offset] > 0 {
+                keptIndices.append(low + Int32(offset))
+                keptCounts.append(scratch[offset])
+                scratch[offset] = 0
+            }
+            return ExponentialBuckets(zeroCount: zeroCounts[slot], indices: keptIndices, counts: keptCounts, isComplete: !incomplete[slot])
+        }
+    }
+}
