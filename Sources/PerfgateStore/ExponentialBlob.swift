@@ -15,18 +15,13 @@ enum ExponentialBlob {
                     sqlite3_result_null(context)
                     return
                 }
-                var span = ExponentialSpan()
-                var valid = true
-                for value in [left, right] {
-                    let count = Int(sqlite3_value_bytes(value))
-                    let raw = UnsafeRawBufferPointer(start: sqlite3_value_blob(value), count: count)
-                    valid = valid && ExponentialEncoding.add(raw, into: &span)
+                func bytes(_ value: OpaquePointer) -> UnsafeRawBufferPointer {
+                    UnsafeRawBufferPointer(start: sqlite3_value_blob(value), count: Int(sqlite3_value_bytes(value)))
                 }
-                guard valid else {
+                guard let sum = ExponentialEncoding.sum(bytes(left), bytes(right)) else {
                     sqlite3_result_error(context, "perfgate_add_exponential: a damaged exponential bucket blob", -1)
                     return
                 }
-                let sum = ExponentialEncoding.encode(span.buckets)
                 sum.withUnsafeBytes { sqlite3_result_blob(context, $0.baseAddress, Int32($0.count), sqliteTransient) }
             },
             nil, nil, nil

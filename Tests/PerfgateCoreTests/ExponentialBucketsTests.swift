@@ -116,3 +116,28 @@ enum Distribution: String, CaseIterable, CustomTestStringConvertible {
         #expect(!partial.isComplete && partial.quantile(0.5).isNaN)
     }
 }
+
+@Suite struct ExponentialEncodingTests {
+    @Test func encodingsRoundTripAndSumAsTheirBucketsDo() throws {
+        var random = SplitMix(seed: 99)
+        for _ in 0..<200 {
+            var left = ExponentialBuckets()
+            var right = ExponentialBuckets()
+            for _ in 0..<Int.random(in: 0...300, using: &random) { left.observe(nanoseconds: Bool.random(using: &random) ? Distribution.wide.sample(&random) : 0) }
+            for _ in 0..<Int.random(in: 0...300, using: &random) { right.observe(nanoseconds: Distribution.bimodal.sample(&random)) }
+            let a = ExponentialEncoding.encode(left)
+            let b = ExponentialEncoding.encode(right)
+            #expect(a.withUnsafeBytes { ExponentialEncoding.decode($0) } == left)
+            var expected = left
+            expected.add(right)
+            let sum = try #require(a.withUnsafeBytes { a in b.withUnsafeBytes { b in ExponentialEncoding.sum(a, b) } })
+            #expect(sum.withUnsafeBytes { ExponentialEncoding.decode($0) } == expected)
+            #expect(sum == ExponentialEncoding.encode(expected))
+        }
+        // Damaged bytes are refused, not summed.
+        let good = ExponentialEncoding.encode(ExponentialBuckets(zeroCount: 1, indices: [3, 5], counts: [2, 1]))
+        for damaged in [Array(good.dropLast()), [7] + good.dropFirst(), good + [0]] {
+            #expect(damaged.withUnsafeBytes { d in good.withUnsafeBytes { g in ExponentialEncoding.sum(d, g) } } == nil)
+        }
+    }
+}

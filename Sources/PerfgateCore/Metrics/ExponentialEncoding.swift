@@ -58,4 +58,87 @@ package enum ExponentialEncoding {
     package static func add(_ raw: UnsafeRawBufferPointer, into span: inout ExponentialSpan) -> Bool {
         read(raw, zeros: { span.addZeros($0) }) { index, count in span.add(count, at: index) }
     }
+
+    /// The encoding of the sum of two encodings, merged as they are read: no buckets are built.
+    /// The store calls this for every upsert of a minute that already holds counts, and a busy
+    /// minute holds hundreds of buckets. Nil when either is damaged.
+    package static func sum(_ left: UnsafeRawBufferPointer, _ right: UnsafeRawBufferPointer) -> [UInt8]? {
+        guard var a = Cursor(left), var b = Cursor(right) else { return nil }
+        var body: [UInt8] = []
+        body.reserveCapacity(left.count + right.count)
+        var written = 0
+        var previous: Int64 = 0
+        func emit(_ index: Int64, _ count: UInt64) {
+            Varint.append(Varint.zigzag(index - previous), to: &body)
+            Varint.append(count, to: &body)
+            previous = index
+            written += 1
+        }
+        while let ai = a.index, let bi = b.index {
+            if ai < bi {
+                emit(ai, a.count)
+                guard a.advance() else { return nil }
+            } else if bi < ai {
+                emit(bi, b.count)
+                guard b.advance() else { return nil }
+            } else {
+                emit(ai, a.count &+ b.count)
+                guard a.advance(), b.advance() else { return nil }
+            }
+        }
+        while let ai = a.index {
+            emit(ai, a.count)
+            guard a.advance() else { return nil }
+        }
+        while let bi = b.index {
+            emit(bi, b.count)
+            guard b.advance() else { return nil }
+        }
+        guard a.atEnd, b.atEnd else { return nil }
+        var bytes: [UInt8] = [UInt8(ExponentialBuckets.schema)]
+        bytes.reserveCapacity(body.count + 12)
+        Varint.append(a.zeroCount &+ b.zeroCount, to: &bytes)
+        Varint.append(UInt64(written), to: &bytes)
+        bytes.append(contentsOf: body)
+        return bytes
+    }
+
+    /// Reads one encoding bucket by bucket.
+    private struct Cursor {
+        let raw: UnsafeRawBufferPointer
+        var position = 1
+        var remaining: UInt64
+        let zeroCount: UInt64
+        /// The current bucket, nil past the last.
+        var index: Int64?
+        var count: UInt64 = 0
+
+        init?(_ raw: UnsafeRawBufferPointer) {
+            guard raw.count >= 3, raw[0] == UInt8(ExponentialBuckets.schema) else { return nil }
+            self.raw = raw
+            guard let zeros = Varint.read(raw, &position), let count = Varint.read(raw, &position) else { return nil }
+            zeroCount = zeros
+            remaining = count
+            index = 0
+            guard advance() else { return nil }
+        }
+
+        /// Moves to the next bucket; false when the bytes are damaged.
+        mutating func advance() -> Bool {
+            guard remaining > 0, let previous = index else {
+                index = nil
+                return true
+            }
+            guard let delta = Varint.read(raw, &position), let value = Varint.read(raw, &position), value > 0 else { return false }
+            let next = previous + Varint.unzigzag(delta)
+            // Indices must increase (the first may be anything).
+            if count > 0, next <= previous { return false }
+            index = next
+            count = value
+            remaining -= 1
+            return true
+        }
+
+        var atEnd: Bool { index == nil && position == raw.count }
+    }
 }
