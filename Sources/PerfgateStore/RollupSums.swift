@@ -62,7 +62,7 @@ struct RollupSums {
         if let exponential {
             guard exponentials.add(encoded: exponential, to: slot) else { return false }
         } else {
-            exponentials.markIncomplete(slot)
+            markIncomplete(slot)
         }
         let start = starts[slot]
         buckets.withUnsafeMutableBufferPointer { out in

@@ -19,22 +19,17 @@ package enum ExponentialEncoding {
         return bytes
     }
 
-    /// Reads an encoding, calling `zeros` once with the zero count and `bucket` per bucket in order;
-    /// false when the blob is not one this version wrote.
+    /// Reads an encoding, calling `zeros` once with the zero count and `bucket` per bucket in
+    /// increasing order of index; false when the bytes are not an encoding this version wrote.
     @inline(__always)
     package static func read(_ raw: UnsafeRawBufferPointer, zeros: (UInt64) -> Void, bucket: (Int32, UInt64) -> Void) -> Bool {
-        guard raw.count >= 3, raw[0] == UInt8(ExponentialBuckets.schema) else { return false }
-        var position = 1
-        guard let zeroCount = Varint.read(raw, &position), let count = Varint.read(raw, &position) else { return false }
-        zeros(zeroCount)
-        var index: Int64 = 0
-        for _ in 0..<count {
-            guard let zigzag = Varint.read(raw, &position), let value = Varint.read(raw, &position) else { return false }
-            index += Varint.unzigzag(zigzag)
-            guard index >= Int64(Int32.min), index <= Int64(Int32.max), value > 0 else { return false }
-            bucket(Int32(index), value)
+        guard var cursor = Cursor(raw) else { return false }
+        zeros(cursor.zeroCount)
+        while let index = cursor.index {
+            bucket(Int32(index), cursor.count)
+            guard cursor.advance() else { return false }
         }
-        return position == raw.count
+        return cursor.atEnd
     }
 
     /// The buckets of an encoding; nil when it is damaged.
@@ -42,21 +37,12 @@ package enum ExponentialEncoding {
         var zeroCount: UInt64 = 0
         var indices: [Int32] = []
         var counts: [UInt64] = []
-        var last = Int32.min
-        var ordered = true
         let read = read(raw, zeros: { zeroCount = $0 }) { index, count in
-            if !indices.isEmpty && index <= last { ordered = false }
-            last = index
             indices.append(index)
             counts.append(count)
         }
-        guard read, ordered else { return nil }
+        guard read else { return nil }
         return ExponentialBuckets(zeroCount: zeroCount, indices: indices, counts: counts)
-    }
-
-    /// Adds an encoding into a span (in this module, so the loop and the span's adds inline together: a trend window reads 120,000 of them); false when it is damaged.
-    package static func add(_ raw: UnsafeRawBufferPointer, into span: inout ExponentialSpan) -> Bool {
-        read(raw, zeros: { span.addZeros($0) }) { index, count in span.add(count, at: index) }
     }
 
     /// The encoding of the sum of two encodings, merged as they are read: no buckets are built.
@@ -103,7 +89,7 @@ package enum ExponentialEncoding {
         return bytes
     }
 
-    /// Reads one encoding bucket by bucket.
+    /// Reads one encoding bucket by bucket, checking as it goes: the one reader of the format.
     private struct Cursor {
         let raw: UnsafeRawBufferPointer
         var position = 1
@@ -131,8 +117,9 @@ package enum ExponentialEncoding {
             }
             guard let delta = Varint.read(raw, &position), let value = Varint.read(raw, &position), value > 0 else { return false }
             let next = previous + Varint.unzigzag(delta)
-            // Indices must increase (the first may be anything).
+            // Indices must increase (the first may be anything) and fit the range buckets have.
             if count > 0, next <= previous { return false }
+            guard next >= Int64(Int32.min), next <= Int64(Int32.max) else { return false }
             index = next
             count = value
             remaining -= 1

@@ -1,6 +1,6 @@
-/// Exponential buckets being summed: a dense run of counts from one index on, so that adding an
-/// observation or a stored row is an array index, not a search and an insert. Sums many rows or
-/// observations, then becomes sparse `ExponentialBuckets`.
+/// Exponential buckets being counted during ingest: a dense run of counts from one index on, so
+/// that adding an observation is an array index, not a search and an insert. Counts a batch's
+/// observations of one series-minute, then becomes sparse `ExponentialBuckets`.
 package struct ExponentialSpan: Sendable {
     private var zeroCount: UInt64 = 0
     /// The index of `counts[0]`.
@@ -9,7 +9,6 @@ package struct ExponentialSpan: Sendable {
     /// The lowest and highest index counted, so that reading the span scans only those.
     private var low = Int32.max
     private var high = Int32.min
-    private var isComplete = true
 
     /// Nothing summed yet.
     package init() {}
@@ -44,26 +43,9 @@ package struct ExponentialSpan: Sendable {
         }
     }
 
-    /// Adds observations of exactly zero.
-    package mutating func addZeros(_ count: UInt64) {
-        zeroCount &+= count
-    }
-
-    /// Marks the sum as missing observations that were never recorded at this resolution.
-    package mutating func markIncomplete() {
-        isComplete = false
-    }
-
-    /// Adds sparse buckets.
-    package mutating func add(_ buckets: ExponentialBuckets) {
-        if !buckets.isComplete { isComplete = false }
-        zeroCount &+= buckets.zeroCount
-        for (index, count) in zip(buckets.indices, buckets.counts) { add(count, at: index) }
-    }
-
-    /// What was summed, sparse.
+    /// What was counted, sparse.
     package var buckets: ExponentialBuckets {
-        guard low <= high else { return ExponentialBuckets(zeroCount: zeroCount, indices: [], counts: [], isComplete: isComplete) }
+        guard low <= high else { return ExponentialBuckets(zeroCount: zeroCount, indices: [], counts: []) }
         let used = counts[Int(low - offset)...Int(high - offset)]
         let nonZero = used.reduce(0) { $0 + ($1 > 0 ? 1 : 0) }
         var indices: [Int32] = []
@@ -74,6 +56,6 @@ package struct ExponentialSpan: Sendable {
             indices.append(offset + Int32(position))
             kept.append(count)
         }
-        return ExponentialBuckets(zeroCount: zeroCount, indices: indices, counts: kept, isComplete: isComplete)
+        return ExponentialBuckets(zeroCount: zeroCount, indices: indices, counts: kept)
     }
 }
