@@ -17,14 +17,23 @@ enum HeaderParsing {
     static func acceptsGzip(_ value: String?) -> Bool {
         guard let value else { return false }
         var wildcard = false
-        for item in value.split(separator: ",") {
-            let parts = item.split(separator: ";").map { String($0).trimmingCharacters(in: " \t").lowercased() }
-            guard let coding = parts.first else { continue }
-            let quality = parts.dropFirst().first { $0.hasPrefix("q=") }.flatMap { Double($0.dropFirst(2)) } ?? 1
+        for (coding, _, quality) in weightedItems(value) {
             if coding == "gzip" || coding == "x-gzip" { return quality > 0 }
             if coding == "*" { wildcard = quality > 0 }
         }
         return wildcard
+    }
+
+    /// The items of an `Accept`-style list, lower-cased: each value, its parameters other than
+    /// the value itself (`q` included), and its quality (`q=`, default 1).
+    static func weightedItems(_ value: String) -> [(value: String, parameters: [String], quality: Double)] {
+        value.split(separator: ",").compactMap { item in
+            let parts = item.split(separator: ";").map { String($0).trimmingCharacters(in: " \t").lowercased() }
+            guard let first = parts.first else { return nil }
+            let parameters = Array(parts.dropFirst())
+            let quality = parameters.first { $0.hasPrefix("q=") }.flatMap { Double($0.dropFirst(2)) } ?? 1
+            return (first, parameters, quality)
+        }
     }
 }
 
@@ -37,11 +46,10 @@ extension HeaderParsing {
         guard let accept, accept.contains("vnd.google.protobuf") else { return .text }
         var protobuf = 0.0
         var text = 0.0
-        for item in accept.split(separator: ",") {
-            let parts = item.split(separator: ";").map { String($0).trimmingCharacters(in: " \t").lowercased() }
-            guard let type = parts.first else { continue }
-            let quality = parts.dropFirst().first { $0.hasPrefix("q=") }.flatMap { Double($0.dropFirst(2)) } ?? 1
-            if type == "application/vnd.google.protobuf", parts.contains("proto=io.prometheus.client.metricfamily"), parts.contains("encoding=delimited") {
+        for (type, parameters, quality) in weightedItems(accept) {
+            if type == "application/vnd.google.protobuf", parameters.contains("proto=io.prometheus.client.metricfamily"),
+                parameters.contains("encoding=delimited")
+            {
                 protobuf = max(protobuf, quality)
             } else if type.hasPrefix("text/") || type.hasPrefix("application/openmetrics-text") {
                 text = max(text, quality)
