@@ -29,11 +29,11 @@ public struct PerformanceMiddleware<Context: RequestContext>: RouterMiddleware {
         do {
             response = try await PerformanceTracker.$current.withValue(tracker) { try await next(request, context) }
         } catch {
-            finish(tracker, context: context, handlerStart: start)
+            handlerEnded(tracker, context: context, start: start)
+            tracker.recordPercentages()
             throw error
         }
-        if tracker.isEmpty { tracker.add("handler", start.duration(to: .now)) }
-        tracker.endpoint = context.endpointPath ?? "unmatched"
+        handlerEnded(tracker, context: context, start: start)
         // Hummingbird writes the body after this returns: a streamed body runs its own code
         // then, so the event waits for it, and the body sees the same tracker.
         let body = response.body
@@ -51,9 +51,9 @@ public struct PerformanceMiddleware<Context: RequestContext>: RouterMiddleware {
         return response
     }
 
-    private func finish(_ tracker: PerformanceTracker, context: Context, handlerStart start: ContinuousClock.Instant) {
+    /// Names the route the handler served, and times the handler as one stage if it timed none.
+    private func handlerEnded(_ tracker: PerformanceTracker, context: Context, start: ContinuousClock.Instant) {
         tracker.endpoint = context.endpointPath ?? "unmatched"
         if tracker.isEmpty { tracker.add("handler", start.duration(to: .now)) }
-        tracker.recordPercentages()
     }
 }
