@@ -21,7 +21,6 @@ struct EventsController<Context: RequestContext>: Sendable {
     /// At most this many error entries are listed in one response; the rest are counted.
     static var maxListedErrors: Int { 1000 }
 
-
     @Sendable func post(_ request: Request, context: Context) async throws -> Response {
         do {
             return try await ingest(request)

@@ -5,7 +5,6 @@ import PerfgateCore
 struct HealthController<Context: RequestContext>: Sendable {
     let queue: WriteQueue
 
-
     @Sendable func alive(_ request: Request, context: Context) async throws -> Response {
         var writer = JSONWriter()
         writer.object { $0.member("status", "ok") }

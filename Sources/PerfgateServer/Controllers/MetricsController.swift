@@ -13,7 +13,6 @@ struct MetricsController<Context: RequestContext>: Sendable {
     let connections: ConnectionCounts
     let clock: any WallClock
 
-
     @Sendable func scrape(_ request: Request, context: Context) async throws -> Response {
         let format = HeaderParsing.expositionFormat(request.headers[.accept])
         let page = render(format: format)

@@ -10,7 +10,6 @@ struct SeriesController<Context: RequestContext>: Sendable {
     /// At most this many series are listed in one answer; the rest are counted.
     static var maxListed: Int { 1000 }
 
-
     @Sendable func list(_ request: Request, context: Context) async throws -> Response {
         // Listing everything is harmless; deleting everything takes a selector per family.
         let selector = (request.uri.query ?? "").isEmpty ? SeriesSelector() : try Self.selector(request)

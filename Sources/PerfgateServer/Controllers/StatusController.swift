@@ -8,7 +8,6 @@ import PerfgateCore
 struct StatusController<Context: RequestContext>: Sendable {
     let components: Components
 
-
     @Sendable func page(_ request: Request, context: Context) async throws -> Response {
         let windows = StatusWindow.available(retentionMinutes: components.configuration.retentionMinutes)
         var window = windows.contains(.oneHour) ? StatusWindow.oneHour : windows[0]

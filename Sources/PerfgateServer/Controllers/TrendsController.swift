@@ -9,7 +9,6 @@ struct TrendsController<Context: RequestContext>: Sendable {
     let clock: any WallClock
     let configuration: ServerConfiguration
 
-
     @Sendable func trends(_ request: Request, context: Context) async throws -> Response {
         let query: TrendQuery
         do {
