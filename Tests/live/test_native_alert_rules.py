@@ -13,11 +13,10 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-import pytest
 import yaml
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 from conftest import free_port
+from protos import message_class
 
 ROOT = Path(__file__).resolve().parents[2]
 ALERTS = ROOT / "alerts"
@@ -38,15 +37,6 @@ def test_the_native_rules_are_the_classic_ones_generated_and_promtool_accepts_th
         assert {k: v for k, v in rule.items() if k != "expr"} == {k: v for k, v in classic[name].items() if k != "expr"}, name
     result = subprocess.run(["promtool", "check", "rules", str(ALERTS / "prometheus-alerts-native.yml")], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "SUCCESS: 11 rules found" in result.stdout, result.stdout + result.stderr
-
-
-def write_request_class(folder):
-    out = folder / "remote.pb"
-    subprocess.run(["protoc", f"--proto_path={Path(__file__).parent}", f"--descriptor_set_out={out}", "remote_write.proto"], check=True)
-    pool = descriptor_pool.DescriptorPool()
-    for file in descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes()).file:
-        pool.Add(file)
-    return message_factory.GetMessageClass(pool.FindMessageTypeByName("prometheus.WriteRequest"))
 
 
 def snappy_literal(data):
@@ -106,7 +96,7 @@ class History:
 def test_a_rise_inside_a_classic_bucket_is_degrading_for_the_native_rules_only(tmp_path):
     if shutil.which("prometheus") is None or shutil.which("protoc") is None:
         raise RuntimeError("prometheus or protoc is not installed: run scripts/install-test-deps")
-    WriteRequest = write_request_class(tmp_path)
+    WriteRequest = message_class(Path(__file__).parent / "remote_write.proto", "prometheus.WriteRequest", tmp_path)
     rng = random.Random(13)
     now_ms = int(time.time() * 1000) // 15000 * 15000
     history = History()

@@ -6,15 +6,14 @@ import json
 import math
 import random
 import shutil
-import subprocess
 import time
 import urllib.request
 
 import pytest
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
-from conftest import ROOT, free_port
+from conftest import ROOT
 from exposition import samples
+from protos import message_class
 from promql import dashboard_targets, resolve
 from test_prometheus_end_to_end import Prometheus
 
@@ -27,16 +26,8 @@ SCHEMA = 6
 
 @pytest.fixture(scope="module")
 def metric_family(tmp_path_factory):
-    """The MetricFamily message class, from the .proto through protoc's descriptor set."""
-    if shutil.which("protoc") is None:
-        raise RuntimeError("protoc is not installed: run scripts/install-test-deps")
-    out = tmp_path_factory.mktemp("proto") / "model.pb"
-    subprocess.run(["protoc", f"--proto_path={ROOT / 'docs'}", f"--descriptor_set_out={out}", "prometheus-client-model.proto"], check=True)
-    files = descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes())
-    pool = descriptor_pool.DescriptorPool()
-    for file in files.file:
-        pool.Add(file)
-    return message_factory.GetMessageClass(pool.FindMessageTypeByName("io.prometheus.client.MetricFamily"))
+    """The MetricFamily message class, from the .proto."""
+    return message_class(ROOT / "docs" / "prometheus-client-model.proto", "io.prometheus.client.MetricFamily", tmp_path_factory.mktemp("proto"))
 
 
 def read_delimited(body, message_class):
