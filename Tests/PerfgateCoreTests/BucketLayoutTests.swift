@@ -22,6 +22,34 @@ import Testing
         #expect(stage == Set(BucketLayout.default(for: .backendTTFB).upperBounds).union(BucketLayout.default(for: .frontendProcessing).upperBounds))
     }
 
+    /// Ingest reads a value's classic bucket from its exponential index where it can: for every
+    /// value, it must be the bucket the search of the bounds finds, whatever the bounds (on powers
+    /// of two, which are exponential bounds too; zero; two inside one exponential bucket).
+    @Test func theClassicBucketFromTheExponentialIndexIsTheSearchedOne() throws {
+        let layouts = BucketLayouts(overrides: [
+            .backendTTFB: try BucketLayout(seconds: ["0", "0.25", "0.5", "1", "2", "4"]),
+            .streamingDuration: try BucketLayout(seconds: ["1", "1.001", "1.002", "60"]),
+            .frontendProcessing: try BucketLayout(seconds: ["0.000000001", "0.000000002", "86400"]),
+        ])
+        var random = SplitMix(seed: 5)
+        var values: [Int64] = [1, 2, 3, 250_000_000, 250_000_001, 500_000_000, 999_999_999, 1_000_000_000, 1_000_000_001, 1_001_000_000, 1_002_000_001]
+        for _ in 0..<20_000 { values.append(Distribution.wide.sample(&random)) }
+        for _ in 0..<2_000 { values.append(Int64.random(in: 1...200_000_000_000_000, using: &random)) }
+        var fromTable = 0
+        layouts.withClassicByExponential { table in
+            for metric in HistogramMetric.allCases {
+                for value in values {
+                    let searched = layouts[metric].bucketIndex(for: value)
+                    if let read = table.bucket(of: metric, exponentialIndex: ExponentialBuckets.index(nanoseconds: value)) {
+                        #expect(read == searched, "\(metric) \(value) ns")
+                        fromTable += 1
+                    }
+                }
+            }
+        }
+        #expect(fromTable > values.count * 3)
+    }
+
     @Test func refusesBadLayouts() {
         #expect(throws: LayoutError.self) { try BucketLayout(seconds: []) }
         #expect(throws: LayoutError.self) { try BucketLayout(seconds: ["1", "0.5"]) }

@@ -104,6 +104,37 @@ enum Distribution: String, CaseIterable, CustomTestStringConvertible {
         #expect(whole.zeroCount > 0)
     }
 
+    /// A batch's aggregation counts each series-minute's slot in one of three ways (few
+    /// observations: sorted; many in a narrow range: dense; many in a wide one: sorted by the
+    /// library): every way must count what observing the events one by one counts.
+    @Test(arguments: [1, 7, 40, 600, 5000])
+    func aBatchCountsWhatItsEventsCountOneByOne(events: Int) throws {
+        var random = SplitMix(seed: UInt64(events) &* 31)
+        let distributions = Distribution.allCases
+        func seconds(_ nanoseconds: Int64) -> String { "\(nanoseconds / second)." + String(String(nanoseconds % second + second).dropFirst()) }
+        var body: [String] = []
+        for i in 0..<events {
+            // Few label sets, so that slots gather many observations; zeros among them.
+            let ttfb = random.next(below: 9) == 0 ? 0 : min(distributions[i % distributions.count].sample(&random), 3600 * second)
+            let parsing = Distribution.tiny.sample(&random)
+            let minute = Int64(random.next(below: 3))
+            body.append(
+                #"{"endpoint": "/e\#(random.next(below: 3))", "provider": "p\#(random.next(below: 2))", "stages": {"# +
+                #""backend_fetch": \#(seconds(ttfb)), "request_parsing": \#(seconds(parsing)), "other": \#(seconds(Distribution.wide.sample(&random)))}, "#
+                + #""timestamp": \#(testNow.seconds - 60 * minute - 1)}"#
+            )
+        }
+        let batch = try decodeBatch("[" + body.joined(separator: ",") + "]")
+        #expect(batch.acceptedCount == events)
+        var fromColumns = RollupDelta()
+        fromColumns.add(batch.columns, layouts: .seed)
+        var fromEvents = RollupDelta()
+        for event in batch.events { fromEvents.add(event, layouts: .seed) }
+        #expect(fromColumns.counts == fromEvents.counts)
+        let observed = fromColumns.counts.values.reduce(UInt64(0)) { $0 + $1.exponential.count }
+        #expect(observed == fromColumns.counts.values.reduce(UInt64(0)) { $0 + $1.count })
+    }
+
     @Test func zerosAreCountedApartAndIncompleteBucketsDoNotAnswer() {
         var buckets = ExponentialBuckets()
         for _ in 0..<3 { buckets.observe(nanoseconds: 0) }

@@ -3,8 +3,8 @@
 /// An event's observations fall in series keyed by its endpoint and minute (the frontend sum and
 /// each stage) or by its provider, model, endpoint and minute (TTFB and streaming). Both keys are
 /// looked up once per event, and not at all when they equal the previous event's, so the cost
-/// per observation is an array index and two bucket searches (the layout's and the exponential
-/// one). Strings are touched once per series.
+/// per observation is an array index, an exponential bucket index (which gives the classic bucket
+/// too, by a table) and an append. Strings are touched once per series.
 struct ColumnAggregation {
     private struct EndpointMinute: Hashable {
         let endpoint: Int32
@@ -31,7 +31,7 @@ struct ColumnAggregation {
     private var keys: [RollupKey] = []
     private var bucketStarts: [Int] = []
     private var buckets: [UInt64] = []
-    private var exponentials: [ExponentialSpan] = []
+    private var exponentials: ExponentialTally
     private var sums: [Int128] = []
     private let columns: EventColumns
 
@@ -39,17 +39,20 @@ struct ColumnAggregation {
         self.columns = columns
         self.layouts = layouts
         self.stageNameCount = columns.stageNames.count
+        // Every stage observes once, and at most three families more per event.
+        exponentials = ExponentialTally(capacity: columns.stages.count + 3 * columns.events.count)
     }
 
     /// The counts of every series-minute the batch's events observe.
     static func gather(_ columns: EventColumns, layouts: BucketLayouts) -> [(key: RollupKey, counts: HistogramCounts)] {
         var aggregation = ColumnAggregation(columns: columns, layouts: layouts)
         aggregation.run()
+        let exponentials = aggregation.exponentials.buckets()
         return aggregation.keys.indices.map { slot in
             let start = aggregation.bucketStarts[slot]
             let count = aggregation.layouts[aggregation.keys[slot].series.metric].bucketCount
             let counts = HistogramCounts(
-                buckets: Array(aggregation.buckets[start..<(start + count)]), exponential: aggregation.exponentials[slot].buckets,
+                buckets: Array(aggregation.buckets[start..<(start + count)]), exponential: exponentials[slot],
                 sumNanoseconds: aggregation.sums[slot]
             )
             return (aggregation.keys[slot], counts)
@@ -69,6 +72,7 @@ struct ColumnAggregation {
             boundRanges.append(start..<(start + layouts[metric].upperBounds.count))
         }
         ExponentialBuckets.withIndexer { indexer in
+        layouts.withClassicByExponential { classicByExponential in
         bounds.withUnsafeBufferPointer { bounds in
         columns.stages.withUnsafeBufferPointer { stages in
             for event in columns.events {
@@ -98,12 +102,17 @@ struct ColumnAggregation {
                         slot = newSlot(metric, event, name: name, minute)
                         if metric == .backendTTFB || metric == .streamingDuration { pairSlots[entry] = slot } else { endpointSlots[entry] = slot }
                     }
-                    let range = boundRanges[metric.rawValue]
-                    buckets[bucketStarts[slot] + BucketLayout.bucketIndex(of: nanoseconds, in: UnsafeBufferPointer(rebasing: bounds[range]))] &+= 1
-                    exponentials[slot].observe(nanoseconds: nanoseconds, indexer: indexer)
+                    // The exponential index gives the classic bucket too, unless the exponential
+                    // bucket holds one of the classic bounds: then the bounds are searched.
+                    let index = nanoseconds > 0 ? indexer.index(nanoseconds: nanoseconds) : nil
+                    let classic = index.flatMap { classicByExponential.bucket(of: metric, exponentialIndex: $0) }
+                        ?? BucketLayout.bucketIndex(of: nanoseconds, in: UnsafeBufferPointer(rebasing: bounds[boundRanges[metric.rawValue]]))
+                    buckets[bucketStarts[slot] + classic] &+= 1
+                    exponentials.observe(slot: slot, index: index)
                     sums[slot] += Int128(nanoseconds)
                 }
             }
+        }
         }
         }
         }
@@ -140,7 +149,7 @@ struct ColumnAggregation {
         keys.append(RollupKey(series: series, minute: minute))
         bucketStarts.append(buckets.count)
         buckets.append(contentsOf: repeatElement(0, count: layouts[metric].bucketCount))
-        exponentials.append(ExponentialSpan())
+        exponentials.addSlot()
         sums.append(0)
         return keys.count - 1
     }
