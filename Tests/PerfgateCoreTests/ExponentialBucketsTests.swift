@@ -166,6 +166,24 @@ enum Distribution: String, CaseIterable, CustomTestStringConvertible {
             #expect(sum.withUnsafeBytes { ExponentialEncoding.decode($0) } == expected)
             #expect(sum == ExponentialEncoding.encode(expected))
         }
+        // Steps that grow when merged: the second list's first index, written as a step from 0,
+        // becomes a step from the first list's last (one byte to five); counts that carry over.
+        let edges: [Int32] = [Int32.min, -1913, -64, -63, -1, 0, 1, 63, 64, 1050, Int32.max]
+        for low in edges {
+            for high in edges where high > low {
+                for count in [UInt64(1), 127, UInt64.max / 2] {
+                    let left = ExponentialBuckets(zeroCount: count, indices: [low], counts: [count])
+                    let right = ExponentialBuckets(zeroCount: 0, indices: [low, high], counts: [count, count])
+                    var expected = left
+                    expected.add(right)
+                    let a = ExponentialEncoding.encode(left)
+                    let b = ExponentialEncoding.encode(right)
+                    let both = ExponentialEncoding.encode(ExponentialBuckets(zeroCount: 0, indices: [high], counts: [count]))
+                    #expect(a.withUnsafeBytes { a in b.withUnsafeBytes { b in ExponentialEncoding.sum(a, b) } } == ExponentialEncoding.encode(expected))
+                    #expect(both.withUnsafeBytes { h in a.withUnsafeBytes { a in ExponentialEncoding.sum(h, a) } } == a.withUnsafeBytes { a in both.withUnsafeBytes { h in ExponentialEncoding.sum(a, h) } })
+                }
+            }
+        }
         // Damaged bytes are refused, not summed.
         let good = ExponentialEncoding.encode(ExponentialBuckets(zeroCount: 1, indices: [3, 5], counts: [2, 1]))
         for damaged in [Array(good.dropLast()), [7] + good.dropFirst(), good + [0]] {

@@ -50,43 +50,59 @@ package enum ExponentialEncoding {
     /// minute holds hundreds of buckets. Nil when either is damaged.
     package static func sum(_ left: UnsafeRawBufferPointer, _ right: UnsafeRawBufferPointer) -> [UInt8]? {
         guard var a = Cursor(left), var b = Cursor(right) else { return nil }
-        var body: [UInt8] = []
-        body.reserveCapacity(left.count + right.count)
-        var written = 0
-        var previous: Int64 = 0
-        func emit(_ index: Int64, _ count: UInt64) {
-            Varint.append(Varint.zigzag(index - previous), to: &body)
-            Varint.append(count, to: &body)
-            previous = index
-            written += 1
-        }
-        while let ai = a.index, let bi = b.index {
-            if ai < bi {
-                emit(ai, a.count)
-                guard a.advance() else { return nil }
-            } else if bi < ai {
-                emit(bi, b.count)
-                guard b.advance() else { return nil }
-            } else {
-                emit(ai, a.count &+ b.count)
-                guard a.advance(), b.advance() else { return nil }
+        // A merged bucket takes no more bytes than the one or two it comes from: its index step is
+        // no longer than in its input, except for the first bucket of the input that starts higher,
+        // whose step from 0 becomes a step from the other's buckets (up to 10 bytes). The body is
+        // written after room for the longest header, which is written once the count is known.
+        let headerRoom = 1 + 10 + 10
+        var failed = false
+        let bytes = [UInt8](unsafeUninitializedCapacity: headerRoom + left.count + right.count + 10) { buffer, initialized in
+            var position = headerRoom
+            var written: UInt64 = 0
+            var previous: Int64 = 0
+            func emit(_ index: Int64, _ count: UInt64) {
+                Varint.write(Varint.zigzag(index - previous), to: buffer, at: &position)
+                Varint.write(count, to: buffer, at: &position)
+                previous = index
+                written += 1
             }
+            while !failed, let ai = a.index, let bi = b.index {
+                if ai < bi {
+                    emit(ai, a.count)
+                    failed = !a.advance()
+                } else if bi < ai {
+                    emit(bi, b.count)
+                    failed = !b.advance()
+                } else {
+                    emit(ai, a.count &+ b.count)
+                    failed = !a.advance() || !b.advance()
+                }
+            }
+            while !failed, let ai = a.index {
+                emit(ai, a.count)
+                failed = !a.advance()
+            }
+            while !failed, let bi = b.index {
+                emit(bi, b.count)
+                failed = !b.advance()
+            }
+            guard !failed, a.atEnd, b.atEnd else {
+                failed = true
+                initialized = 0
+                return
+            }
+            var header = 0
+            buffer[header] = UInt8(ExponentialBuckets.schema)
+            header += 1
+            Varint.write(a.zeroCount &+ b.zeroCount, to: buffer, at: &header)
+            Varint.write(written, to: buffer, at: &header)
+            let body = position - headerRoom
+            if header < headerRoom, let base = buffer.baseAddress {
+                (base + header).update(from: base + headerRoom, count: body)
+            }
+            initialized = header + body
         }
-        while let ai = a.index {
-            emit(ai, a.count)
-            guard a.advance() else { return nil }
-        }
-        while let bi = b.index {
-            emit(bi, b.count)
-            guard b.advance() else { return nil }
-        }
-        guard a.atEnd, b.atEnd else { return nil }
-        var bytes: [UInt8] = [UInt8(ExponentialBuckets.schema)]
-        bytes.reserveCapacity(body.count + 12)
-        Varint.append(a.zeroCount &+ b.zeroCount, to: &bytes)
-        Varint.append(UInt64(written), to: &bytes)
-        bytes.append(contentsOf: body)
-        return bytes
+        return failed ? nil : bytes
     }
 
     /// Reads one encoding bucket by bucket, checking as it goes: the one reader of the format.

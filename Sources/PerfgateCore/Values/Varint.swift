@@ -12,6 +12,19 @@ package enum Varint {
         bytes.append(UInt8(rest))
     }
 
+    /// Writes `value` at `position` of a buffer known to have room (10 bytes at most), moving past it.
+    @inline(__always)
+    package static func write(_ value: UInt64, to bytes: UnsafeMutableBufferPointer<UInt8>, at position: inout Int) {
+        var rest = value
+        while rest >= 0x80 {
+            bytes[position] = UInt8(truncatingIfNeeded: rest) | 0x80
+            position += 1
+            rest >>= 7
+        }
+        bytes[position] = UInt8(rest)
+        position += 1
+    }
+
     /// How many bytes `value` takes.
     @inline(__always)
     package static func size(_ value: UInt64) -> Int {
