@@ -75,6 +75,11 @@ struct RollupSums {
         return true
     }
 
+    /// Adds exponential buckets alone (a row of `exponential_log`) into `slot`; false when damaged.
+    mutating func addExponential(_ encoded: UnsafeRawBufferPointer, to slot: Int) -> Bool {
+        exponentials.add(encoded: encoded, to: slot)
+    }
+
     /// Marks `slot` as holding observations never recorded exponentially (a series older than them).
     mutating func markIncomplete(_ slot: Int) {
         exponentials.markIncomplete(slot)

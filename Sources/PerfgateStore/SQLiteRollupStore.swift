@@ -52,7 +52,11 @@ public final class SQLiteRollupStore: RollupStore {
         try CountsBlob.registerAddFunction(on: connection)
         try ExponentialBlob.registerAddFunction(on: connection)
         try Self.checkLayouts(layouts, on: connection)
-        writer = Mutex(try WriteSide(connection: connection))
+        let side = try WriteSide(connection: connection)
+        // Start-up reads the minute rows alone: fold what the last run left in the log first.
+        try connection.transaction { try Self.fold(side) }
+        side.unfolded = (0, 0)
+        writer = Mutex(side)
         readers = try (0..<2).map { _ in
             let reader = try SQLiteConnection(path: path, readOnly: true)
             // Reads of large windows come straight from the page cache, without a copy per page.
@@ -64,7 +68,11 @@ public final class SQLiteRollupStore: RollupStore {
     public func checkpoint() throws {
         // Moves every committed page from the write-ahead log into the database file and
         // empties the log, so the file alone holds the store (a copy of it is complete).
-        try writer.withLock { side in try side.connection.execute("PRAGMA wal_checkpoint(TRUNCATE)") }
+        try writer.withLock { side in
+            try side.connection.transaction { try Self.fold(side) }
+            side.unfolded = (0, 0)
+            try side.connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        }
     }
 
     /// Refuses a file SQLite could open for reading only: it would otherwise serve what it holds
@@ -177,9 +185,17 @@ public final class SQLiteRollupStore: RollupStore {
         }
     }
 
+    /// Commits past which the log is folded into the minute rows (or past `foldBytes` of it): reads
+    /// add the log's rows to what they read, so it stays short.
+    package static let foldCommits = 32
+    package static let foldBytes = 1 << 20
+
     private func write(_ batch: CommitBatch) throws {
         try writer.withLock { side in
+            let folding = side.unfolded.commits >= Self.foldCommits || side.unfolded.bytes >= Self.foldBytes
+            var logged: [UInt8] = []
             try side.connection.transaction {
+                if folding { try Self.fold(side) }
                 for record in batch.newSeries {
                     side.insertSeries.bind(1, record.id)
                     side.insertSeries.bind(2, record.key.metric.name)
@@ -193,11 +209,17 @@ public final class SQLiteRollupStore: RollupStore {
                     side.upsertRollup.bind(3, blob: CountsBlob.encode(rollup.counts.buckets))
                     side.upsertRollup.bind(4, sum.seconds)
                     side.upsertRollup.bind(5, sum.nanoseconds)
-                    // Counts from ingest are always recorded exponentially; NULL would mark the minute classic-only.
+                    // Counts from ingest are always recorded exponentially, and go to the log; a new
+                    // row starts with no exponential buckets. NULL marks the minute classic-only.
                     if rollup.counts.exponential.isComplete {
-                        side.upsertRollup.bind(6, blob: ExponentialEncoding.encode(rollup.counts.exponential))
+                        side.upsertRollup.bind(6, blob: Self.noExponentialBuckets)
+                        ExponentialLog.append(series: rollup.seriesID, minute: rollup.minute, rollup.counts.exponential, to: &logged)
                     }
                     try side.upsertRollup.run()
+                }
+                if !logged.isEmpty {
+                    side.insertLog.bind(1, blob: logged)
+                    try side.insertLog.run()
                 }
                 for answer in batch.answers {
                     side.insertAnswer.bind(1, answer.key)
@@ -208,13 +230,66 @@ public final class SQLiteRollupStore: RollupStore {
                     try side.insertAnswer.run()
                 }
             }
+            // Counted once the transaction is durable: a rolled-back fold or log row never happened.
+            if folding { side.unfolded = (0, 0) }
+            if !logged.isEmpty { side.unfolded = (side.unfolded.commits + 1, side.unfolded.bytes + logged.count) }
+        }
+    }
+
+    private static let noExponentialBuckets = ExponentialEncoding.encode(ExponentialBuckets())
+
+    /// Adds every row of the log to its minute row's exponential buckets and empties the log; in
+    /// the caller's transaction. A minute row that is gone (its series deleted) takes nothing.
+    private static func fold(_ side: WriteSide) throws {
+        // Each series-minute's buckets summed densely: a commit's few buckets are added in place.
+        var summed: [MinuteKey: ExponentialSpan] = [:]
+        defer { side.selectLog.reset() }
+        while try side.selectLog.step() {
+            let read = side.selectLog.withBlob(0) { raw in
+                ExponentialLog.forEach(raw) { id, minute, encoded in
+                    summed[MinuteKey(series: id, minute: minute), default: ExponentialSpan()].add(encoded: encoded)
+                }
+            }
+            guard read else { throw StoreError.damagedRow("a row of exponential_log is damaged") }
+        }
+        for (key, span) in summed {
+            side.foldLog.bind(1, blob: ExponentialEncoding.encode(span.buckets))
+            side.foldLog.bind(2, key.minute.index)
+            side.foldLog.bind(3, key.series)
+            try side.foldLog.run()
+        }
+        try side.deleteLog.run()
+    }
+
+    /// A series-minute, as the log names it.
+    private struct MinuteKey: Hashable {
+        let series: SeriesID
+        let minute: Minute
+    }
+
+    /// Adds the exponential buckets of the log's rows within `minutes` to the slots `slot` names
+    /// (nil: not asked for); in the caller's read transaction, beside its read of the minute rows.
+    private static func addLog(
+        on connection: SQLiteConnection, minutes: ClosedRange<Minute>, into sums: inout RollupSums, slot: (RollupSums, SeriesID, Minute) -> Int?
+    ) throws {
+        let rows = try connection.prepare("SELECT deltas FROM exponential_log")
+        while try rows.step() {
+            let read = rows.withBlob(0) { raw in
+                ExponentialLog.forEach(raw) { id, minute, encoded in
+                    guard minutes.contains(minute), let target = slot(sums, id, minute) else { return true }
+                    return sums.addExponential(encoded, to: target)
+                }
+            }
+            guard read else { throw StoreError.damagedRow("a row of exponential_log is damaged") }
         }
     }
 
     public func delete(_ series: Set<SeriesID>, recentSince: Minute) throws -> [MinuteRollup] {
         guard !series.isEmpty else { return [] }
         return try writer.withLock { side in
-            try side.connection.transaction {
+            let recent = try side.connection.transaction {
+                // Folded first: the log must not hold buckets for ids a later series may take.
+                try Self.fold(side)
                 // The doomed ids go into a temporary table so that each statement below reads
                 // the rollup table once, whatever the number of series.
                 try side.connection.execute("DELETE FROM temp.doomed_series")
@@ -236,6 +311,8 @@ public final class SQLiteRollupStore: RollupStore {
                 )
                 return recent
             }
+            side.unfolded = (0, 0)
+            return recent
         }
     }
 
@@ -254,7 +331,9 @@ public final class SQLiteRollupStore: RollupStore {
 
     public func prune(before cutoff: Minute, answersBefore: Int64) throws -> PruneReport {
         try writer.withLock { side in
-            try side.connection.transaction {
+            let report = try side.connection.transaction {
+                // The log first, so that the minutes pruned carry all their buckets into the base.
+                try Self.fold(side)
                 var folded: [SeriesID: HistogramCounts] = [:]
                 var rows = 0
                 side.selectExpired.bind(1, cutoff.index)
@@ -282,11 +361,13 @@ public final class SQLiteRollupStore: RollupStore {
                 try side.deleteExpiredAnswers.run()
                 return PruneReport(rollupsFolded: rows, answersForgotten: Int(sqlite3_changes(side.connection.handle)))
             }
+            side.unfolded = (0, 0)
+            return report
         }
     }
 
     public func windowTotals(of metric: HistogramMetric, series: Set<SeriesID>, minutes: ClosedRange<Minute>) throws -> [SeriesID: HistogramCounts] {
-        try withReader { connection in
+        try withReader { connection in try connection.readTransaction {
             let rows = try connection.prepare(
                 "SELECT series_id, buckets, sum_s, sum_ns, exponential FROM rollup WHERE minute BETWEEN ? AND ?"
             )
@@ -305,9 +386,10 @@ public final class SQLiteRollupStore: RollupStore {
                     )
                 }
             }
+            try Self.addLog(on: connection, minutes: minutes, into: &window) { window, id, _ in window.slot(of: id) }
             window.finish()
             return window.totals(includingEmpty: false)
-        }
+        } }
     }
 
     public func groupedTotals(
@@ -316,7 +398,7 @@ public final class SQLiteRollupStore: RollupStore {
         precondition(stepMinutes >= 1, "a step is at least a minute")
         let steps = Int((minutes.lowerBound.distance(to: minutes.upperBound) + stepMinutes) / stepMinutes)
         let width = layouts[metric].bucketCount
-        return try withReader { connection in
+        return try withReader { connection in try connection.readTransaction {
             let rows = try connection.prepare("SELECT minute, series_id, buckets, sum_s, sum_ns, exponential FROM rollup WHERE minute BETWEEN ? AND ?")
             rows.bind(1, minutes.lowerBound.index)
             rows.bind(2, minutes.upperBound.index)
@@ -330,9 +412,12 @@ public final class SQLiteRollupStore: RollupStore {
                     throw StoreError.damagedRow("a rollup of \(metric.name) has \(rows.withBlob(2) { $0.count }) bytes of bucket counts (expected \(width * 8)) or damaged exponential buckets")
                 }
             }
+            try Self.addLog(on: connection, minutes: minutes, into: &sums) { _, id, minute in
+                groups[id].map { $0 * steps + Int((minute.index - minutes.lowerBound.index) / stepMinutes) }
+            }
             sums.finish()
             return (0..<groupCount).map { group in (0..<steps).map { step in sums.counts(ofSlot: group * steps + step) } }
-        }
+        } }
     }
 
     public func sizeInBytes() -> Int64 {
@@ -418,6 +503,12 @@ private final class WriteSide {
     let insertDoomed: SQLiteStatement
     let selectRecentOfDoomed: SQLiteStatement
     let deleteExpiredAnswers: SQLiteStatement
+    let insertLog: SQLiteStatement
+    let selectLog: SQLiteStatement
+    let foldLog: SQLiteStatement
+    let deleteLog: SQLiteStatement
+    /// Commits and bytes in the log since it was last folded.
+    var unfolded: (commits: Int, bytes: Int) = (0, 0)
 
     init(connection: SQLiteConnection) throws(SQLiteError) {
         self.connection = connection
@@ -428,7 +519,7 @@ private final class WriteSide {
             INSERT INTO rollup (minute, series_id, buckets, sum_s, sum_ns, exponential) VALUES (?, ?, ?, ?, ?, ?)
             ON CONFLICT (minute, series_id) DO UPDATE SET
                 buckets = perfgate_add_counts(buckets, excluded.buckets),
-                exponential = perfgate_add_exponential(exponential, excluded.exponential),
+                exponential = CASE WHEN excluded.exponential IS NULL THEN NULL ELSE exponential END,
                 sum_s = sum_s + excluded.sum_s + (sum_ns + excluded.sum_ns) / 1000000000,
                 sum_ns = (sum_ns + excluded.sum_ns) % 1000000000
             """
@@ -459,5 +550,10 @@ private final class WriteSide {
             "SELECT minute, series_id, buckets, sum_s, sum_ns, exponential FROM rollup WHERE minute >= ? AND series_id IN (SELECT id FROM temp.doomed_series)"
         )
         deleteExpiredAnswers = try connection.prepare("DELETE FROM idempotent_answer WHERE created_at < ?")
+        insertLog = try connection.prepare("INSERT INTO exponential_log (deltas) VALUES (?)")
+        selectLog = try connection.prepare("SELECT deltas FROM exponential_log ORDER BY id")
+        // perfgate_add_exponential keeps a classic-only minute (NULL) classic-only.
+        foldLog = try connection.prepare("UPDATE rollup SET exponential = perfgate_add_exponential(exponential, ?1) WHERE minute = ?2 AND series_id = ?3")
+        deleteLog = try connection.prepare("DELETE FROM exponential_log")
     }
 }

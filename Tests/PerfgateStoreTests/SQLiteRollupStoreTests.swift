@@ -51,9 +51,9 @@ final class TemporaryFolder {
 
     @Test func createsItsFolderAndAppliesMigrationsOnce() throws {
         _ = try open()
-        #expect(try appliedMigrations() == ["0001_init.sql", "0002_idempotency.sql", "0003_exponential_buckets.sql"])
+        #expect(try appliedMigrations() == ["0001_init.sql", "0002_idempotency.sql", "0003_exponential_buckets.sql", "0004_exponential_log.sql"])
         _ = try open()
-        #expect(try appliedMigrations() == ["0001_init.sql", "0002_idempotency.sql", "0003_exponential_buckets.sql"])
+        #expect(try appliedMigrations() == ["0001_init.sql", "0002_idempotency.sql", "0003_exponential_buckets.sql", "0004_exponential_log.sql"])
     }
 
     @Test func reopeningRestoresExactCounts() throws {
@@ -184,6 +184,7 @@ final class TemporaryFolder {
 
     @Test func refusesADatabaseFromANewerSchema() throws {
         _ = try open()
+        let shipped = try appliedMigrations().count
         var handle: OpaquePointer?
         sqlite3_open_v2(folder.database, &handle, SQLITE_OPEN_READWRITE, nil)
         sqlite3_exec(handle, "INSERT INTO schema_migrations (version, name) VALUES (99, '0099_future.sql')", nil, nil, nil)
@@ -191,7 +192,7 @@ final class TemporaryFolder {
         #expect {
             _ = try open()
         } throws: { error in
-            "\(error)".contains("has schema version 99, newer than this perfgate supports (3)")
+            "\(error)".contains("has schema version 99, newer than this perfgate supports (\(shipped))")
         }
     }
 
@@ -238,6 +239,70 @@ final class TemporaryFolder {
         #expect(try reopened.windowTotals(of: .backendTTFB, series: [1], minutes: minute...minute.advanced(by: 5))[1] == lastMinutes)
     }
 
+    /// Rows of the exponential log counted in the store's table, from outside.
+    private func logRows() -> Int {
+        var handle: OpaquePointer?
+        guard sqlite3_open_v2(folder.database, &handle, SQLITE_OPEN_READONLY, nil) == SQLITE_OK else { return -1 }
+        defer { sqlite3_close_v2(handle) }
+        var statement: OpaquePointer?
+        sqlite3_prepare_v2(handle, "SELECT count(*) FROM exponential_log", -1, &statement, nil)
+        defer { sqlite3_finalize(statement) }
+        return sqlite3_step(statement) == SQLITE_ROW ? Int(sqlite3_column_int64(statement, 0)) : -1
+    }
+
+    /// Commits append their exponential buckets to a log that is folded into the minute rows every
+    /// few dozen commits: whenever a read comes, before or after a fold, in a store reopened with
+    /// an unfolded log (as after a crash), and around deleting a series, the answers are exact.
+    @Test func theExponentialLogIsCountedBeforeAndAfterItIsFolded() throws {
+        let store = try open()
+        let other = SeriesKey(.backendTTFB, ["openai", "gpt-4o", "/v1/chat/completions"])
+        try store.commit(CommitBatch(newSeries: [SeriesRecord(id: 1, key: ttfb), SeriesRecord(id: 2, key: other)], rollups: []))
+        // A seeded linear congruential generator, so a failing case reproduces.
+        var state: UInt64 = 11
+        func next() -> UInt64 {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return state >> 17
+        }
+        let bucketCount = layouts[.backendTTFB].bucketCount
+        var perMinute: [[HistogramCounts]] = Array(repeating: Array(repeating: HistogramCounts(bucketCount: bucketCount), count: 3), count: 3)
+        let window = minute...minute.advanced(by: 2)
+        for commit in 1...100 {
+            var rollups: [MinuteRollup] = []
+            for id in [1, 2] where next() % 3 != 0 {
+                let offset = Int(next() % 3)
+                let values = (0..<Int(1 + next() % 40)).map { _ in Int64(next() % 9_000_000_000) }
+                let added = counts(ttfb, values)
+                perMinute[id][offset].add(added)
+                rollups.append(MinuteRollup(seriesID: Int64(id), minute: minute.advanced(by: Int64(offset)), counts: added))
+            }
+            try store.commit(CommitBatch(newSeries: [], rollups: rollups))
+            guard commit % 7 == 0 else { continue }
+            let totals = try store.windowTotals(of: .backendTTFB, series: [1, 2], minutes: window)
+            for id in [1, 2] {
+                let expected = perMinute[id].reduce(HistogramCounts(bucketCount: bucketCount)) { var sum = $0; sum.add($1); return sum }
+                #expect(totals[Int64(id)] ?? HistogramCounts(bucketCount: bucketCount) == expected, "series \(id) after commit \(commit)")
+            }
+            let steps = try store.groupedTotals(of: .backendTTFB, groups: [1: 0, 2: 1], groupCount: 2, minutes: window, stepMinutes: 1)
+            #expect(steps[0] == Array(perMinute[1]) && steps[1] == Array(perMinute[2]), "steps after commit \(commit)")
+        }
+        #expect(logRows() > 0 && logRows() < SQLiteRollupStore.foldCommits)
+        // Reopened with the log unfolded (no checkpoint, as after a crash): folded at once, nothing lost.
+        let reopened = try open()
+        #expect(logRows() == 0)
+        let restored = try reopened.restore(recentSince: minute)
+        for id in [1, 2] {
+            let expected = perMinute[id].reduce(HistogramCounts(bucketCount: bucketCount)) { var sum = $0; sum.add($1); return sum }
+            #expect(restored.totals[Int64(id)] == expected)
+        }
+        // A series deleted while the log holds its buckets leaves none behind for the next to take its id.
+        try reopened.commit(CommitBatch(newSeries: [], rollups: [MinuteRollup(seriesID: 2, minute: minute, counts: counts(ttfb, [5_000_000_000]))]))
+        _ = try reopened.delete([2], recentSince: minute)
+        try reopened.commit(CommitBatch(newSeries: [SeriesRecord(id: 2, key: other)], rollups: [MinuteRollup(seriesID: 2, minute: minute, counts: counts(ttfb, [7_000_000]))]))
+        #expect(try reopened.windowTotals(of: .backendTTFB, series: [2], minutes: window)[2] == counts(ttfb, [7_000_000]))
+        try reopened.checkpoint()
+        #expect(logRows() == 0)
+    }
+
     @Test func aStoreFromBeforeExponentialBucketsAnswersClassicOnlyWhereItMust() throws {
         let store = try open()
         let old = counts(ttfb, [1_500_000_000, 2_700_000_000])
@@ -269,3 +334,4 @@ final class TemporaryFolder {
         #expect(store.sizeInBytes() > 0)
     }
 }
+

@@ -63,6 +63,16 @@ final class SQLiteConnection: @unchecked Sendable {
         }
     }
 
+    /// Runs `body` inside `BEGIN … COMMIT` on a connection that only reads, so that all its
+    /// statements see the same snapshot of the database.
+    func readTransaction<T>(_ body: () throws -> T) throws -> T {
+        try execute("BEGIN", context: "starting a read")
+        defer {
+            if sqlite3_get_autocommit(handle) == 0 { try? execute("COMMIT", context: "ending a read") }
+        }
+        return try body()
+    }
+
     /// A single text value from a query such as a pragma.
     func scalarText(_ sql: String) throws(SQLiteError) -> String? {
         let statement = try prepare(sql)
