@@ -77,7 +77,7 @@ if runs("parse") {
         let batch = try BatchDecoder(rules: rules).decode(bytes, format: .json)
         var delta = RollupDelta()
         delta.add(batch.columns, layouts: .seed)
-        sink &+= delta.counts.count
+        sink &+= delta.entries.count
     }
     print("core-benchmark parse: \(eventsPerBody)-event JSON array, \(bytes.count) bytes, median of \(rounds), one core")
     print(line("Foundation JSONDecoder (baseline)", foundation, baseline: foundation))
@@ -94,7 +94,7 @@ if runs("one-event") {
             let batch = try BatchDecoder(rules: rules).decode(single, format: .json)
             var delta = RollupDelta()
             delta.add(batch.columns, layouts: .seed)
-            sink &+= delta.counts.count
+            sink &+= delta.entries.count
         }
     } / Double(singleRounds)
     print(String(format: "  one-event body, BatchDecoder + aggregation: %.1f µs per request", oneEvent * 1e6))

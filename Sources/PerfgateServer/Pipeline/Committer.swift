@@ -83,7 +83,7 @@ final class Committer: @unchecked Sendable {
                     continue
                 }
             }
-            for (key, counts) in write.delta.counts {
+            for (key, counts) in write.delta.entries {
                 let (id, overflowed) = registry.resolve(key.series, created: &created)
                 if overflowed {
                     receipt.overflowed[key.series.metric, default: 0] += Int(counts.count)
