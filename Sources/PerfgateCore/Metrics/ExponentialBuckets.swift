@@ -172,14 +172,7 @@ public struct ExponentialBuckets: Equatable, Sendable {
             return
         }
         // Long-lived totals usually hold every bucket a new minute touches: add in place then.
-        if contains(allOf: other.indices) {
-            var position = 0
-            for (index, count) in zip(other.indices, other.counts) {
-                while indices[position] != index { position += 1 }
-                counts[position] &+= count
-            }
-            return
-        }
+        if addInPlace(other) { return }
         var mergedIndices: [Int32] = []
         var mergedCounts: [UInt64] = []
         mergedIndices.reserveCapacity(indices.count + other.indices.count)
@@ -206,15 +199,38 @@ public struct ExponentialBuckets: Equatable, Sendable {
         counts = mergedCounts
     }
 
-    /// Whether every one of `wanted` (increasing) is among `indices`.
-    private func contains(allOf wanted: [Int32]) -> Bool {
-        guard wanted.count <= indices.count else { return false }
-        var position = 0
-        for index in wanted {
-            while position < indices.count && indices[position] < index { position += 1 }
-            guard position < indices.count, indices[position] == index else { return false }
+    /// Adds `other` in place when every one of its buckets is among these; false (and nothing
+    /// changed) when one is not. Each bucket is found by a binary search of the rest, since
+    /// `other` (a commit's minute) is usually far shorter than these (a series' total).
+    private mutating func addInPlace(_ other: ExponentialBuckets) -> Bool {
+        guard other.indices.count <= indices.count else { return false }
+        return indices.withUnsafeBufferPointer { indices in
+            counts.withUnsafeMutableBufferPointer { counts in
+                other.indices.withUnsafeBufferPointer { wanted in
+                    other.counts.withUnsafeBufferPointer { added in
+                        var position = 0
+                        for k in 0..<wanted.count {
+                            var high = indices.count
+                            while position < high {
+                                let middle = (position + high) / 2
+                                if indices[middle] < wanted[k] { position = middle + 1 } else { high = middle }
+                            }
+                            guard position < indices.count, indices[position] == wanted[k] else {
+                                // Not all there: take back what was added, and merge instead.
+                                var undo = 0
+                                for j in 0..<k {
+                                    while indices[undo] != wanted[j] { undo += 1 }
+                                    counts[undo] &-= added[j]
+                                }
+                                return false
+                            }
+                            counts[position] &+= added[k]
+                        }
+                        return true
+                    }
+                }
+            }
         }
-        return true
     }
 
     // MARK: Quantiles
