@@ -186,16 +186,16 @@ public final class SQLiteRollupStore: RollupStore {
     }
 
     /// Commits past which the log is folded into the minute rows (or past `foldBytes` of it): reads
-    /// add the log's rows to what they read, so it stays short.
+    /// add the log's rows to what they read, so it stays short. A large batch reaches `foldBytes`
+    /// alone and is folded in its own commit: a burst of them leaves no log behind.
     package static let foldCommits = 32
-    package static let foldBytes = 1 << 20
+    package static let foldBytes = 1 << 18
 
     private func write(_ batch: CommitBatch) throws {
         try writer.withLock { side in
-            let folding = side.unfolded.commits >= Self.foldCommits || side.unfolded.bytes >= Self.foldBytes
             var logged: [UInt8] = []
+            var folding = false
             try side.connection.transaction {
-                if folding { try Self.fold(side) }
                 for record in batch.newSeries {
                     side.insertSeries.bind(1, record.id)
                     side.insertSeries.bind(2, record.key.metric.name)
@@ -221,6 +221,8 @@ public final class SQLiteRollupStore: RollupStore {
                     side.insertLog.bind(1, blob: logged)
                     try side.insertLog.run()
                 }
+                folding = side.unfolded.commits + 1 >= Self.foldCommits || side.unfolded.bytes + logged.count >= Self.foldBytes
+                if folding { try Self.fold(side) }
                 for answer in batch.answers {
                     side.insertAnswer.bind(1, answer.key)
                     side.insertAnswer.bind(2, Int64(bitPattern: answer.bodyFingerprint))
@@ -231,8 +233,11 @@ public final class SQLiteRollupStore: RollupStore {
                 }
             }
             // Counted once the transaction is durable: a rolled-back fold or log row never happened.
-            if folding { side.unfolded = (0, 0) }
-            if !logged.isEmpty { side.unfolded = (side.unfolded.commits + 1, side.unfolded.bytes + logged.count) }
+            if folding {
+                side.unfolded = (0, 0)
+            } else if !logged.isEmpty {
+                side.unfolded = (side.unfolded.commits + 1, side.unfolded.bytes + logged.count)
+            }
         }
     }
 
@@ -475,9 +480,10 @@ public final class SQLiteRollupStore: RollupStore {
     /// Adds a row's classic and exponential blobs and its sum into `slot` of `sums`.
     private static func add(_ row: SQLiteStatement, buckets: Int32, exponential: Int32, sum: Int128, into sums: inout RollupSums, slot: Int) -> Bool {
         row.withBlob(buckets) { classic in
-            row.isNull(exponential)
-                ? sums.add(classic, exponential: nil, sum: sum, to: slot)
-                : row.withBlob(exponential) { sums.add(classic, exponential: $0, sum: sum, to: slot) }
+            row.withBlob(exponential) { encoded in
+                // No bytes is NULL (an encoding is never empty): a minute never recorded exponentially.
+                sums.add(classic, exponential: encoded.isEmpty ? nil : encoded, sum: sum, to: slot)
+            }
         }
     }
 }
