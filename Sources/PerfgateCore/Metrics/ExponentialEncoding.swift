@@ -115,6 +115,7 @@ package enum ExponentialEncoding {
         var index: Int64?
         var count: UInt64 = 0
 
+        @inline(__always)
         init?(_ raw: UnsafeRawBufferPointer) {
             guard raw.count >= 3, raw[0] == UInt8(ExponentialBuckets.schema) else { return nil }
             self.raw = raw
@@ -126,6 +127,7 @@ package enum ExponentialEncoding {
         }
 
         /// Moves to the next bucket; false when the bytes are damaged.
+        @inline(__always)
         mutating func advance() -> Bool {
             guard remaining > 0, let previous = index else {
                 index = nil

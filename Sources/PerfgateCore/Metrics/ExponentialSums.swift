@@ -10,8 +10,8 @@ package struct ExponentialSums {
     private let slotCount: Int
     private var zeroCounts: [UInt64]
     private var incomplete: [Bool]
-    private var pendingSlots: [Int32] = []
-    private var pendingIndices: [Int32] = []
+    /// Slot in the high 32 bits, bucket index in the low 32, beside each bucket's count.
+    private var pendingBuckets: [UInt64] = []
     private var pendingCounts: [UInt64] = []
     private var summed: [ExponentialBuckets]?
 
@@ -27,8 +27,7 @@ package struct ExponentialSums {
         summed = nil
         var zeros: UInt64 = 0
         let read = ExponentialEncoding.read(raw, zeros: { zeros = $0 }) { index, count in
-            pendingSlots.append(Int32(slot))
-            pendingIndices.append(index)
+            pendingBuckets.append(Self.pack(slot, index))
             pendingCounts.append(count)
         }
         zeroCounts[slot] &+= zeros
@@ -41,8 +40,7 @@ package struct ExponentialSums {
         if !buckets.isComplete { incomplete[slot] = true }
         zeroCounts[slot] &+= buckets.zeroCount
         for (index, count) in zip(buckets.indices, buckets.counts) {
-            pendingSlots.append(Int32(slot))
-            pendingIndices.append(index)
+            pendingBuckets.append(Self.pack(slot, index))
             pendingCounts.append(count)
         }
     }
@@ -64,20 +62,37 @@ package struct ExponentialSums {
         return summed![slot]
     }
 
+    @inline(__always)
+    private static func pack(_ slot: Int, _ index: Int32) -> UInt64 {
+        UInt64(truncatingIfNeeded: slot) << 32 | UInt64(UInt32(bitPattern: index))
+    }
+
     /// Sorts the appended buckets by slot (a counting sort), then sums each slot's run in a dense
     /// scratch array spanning just that run's indices.
     private func sum() -> [ExponentialBuckets] {
         var starts = [Int](repeating: 0, count: slotCount + 1)
-        for slot in pendingSlots { starts[Int(slot) + 1] += 1 }
-        for slot in 0..<slotCount { starts[slot + 1] += starts[slot] }
-        var next = starts
-        var indices = [Int32](repeating: 0, count: pendingSlots.count)
-        var counts = [UInt64](repeating: 0, count: pendingSlots.count)
-        for position in pendingSlots.indices {
-            let slot = Int(pendingSlots[position])
-            indices[next[slot]] = pendingIndices[position]
-            counts[next[slot]] = pendingCounts[position]
-            next[slot] += 1
+        var indices = [Int32](repeating: 0, count: pendingBuckets.count)
+        var counts = [UInt64](repeating: 0, count: pendingBuckets.count)
+        pendingBuckets.withUnsafeBufferPointer { pending in
+            pendingCounts.withUnsafeBufferPointer { pendingCounts in
+                starts.withUnsafeMutableBufferPointer { starts in
+                    for entry in pending { starts[Int(entry >> 32) + 1] += 1 }
+                    for slot in 0..<slotCount { starts[slot + 1] += starts[slot] }
+                    var next = Array(starts.dropLast())
+                    next.withUnsafeMutableBufferPointer { next in
+                        indices.withUnsafeMutableBufferPointer { indices in
+                            counts.withUnsafeMutableBufferPointer { counts in
+                                for (position, entry) in pending.enumerated() {
+                                    let slot = Int(entry >> 32)
+                                    indices[next[slot]] = Int32(bitPattern: UInt32(truncatingIfNeeded: entry))
+                                    counts[next[slot]] = pendingCounts[position]
+                                    next[slot] += 1
+                                }
+                            }
+                        }
+                    }
+                }
+            }
         }
         var scratch: [UInt64] = []
         return (0..<slotCount).map { slot in
@@ -93,13 +108,22 @@ package struct ExponentialSums {
             }
             let width = Int(high - low) + 1
             if scratch.count < width { scratch = Array(repeating: 0, count: width) }
-            for position in run { scratch[Int(indices[position] - low)] &+= counts[position] }
             var keptIndices: [Int32] = []
             var keptCounts: [UInt64] = []
-            for offset in 0..<width where scratch[offset] > 0 {
-                keptIndices.append(low + Int32(offset))
-                keptCounts.append(scratch[offset])
-                scratch[offset] = 0
+            scratch.withUnsafeMutableBufferPointer { scratch in
+                var distinct = 0
+                for position in run {
+                    let cell = Int(indices[position] - low)
+                    if scratch[cell] == 0 { distinct += 1 }
+                    scratch[cell] &+= counts[position]
+                }
+                keptIndices.reserveCapacity(distinct)
+                keptCounts.reserveCapacity(distinct)
+                for offset in 0..<width where scratch[offset] > 0 {
+                    keptIndices.append(low + Int32(offset))
+                    keptCounts.append(scratch[offset])
+                    scratch[offset] = 0
+                }
             }
             return ExponentialBuckets(zeroCount: zeroCounts[slot], indices: keptIndices, counts: keptCounts, isComplete: !incomplete[slot])
         }
