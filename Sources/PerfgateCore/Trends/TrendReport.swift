@@ -89,31 +89,13 @@ public struct TrendReport: Sendable {
         query: TrendQuery,
         layout: BucketLayout
     ) -> Group {
-        // Both windows at one resolution, so a change is never an artefact of comparing two.
-        let resolution = QuantileResolution.common(current, previous)
-        func figures(_ counts: HistogramCounts) -> WindowFigures {
-            let count = counts.count
-            let quantile = counts.quantile(query.quantile, at: resolution, layout: layout)
-            return WindowFigures(count: count, quantile: count > 0 && quantile.isFinite ? quantile : nil)
-        }
-        let now = figures(current)
-        let then = figures(previous)
-        var shortWindows: [String] = []
-        if now.count < query.minCount { shortWindows.append("the current window holds \(now.count)") }
-        if then.count < query.minCount { shortWindows.append("the previous window holds \(then.count)") }
-        guard shortWindows.isEmpty, let nowQuantile = now.quantile, let thenQuantile = then.quantile else {
-            return Group(
-                labels: labels, current: now, previous: then, change: nil, degrading: false,
-                status: .insufficientData(
-                    reason: shortWindows.joined(separator: " and ") + " events; min_count is \(query.minCount)"
-                ),
-                resolution: resolution
-            )
-        }
-        let change = thenQuantile > 0 ? (nowQuantile - thenQuantile) / thenQuantile : nil
-        // The same comparison an alert rule makes: now > (1 + threshold) × then.
-        let degrading = nowQuantile > (1 + query.threshold) * thenQuantile
-        return Group(labels: labels, current: now, previous: then, change: change, degrading: degrading, status: .ok, resolution: resolution)
+        let comparison = TrendComparison(
+            current: current, previous: previous, quantile: query.quantile, threshold: query.threshold, minCount: query.minCount, layout: layout
+        )
+        return Group(
+            labels: labels, current: comparison.current, previous: comparison.previous, change: comparison.change,
+            degrading: comparison.degrading, status: comparison.status, resolution: comparison.resolution
+        )
     }
 
     /// The report as the JSON body of `/v1/trends`.
@@ -175,5 +157,40 @@ public struct TrendReport: Sendable {
             w.member("count", figures.count)
             w.member("quantile", figures.quantile)
         }
+    }
+}
+
+/// A quantile of two windows compared, as `/v1/trends` and the status page both judge it: at
+/// one resolution for both windows, not at all when either holds fewer than `minCount` events,
+/// and degrading when now exceeds (1 + threshold) × then, the comparison the alert rules make.
+package struct TrendComparison {
+    package var current: TrendReport.WindowFigures
+    package var previous: TrendReport.WindowFigures
+    /// `(current - previous) / previous`; nil when not compared.
+    package var change: Double?
+    package var degrading = false
+    package var status: TrendReport.Status = .ok
+    package var resolution: QuantileResolution
+
+    package init(current: HistogramCounts, previous: HistogramCounts, quantile: Double, threshold: Double, minCount: UInt64, layout: BucketLayout) {
+        // Both windows at one resolution, so a change is never an artefact of comparing two.
+        let resolution = QuantileResolution.common(current, previous)
+        func figures(_ counts: HistogramCounts) -> TrendReport.WindowFigures {
+            let count = counts.count
+            let value = counts.quantile(quantile, at: resolution, layout: layout)
+            return TrendReport.WindowFigures(count: count, quantile: count > 0 && value.isFinite ? value : nil)
+        }
+        self.resolution = resolution
+        self.current = figures(current)
+        self.previous = figures(previous)
+        var shortWindows: [String] = []
+        if self.current.count < minCount { shortWindows.append("the current window holds \(self.current.count)") }
+        if self.previous.count < minCount { shortWindows.append("the previous window holds \(self.previous.count)") }
+        guard shortWindows.isEmpty, let now = self.current.quantile, let then = self.previous.quantile else {
+            status = .insufficientData(reason: shortWindows.joined(separator: " and ") + " events; min_count is \(minCount)")
+            return
+        }
+        change = then > 0 ? (now - then) / then : nil
+        degrading = now > (1 + threshold) * then
     }
 }

@@ -50,15 +50,15 @@ enum StatusPageHTML {
         if report.stageBars.isEmpty {
             return html + "<p class=\"empty\">No stage timings in this window yet. Post some to <code>/v1/events</code>.</p></section>"
         }
-        html += "<div class=\"legend\">" + ["frontend processing", "backend response", "streaming", "custom stage"].map {
-            "<span><i class=\"seg \(segmentClass($0))\"></i>\($0)</span>"
+        html += "<div class=\"legend\">" + (StatusReport.StageGroup.allCases.map { ($0.name, segmentClass($0)) } + [("custom stage", segmentClass(nil))]).map {
+            "<span><i class=\"seg \($0.1)\"></i>\($0.0)</span>"
         }.joined() + "</div>"
         for bar in report.stageBars {
             let summary = bar.segments.map { "\($0.name) \(percent($0.percent))" }.joined(separator: ", ")
             html += "<div class=\"stage-row\" data-endpoint=\"\(escape(bar.endpoint))\"><div class=\"endpoint\">\(escape(bar.endpoint))</div>"
             html += "<div class=\"bar\" role=\"img\" aria-label=\"\(escape(summary))\">"
             for segment in bar.segments {
-                html += "<span class=\"seg \(segmentClass(segment.name))\" style=\"width:\(cssPercent(segment.percent))\" data-stage=\"\(escape(segment.name))\" data-percent=\"\(cssNumber(segment.percent))\" title=\"\(escape(segment.name)): \(percent(segment.percent)), \(seconds(segment.seconds)) in total\"></span>"
+                html += "<span class=\"seg \(segmentClass(segment.group))\" style=\"width:\(cssPercent(segment.percent))\" data-stage=\"\(escape(segment.name))\" data-percent=\"\(cssNumber(segment.percent))\" title=\"\(escape(segment.name)): \(percent(segment.percent)), \(seconds(segment.seconds)) in total\"></span>"
             }
             html += "</div><div class=\"shares\">" + bar.segments.map { "\(escape($0.name)) <b>\(percent($0.percent))</b>" }.joined(separator: " · ") + "</div></div>"
         }
@@ -141,7 +141,7 @@ enum StatusPageHTML {
         let sign = change >= 0 ? "+" : "−"
         let text = "\(sign)\(number(abs(change) * 100, digits: 0))% from \(seconds(previous))"
         return pair.degrading
-            ? "<span class=\"bad\" data-degrading=\"true\" title=\"more than 50% above an hour earlier\">▲ \(text)</span>" : "<span>\(text)</span>"
+            ? "<span class=\"bad\" data-degrading=\"true\" title=\"more than \(number(StatusReport.comparison.threshold * 100, digits: 0))% above an hour earlier\">▲ \(text)</span>" : "<span>\(text)</span>"
     }
 
     /// A line of the values over the window; gaps where a step had no events.
@@ -169,12 +169,12 @@ enum StatusPageHTML {
         return "<svg class=\"spark\" viewBox=\"0 0 \(Int(width)) \(Int(height))\" preserveAspectRatio=\"none\" role=\"img\" aria-label=\"\(escape(name)) over the window, at most \(seconds(top))\" data-points=\"\(points)\">\(drawn)</svg>"
     }
 
-    private static func segmentClass(_ name: String) -> String {
-        switch name {
-        case "frontend processing": "seg-frontend"
-        case "backend response": "seg-backend"
-        case "streaming": "seg-streaming"
-        default: "seg-custom"
+    private static func segmentClass(_ group: StatusReport.StageGroup?) -> String {
+        switch group {
+        case .frontend: "seg-frontend"
+        case .backend: "seg-backend"
+        case .streaming: "seg-streaming"
+        case nil: "seg-custom"
         }
     }
 

@@ -24,13 +24,38 @@ struct StatusReport: Sendable {
         var previousTTFB: Double?
         /// current / previous - 1, when both windows hold enough events.
         var change: Double?
-        var degrading: Bool { (change ?? 0) > StatusReport.degradingThreshold }
+        /// Judged as `/v1/trends` judges it with its default threshold and min_count.
+        var degrading = false
+    }
+
+    /// The stages the seed names, grouped as the page shows them; other stages show by name.
+    enum StageGroup: CaseIterable, Sendable {
+        case frontend, backend, streaming
+
+        /// The group a stage of this role falls in; nil for a custom stage.
+        init?(_ role: EventDerivation.StageRole) {
+            switch role {
+            case .frontend: self = .frontend
+            case .backendFetch: self = .backend
+            case .streamProcessing: self = .streaming
+            case .other: return nil
+            }
+        }
+
+        var name: String {
+            switch self {
+            case .frontend: "frontend processing"
+            case .backend: "backend response"
+            case .streaming: "streaming"
+            }
+        }
     }
 
     /// One endpoint's time, split by stage group and custom stage.
     struct StageBar: Sendable {
         var endpoint: String
-        var segments: [(name: String, seconds: Double, percent: Double)]
+        /// Groups first, in `StageGroup` order, then custom stages by name (`group` nil).
+        var segments: [(name: String, group: StageGroup?, seconds: Double, percent: Double)]
         var totalSeconds: Double
     }
 
@@ -46,10 +71,8 @@ struct StatusReport: Sendable {
         var unready: String?
     }
 
-    /// As the trend alerts: more than 50% above an hour earlier.
-    static let degradingThreshold = 0.5
-    /// Fewest events a window needs before it is compared with an hour earlier.
-    static let minCount: UInt64 = 10
+    /// The comparison with an hour earlier uses `/v1/trends`' defaults (the alert rules' +50%).
+    static let comparison = TrendQuery(metric: .backendTTFB)
 
     let window: StatusWindow
     let windows: [StatusWindow]
@@ -120,15 +143,14 @@ extension StatusReport {
             guard ttfb != nil || streaming != nil else { continue }
             let ttfbThen = total(ttfbEarlier[index])
             var row = PairRow(provider: key[0], model: key[1], ttfb: ttfb, streaming: streaming, ttfbChart: [], streamingChart: [])
-            if ttfbNow.count >= minCount, ttfbThen.count >= minCount {
-                // Both windows at one resolution, as /v1/trends compares them.
-                let resolution = QuantileResolution.common(ttfbNow, ttfbThen)
-                let now = ttfbNow.quantile(0.95, at: resolution, layout: layouts[.backendTTFB])
-                let then = ttfbThen.quantile(0.95, at: resolution, layout: layouts[.backendTTFB])
-                if then > 0 {
-                    row.previousTTFB = then
-                    row.change = now / then - 1
-                }
+            let compared = TrendComparison(
+                current: ttfbNow, previous: ttfbThen, quantile: comparison.quantile, threshold: comparison.threshold,
+                minCount: comparison.minCount, layout: layouts[.backendTTFB]
+            )
+            if compared.status == .ok, let change = compared.change {
+                row.previousTTFB = compared.previous.quantile
+                row.change = change
+                row.degrading = compared.degrading
             }
             pairs.append(row)
             groupOfPair.append(index)
@@ -162,26 +184,26 @@ extension StatusReport {
         let totals = try components.store.groupedTotals(
             of: .requestStageDuration, groups: groups, groupCount: records.count, minutes: minutes, stepMinutes: stepMinutes
         )
-        var byEndpoint: [String: [String: Double]] = [:]
+        var grouped: [String: [StageGroup: Double]] = [:]
+        var custom: [String: [String: Double]] = [:]
         for (index, record) in records.enumerated() {
             let seconds = Double(total(totals[index]).sumNanoseconds) / 1e9
             guard seconds > 0 else { continue }
             let stage = record.key.labelValues[0]
-            let name = switch EventDerivation.StageRole(name: stage) {
-            case .frontend: "frontend processing"
-            case .backendFetch: "backend response"
-            case .streamProcessing: "streaming"
-            case .other: stage
+            if let group = StageGroup(EventDerivation.StageRole(name: stage)) {
+                grouped[record.key.endpoint, default: [:]][group, default: 0] += seconds
+            } else {
+                custom[record.key.endpoint, default: [:]][stage, default: 0] += seconds
             }
-            byEndpoint[record.key.endpoint, default: [:]][name, default: 0] += seconds
         }
-        let fixed = ["frontend processing", "backend response", "streaming"]
-        return byEndpoint.sorted { $0.key < $1.key }.map { endpoint, seconds in
-            let total = seconds.values.reduce(0, +)
-            let names = fixed.filter { seconds[$0] != nil } + seconds.keys.filter { !fixed.contains($0) }.sorted()
+        return Set(grouped.keys).union(custom.keys).sorted().map { endpoint in
+            let groups = StageGroup.allCases.compactMap { group in grouped[endpoint]?[group].map { (group.name, Optional(group), $0) } }
+            let named = (custom[endpoint] ?? [:]).sorted { $0.key < $1.key }.map { ($0.key, StageGroup?.none, $0.value) }
+            let parts = groups + named
+            let total = parts.reduce(0) { $0 + $1.2 }
             return StageBar(
                 endpoint: endpoint,
-                segments: names.map { ($0, seconds[$0]!, seconds[$0]! / total * 100) },
+                segments: parts.map { (name: $0.0, group: $0.1, seconds: $0.2, percent: $0.2 / total * 100) },
                 totalSeconds: total
             )
         }
