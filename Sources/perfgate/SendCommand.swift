@@ -10,8 +10,7 @@ struct SendCommand: AsyncParsableCommand {
         discussion: "Example: perfgate send --endpoint /v1/chat/completions --provider openrouter --model gpt-4o --stage backend_fetch=1.7 --stage stream_processing=1.3"
     )
 
-    @Option(help: "The perfgate to post to (env PERFGATE_URL; default http://127.0.0.1:9095)") var url: String?
-    @Option(help: "Bearer token with the ingest role (env PERFGATE_TOKEN)") var token: String?
+    @OptionGroup var server: ServerOptions
     @Option(help: "The request's route, e.g. /v1/chat/completions") var endpoint: String
     @Option(help: "The backend provider") var provider: String?
     @Option(help: "The backend model") var model: String?
@@ -38,8 +37,8 @@ struct SendCommand: AsyncParsableCommand {
             endpoint: endpoint, provider: provider, model: model, stages: try parsedStages(),
             timestamp: timestamp.map { Date(timeIntervalSince1970: $0) } ?? Date()
         )
-        let api = PerfgateAPI(baseURL: url, token: token)
-        do {
+        let api = server.api
+        try await server.reportingFailures {
             let answer = try await api.post([event], idempotencyKey: UUID().uuidString)
             guard answer.accepted == 1 else {
                 FileHandle.standardError.write(Data(("perfgate refused the event:\n" + answer.errors.joined(separator: "\n") + "\n").utf8))
@@ -47,9 +46,6 @@ struct SendCommand: AsyncParsableCommand {
             }
             print("sent: 1 event to \(api.baseURL)")
             for warning in answer.warnings { print("warning: \(warning)") }
-        } catch let error as PerfgateError {
-            FileHandle.standardError.write(Data("\(error)\n".utf8))
-            throw ExitCode(1)
         }
     }
 }

@@ -10,8 +10,7 @@ struct TrendsCommand: AsyncParsableCommand {
         discussion: "Example: perfgate trends --metric backend_ttfb_seconds --by provider,model"
     )
 
-    @Option(help: "The perfgate to ask (env PERFGATE_URL; default http://127.0.0.1:9095)") var url: String?
-    @Option(help: "Bearer token with the read role (env PERFGATE_TOKEN)") var token: String?
+    @OptionGroup var server: ServerOptions
     @Option(help: "backend_ttfb_seconds, streaming_duration_seconds, frontend_processing_seconds or request_stage_duration_seconds") var metric: String
     @Option(help: "0 to 1 (default 0.95)") var quantile: String?
     @Option(help: "Whole minutes, e.g. 5m (default 5m)") var window: String?
@@ -32,9 +31,8 @@ struct TrendsCommand: AsyncParsableCommand {
             guard parts.count == 2 else { throw ValidationError("--label \(label): expected label=value") }
             parameters.append((parts[0], parts[1]))
         }
-        let api = PerfgateAPI(baseURL: url, token: token)
-        do {
-            let answer = try await api.trends(parameters)
+        try await server.reportingFailures {
+            let answer = try await server.api.trends(parameters)
             if json {
                 print(String(decoding: answer, as: UTF8.self))
             } else if let table = TrendTable.render(answer) {
@@ -42,9 +40,6 @@ struct TrendsCommand: AsyncParsableCommand {
             } else {
                 print(String(decoding: answer, as: UTF8.self))
             }
-        } catch let error as PerfgateError {
-            FileHandle.standardError.write(Data("\(error)\n".utf8))
-            throw ExitCode(1)
         }
     }
 }
