@@ -37,7 +37,7 @@ import Testing
         #expect {
             _ = try readString(json)
         } throws: { error in
-            (error as? JSONSyntaxError)?.reason.contains(reason) == true
+            (error as? JSONSyntaxError)?.message.contains(reason) == true
         }
     }
 

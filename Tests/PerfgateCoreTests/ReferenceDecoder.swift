@@ -30,7 +30,7 @@ struct ReferenceBatchDecoder: Sendable {
             throw error
         } catch let error as JSONSyntaxError {
             let position = TextPosition(offset: error.offset, in: body)
-            throw BodyError(kind: .malformed, message: "invalid JSON at \(position): \(error.reason)")
+            throw BodyError(kind: .malformed, message: "invalid JSON at \(position): \(error.message)")
         } catch {
             throw BodyError(kind: .malformed, message: "invalid JSON: \(error)")
         }
@@ -86,11 +86,11 @@ struct ReferenceBatchDecoder: Sendable {
         try scanner.readObject { key, keyOffset, scanner in
             if key == "events" {
                 guard !sawWrapper else {
-                    throw JSONSyntaxError(offset: keyOffset, reason: "\"events\" appears more than once")
+                    throw JSONSyntaxError(offset: keyOffset, message: "\"events\" appears more than once")
                 }
                 sawWrapper = true
                 guard try scanner.peekKind() == .array else {
-                    throw JSONSyntaxError(offset: scanner.position, reason: "\"events\" must be an array of event objects")
+                    throw JSONSyntaxError(offset: scanner.position, message: "\"events\" must be an array of event objects")
                 }
                 try decodeArray(&scanner, into: &batch)
             } else {
@@ -302,7 +302,7 @@ struct ReferenceEventDecoder: Sendable {
             case .success(let nanoseconds):
                 return nanoseconds
             case .failure(let problem):
-                fields.reject(field, problem.text, .invalidDuration)
+                fields.reject(field, problem.message, .invalidDuration)
                 return nil
             }
         }

@@ -62,7 +62,7 @@ public struct BatchDecoder: Sendable {
             throw error
         } catch let error as JSONSyntaxError {
             let position = TextPosition(offset: error.offset, in: body)
-            throw BodyError(kind: .malformed, message: "invalid JSON at \(position): \(error.reason)")
+            throw BodyError(kind: .malformed, message: "invalid JSON at \(position): \(error.message)")
         } catch {
             throw BodyError(kind: .malformed, message: "invalid JSON: \(error)")
         }
@@ -118,11 +118,11 @@ public struct BatchDecoder: Sendable {
         try scanner.readObjectKeys { key, keyOffset, scanner in
             if EventDecoder.Field.equal(key, "events") {
                 guard !sawWrapper else {
-                    throw JSONSyntaxError(offset: keyOffset, reason: "\"events\" appears more than once")
+                    throw JSONSyntaxError(offset: keyOffset, message: "\"events\" appears more than once")
                 }
                 sawWrapper = true
                 guard try scanner.peekKind() == .array else {
-                    throw JSONSyntaxError(offset: scanner.position, reason: "\"events\" must be an array of event objects")
+                    throw JSONSyntaxError(offset: scanner.position, message: "\"events\" must be an array of event objects")
                 }
                 try decodeArray(&scanner, into: &batch)
             } else {

@@ -166,7 +166,7 @@ public struct EventDecoder: Sendable {
             case .success(let nanoseconds):
                 return nanoseconds
             case .failure(let problem):
-                fields.reject(Self.stageField(name), problem.text, .invalidDuration)
+                fields.reject(Self.stageField(name), problem.message, .invalidDuration)
                 return nil
             }
         }
@@ -189,7 +189,7 @@ public struct EventDecoder: Sendable {
             case .success(let nanoseconds):
                 return nanoseconds
             case .failure(let problem):
-                fields.reject(Self.stageField(name), problem.text, .invalidDuration)
+                fields.reject(Self.stageField(name), problem.message, .invalidDuration)
                 return nil
             }
         }

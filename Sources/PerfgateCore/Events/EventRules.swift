@@ -118,9 +118,9 @@ public struct EventRules: Sendable {
 /// A duration that broke a rule, in words.
 public struct DurationProblem: Error, Equatable {
     /// What was wrong.
-    public let text: String
+    public let message: String
 
-    init(_ text: String) {
-        self.text = text
+    init(_ message: String) {
+        self.message = message
     }
 }

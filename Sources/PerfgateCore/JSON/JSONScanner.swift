@@ -231,7 +231,7 @@ public struct JSONScanner {
                 position += 1
             }
         }
-        throw JSONSyntaxError(offset: start - 1, reason: "unterminated string")
+        throw JSONSyntaxError(offset: start - 1, message: "unterminated string")
     }
 
     /// True when any of the eight bytes is a quote, a backslash, a control character or
@@ -248,20 +248,20 @@ public struct JSONScanner {
     }
 
     private static func checkUTF8(_ text: UnsafeBufferPointer<UInt8>, offset: Int) throws(JSONSyntaxError) {
-        guard String(validating: text, as: UTF8.self) != nil else { throw JSONSyntaxError(offset: offset, reason: "string is not valid UTF-8") }
+        guard String(validating: text, as: UTF8.self) != nil else { throw JSONSyntaxError(offset: offset, message: "string is not valid UTF-8") }
     }
 
     private func controlCharacterError() -> JSONSyntaxError {
         JSONSyntaxError(
             offset: position,
-            reason: "control character \(describe(bytes[position])) inside a string (escape it, e.g. \\n)"
+            message: "control character \(describe(bytes[position])) inside a string (escape it, e.g. \\n)"
         )
     }
 
     private mutating func readEscape(into decoded: inout [UInt8]) throws(JSONSyntaxError) {
         let escapeOffset = position
         position += 1
-        guard position < bytes.count else { throw JSONSyntaxError(offset: escapeOffset, reason: "unterminated string") }
+        guard position < bytes.count else { throw JSONSyntaxError(offset: escapeOffset, message: "unterminated string") }
         let letter = bytes[position]
         position += 1
         switch letter {
@@ -279,25 +279,25 @@ public struct JSONScanner {
                 // A high surrogate must be followed by an escaped low surrogate.
                 guard position + 1 < bytes.count, bytes[position] == UInt8(ascii: "\\"),
                     bytes[position + 1] == UInt8(ascii: "u")
-                else { throw JSONSyntaxError(offset: escapeOffset, reason: "unpaired UTF-16 surrogate in \\u escape") }
+                else { throw JSONSyntaxError(offset: escapeOffset, message: "unpaired UTF-16 surrogate in \\u escape") }
                 position += 2
                 let low = try readHexQuad(escapeOffset: escapeOffset)
                 guard (0xDC00..<0xE000).contains(low) else {
-                    throw JSONSyntaxError(offset: escapeOffset, reason: "unpaired UTF-16 surrogate in \\u escape")
+                    throw JSONSyntaxError(offset: escapeOffset, message: "unpaired UTF-16 surrogate in \\u escape")
                 }
                 scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
             } else if (0xDC00..<0xE000).contains(scalar) {
-                throw JSONSyntaxError(offset: escapeOffset, reason: "unpaired UTF-16 surrogate in \\u escape")
+                throw JSONSyntaxError(offset: escapeOffset, message: "unpaired UTF-16 surrogate in \\u escape")
             }
             decoded.append(contentsOf: UTF8.encode(Unicode.Scalar(scalar)!)!)
         default:
-            throw JSONSyntaxError(offset: escapeOffset, reason: "invalid escape \\\(describeRaw(letter)) in string")
+            throw JSONSyntaxError(offset: escapeOffset, message: "invalid escape \\\(describeRaw(letter)) in string")
         }
     }
 
     private mutating func readHexQuad(escapeOffset: Int) throws(JSONSyntaxError) -> UInt32 {
         guard position + 4 <= bytes.count else {
-            throw JSONSyntaxError(offset: escapeOffset, reason: "\\u escape needs four hex digits")
+            throw JSONSyntaxError(offset: escapeOffset, message: "\\u escape needs four hex digits")
         }
         var value: UInt32 = 0
         for _ in 0..<4 {
@@ -307,7 +307,7 @@ public struct JSONScanner {
             case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = byte - UInt8(ascii: "0")
             case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = byte - UInt8(ascii: "a") + 10
             case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = byte - UInt8(ascii: "A") + 10
-            default: throw JSONSyntaxError(offset: escapeOffset, reason: "\\u escape needs four hex digits")
+            default: throw JSONSyntaxError(offset: escapeOffset, message: "\\u escape needs four hex digits")
             }
             value = value << 4 | UInt32(digit)
             position += 1
@@ -329,7 +329,7 @@ public struct JSONScanner {
         let integerDigits = skipDigits()
         guard integerDigits > 0 else { throw error(expected: "a digit") }
         if integerDigits > 1, bytes[integerStart] == UInt8(ascii: "0") {
-            throw JSONSyntaxError(offset: integerStart, reason: "numbers must not have leading zeros")
+            throw JSONSyntaxError(offset: integerStart, message: "numbers must not have leading zeros")
         }
         if position < bytes.count, bytes[position] == UInt8(ascii: ".") {
             position += 1
@@ -426,17 +426,17 @@ public struct JSONScanner {
 
     // MARK: Errors
 
-    /// An error at the current position with a free-form reason.
-    public func error(_ reason: String) -> JSONSyntaxError {
-        JSONSyntaxError(offset: position, reason: reason)
+    /// An error at the current position, saying what is wrong.
+    public func error(_ message: String) -> JSONSyntaxError {
+        JSONSyntaxError(offset: position, message: message)
     }
 
     /// An error at the current position saying what was expected and what was found.
     public func error(expected: String) -> JSONSyntaxError {
         guard position < bytes.count else {
-            return JSONSyntaxError(offset: position, reason: "unexpected end of input, expected \(expected)")
+            return JSONSyntaxError(offset: position, message: "unexpected end of input, expected \(expected)")
         }
-        return JSONSyntaxError(offset: position, reason: "expected \(expected), found \(describe(bytes[position]))")
+        return JSONSyntaxError(offset: position, message: "expected \(expected), found \(describe(bytes[position]))")
     }
 
     private func describe(_ byte: UInt8) -> String {

@@ -3,12 +3,12 @@ public struct JSONSyntaxError: Error, Equatable, Sendable {
     /// Zero-based byte offset into the text.
     public var offset: Int
     /// What was expected or found, in words.
-    public var reason: String
+    public var message: String
 
     /// An error at a byte offset.
-    public init(offset: Int, reason: String) {
+    public init(offset: Int, message: String) {
         self.offset = offset
-        self.reason = reason
+        self.message = message
     }
 }
 

@@ -19,7 +19,7 @@ public indirect enum JSONValue: Equatable, Sendable {
                 guard scanner.isAtEnd else { throw scanner.error("unexpected data after the JSON value") }
                 return value
             } catch let error as JSONSyntaxError {
-                throw JSONValueError(message: "invalid JSON at \(TextPosition(offset: error.offset, in: buffer)): \(error.reason)")
+                throw JSONValueError(message: "invalid JSON at \(TextPosition(offset: error.offset, in: buffer)): \(error.message)")
             }
         }
     }

@@ -111,11 +111,13 @@ public struct BucketLayout: Hashable, Sendable {
 /// A bucket layout that cannot be used, and why.
 public struct LayoutError: Error, Equatable, Sendable, CustomStringConvertible {
     /// What is wrong with the layout.
-    public let description: String
+    public let message: String
 
-    init(_ description: String) {
-        self.description = description
+    init(_ message: String) {
+        self.message = message
     }
+
+    public var description: String { message }
 }
 
 /// The bucket layout of every histogram family.

@@ -99,10 +99,12 @@ public struct ServerConfiguration: Sendable {
 /// A configuration that cannot run, and why.
 public struct ConfigurationError: Error, CustomStringConvertible, Sendable {
     /// What to fix.
-    public let description: String
+    public let message: String
 
     /// An error with a message naming what to fix.
-    public init(_ description: String) {
-        self.description = description
+    public init(_ message: String) {
+        self.message = message
     }
+
+    public var description: String { message }
 }
