@@ -11,7 +11,6 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "perfgate", targets: ["perfgate"]),
-        .library(name: "PerfgateCore", targets: ["PerfgateCore"]),
         .library(name: "PerfgateClient", targets: ["PerfgateClient"]),
         .library(name: "PerfgateHummingbird", targets: ["PerfgateHummingbird"]),
     ],
@@ -132,9 +131,17 @@ let package = Package(
             dependencies: ["MigrationEmbedder"]
         ),
 
+        // What tests share and ingest never uses: an in-memory store with failures on demand, and
+        // the event-by-event path the batch path is checked against.
+        .target(
+            name: "PerfgateTestSupport",
+            dependencies: ["PerfgateCore"],
+            path: "Tests/PerfgateTestSupport",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "PerfgateCoreTests",
-            dependencies: ["PerfgateCore"],
+            dependencies: ["PerfgateCore", "PerfgateTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -148,6 +155,7 @@ let package = Package(
                 "PerfgateServer",
                 "PerfgateClient",
                 "PerfgateHummingbird",
+                "PerfgateTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings

@@ -7,7 +7,7 @@ import PerfgateCore
 import PerfgateStore
 
 /// perfgate's version, as `perfgate --version` and `perfgate_build_info` report it.
-public let perfgateVersion = "0.1.0"
+package let perfgateVersion = "0.1.0"
 
 /// The parts of a running perfgate, wired together; tests reach in through these.
 struct Components: Sendable {
@@ -25,7 +25,7 @@ struct Components: Sendable {
 
 /// Builds the application `perfgate serve` runs: opens the store, restores the counts, and
 /// wires the routes and background services. Tests build exactly this, from a configuration.
-public func buildApplication(
+package func buildApplication(
     configuration: ServerConfiguration,
     clock: any WallClock = SystemWallClock(),
     store: (any RollupStore)? = nil,

@@ -4,7 +4,7 @@ import PerfgateCore
 import Synchronization
 
 /// How hard a commit presses data to disk before the request is acknowledged.
-public enum Durability: String, Sendable, CaseIterable {
+package enum Durability: String, Sendable, CaseIterable {
     /// `synchronous=FULL`: an acknowledged batch survives a crash of the process and of the machine.
     case full
     /// `synchronous=NORMAL`: it survives a crash of the process; a power cut may lose the last commits.
@@ -13,16 +13,16 @@ public enum Durability: String, Sendable, CaseIterable {
 
 /// The durable `RollupStore`: a SQLite file in WAL mode, one writer connection and two readers
 /// (a trend query reads its two windows at once).
-public final class SQLiteRollupStore: RollupStore {
+package final class SQLiteRollupStore: RollupStore {
     /// The database file.
-    public let path: String
+    package let path: String
     private let layouts: BucketLayouts
     private let writer: Mutex<WriteSide>
     private let readers: [ReadSide]
 
     /// Opens or creates the store at `path` (and its folder), applies pending migrations,
     /// and checks that the bucket layouts match the ones the file was written with.
-    public init(path: String, layouts: BucketLayouts, durability: Durability = .full) throws {
+    package init(path: String, layouts: BucketLayouts, durability: Durability = .full) throws {
         self.path = path
         self.layouts = layouts
         let folder = (path as NSString).deletingLastPathComponent
@@ -65,7 +65,7 @@ public final class SQLiteRollupStore: RollupStore {
         }
     }
 
-    public func checkpoint() throws {
+    package func checkpoint() throws {
         // Moves every committed page from the write-ahead log into the database file and
         // empties the log, so the file alone holds the store (a copy of it is complete).
         try writer.withLock { side in
@@ -122,7 +122,7 @@ public final class SQLiteRollupStore: RollupStore {
 
     // MARK: RollupStore
 
-    public func restore(recentSince: Minute) throws -> RestoredState {
+    package func restore(recentSince: Minute) throws -> RestoredState {
         try withReader { connection in
             var series: [SeriesRecord] = []
             var bases: [(slot: Int, counts: HistogramCounts)] = []
@@ -176,7 +176,7 @@ public final class SQLiteRollupStore: RollupStore {
         }
     }
 
-    public func commit(_ batch: CommitBatch) throws {
+    package func commit(_ batch: CommitBatch) throws {
         do {
             try write(batch)
         } catch let error as SQLiteError where error.code & 0xFF == SQLITE_FULL {
@@ -289,7 +289,7 @@ public final class SQLiteRollupStore: RollupStore {
         }
     }
 
-    public func delete(_ series: Set<SeriesID>, recentSince: Minute) throws -> [MinuteRollup] {
+    package func delete(_ series: Set<SeriesID>, recentSince: Minute) throws -> [MinuteRollup] {
         guard !series.isEmpty else { return [] }
         return try writer.withLock { side in
             let recent = try side.connection.transaction {
@@ -321,7 +321,7 @@ public final class SQLiteRollupStore: RollupStore {
         }
     }
 
-    public func answer(forKey key: String, since: Int64) throws -> IdempotentAnswer? {
+    package func answer(forKey key: String, since: Int64) throws -> IdempotentAnswer? {
         try withReader { connection in
             let row = try connection.prepare("SELECT body_fingerprint, status, body, created_at FROM idempotent_answer WHERE key = ? AND created_at >= ?")
             row.bind(1, key)
@@ -334,7 +334,7 @@ public final class SQLiteRollupStore: RollupStore {
         }
     }
 
-    public func prune(before cutoff: Minute, answersBefore: Int64) throws -> PruneReport {
+    package func prune(before cutoff: Minute, answersBefore: Int64) throws -> PruneReport {
         try writer.withLock { side in
             let report = try side.connection.transaction {
                 // The log first, so that the minutes pruned carry all their buckets into the base.
@@ -371,7 +371,7 @@ public final class SQLiteRollupStore: RollupStore {
         }
     }
 
-    public func windowTotals(of metric: HistogramMetric, series: Set<SeriesID>, minutes: ClosedRange<Minute>) throws -> [SeriesID: HistogramCounts] {
+    package func windowTotals(of metric: HistogramMetric, series: Set<SeriesID>, minutes: ClosedRange<Minute>) throws -> [SeriesID: HistogramCounts] {
         try withReader { connection in try connection.readTransaction {
             let rows = try connection.prepare(
                 "SELECT series_id, buckets, sum_s, sum_ns, exponential FROM rollup WHERE minute BETWEEN ? AND ?"
@@ -397,7 +397,7 @@ public final class SQLiteRollupStore: RollupStore {
         } }
     }
 
-    public func groupedTotals(
+    package func groupedTotals(
         of metric: HistogramMetric, groups: [SeriesID: Int], groupCount: Int, minutes: ClosedRange<Minute>, stepMinutes: Int64
     ) throws -> [[HistogramCounts]] {
         precondition(stepMinutes >= 1, "a step is at least a minute")
@@ -425,7 +425,7 @@ public final class SQLiteRollupStore: RollupStore {
         } }
     }
 
-    public func sizeInBytes() -> Int64 {
+    package func sizeInBytes() -> Int64 {
         [path, path + "-wal", path + "-shm"].reduce(0) { total, file in
             var info = stat()
             return stat(file, &info) == 0 ? total + Int64(info.st_size) : total

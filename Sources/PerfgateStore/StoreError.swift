@@ -1,5 +1,5 @@
 /// Reasons the store refuses to open or to write, with what to do about them.
-public enum StoreError: Error, CustomStringConvertible, Sendable {
+package enum StoreError: Error, CustomStringConvertible, Sendable {
     /// The database has migrations this build does not know.
     case newerSchema(path: String, found: Int, supported: Int)
     /// A bucket layout differs from the one the database was written with.
@@ -15,7 +15,7 @@ public enum StoreError: Error, CustomStringConvertible, Sendable {
     /// The file or its folder cannot be written (read-only file, mount or permissions).
     case notWritable(path: String, reason: String)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .newerSchema(let path, let found, let supported):
             "\(path) has schema version \(found), newer than this perfgate supports (\(supported)); run a newer perfgate or point --db at another file"

@@ -1,4 +1,5 @@
 import PerfgateCore
+import PerfgateTestSupport
 import Testing
 
 /// Mutated bodies, run through both the byte-level decoder and the reference decoder it

@@ -1,5 +1,6 @@
 import Foundation
 import PerfgateCore
+import PerfgateTestSupport
 import Testing
 
 /// Distributions of durations in nanoseconds, drawn from a seeded generator.

@@ -1,4 +1,5 @@
 import PerfgateCore
+import PerfgateTestSupport
 import Testing
 
 /// 2026-11-29T04:00:00Z, the instant most tests run at.

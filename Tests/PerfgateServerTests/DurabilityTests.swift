@@ -1,6 +1,7 @@
 import HTTPTypes
 import HummingbirdTesting
 import PerfgateCore
+import PerfgateTestSupport
 import Testing
 
 @testable import PerfgateServer

@@ -3,6 +3,7 @@ import HTTPTypes
 import HummingbirdTesting
 import NIOCore
 import PerfgateCore
+import PerfgateTestSupport
 import Testing
 
 @testable import PerfgateServer

@@ -4,6 +4,7 @@ import HummingbirdTesting
 import PerfgateClient
 import PerfgateCore
 import PerfgateHummingbird
+import PerfgateTestSupport
 import Testing
 
 @testable import PerfgateServer

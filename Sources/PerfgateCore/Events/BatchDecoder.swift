@@ -1,5 +1,5 @@
 /// How a request body lays out its events.
-public enum BodyFormat: Sendable {
+package enum BodyFormat: Sendable {
     /// One event object, an array of them, or `{"events": [...]}`.
     case json
     /// One event object per line (`application/x-ndjson`); blank lines are skipped.
@@ -7,28 +7,26 @@ public enum BodyFormat: Sendable {
 }
 
 /// The events read from one request body: those that passed every rule and those that did not.
-public struct DecodedBatch: Sendable {
+package struct DecodedBatch: Sendable {
     /// The valid events, in body order, in compact form.
-    public var columns = EventColumns()
+    package var columns = EventColumns()
     /// One entry per problem found; an event may have several.
-    public var rejections: [EventRejection] = []
+    package var rejections: [EventRejection] = []
     /// How many events the body held, valid or not.
-    public var total = 0
+    package var total = 0
 
     /// How many events passed every rule.
-    public var acceptedCount: Int { columns.events.count }
+    package var acceptedCount: Int { columns.events.count }
 
     /// How many events were rejected (each counted once however many problems it had).
-    public var rejectedCount: Int { total - acceptedCount }
+    package var rejectedCount: Int { total - acceptedCount }
 
-    /// The valid events with their strings; ingest reads `columns` instead.
-    public var events: [TimingEvent] { columns.timingEvents() }
 }
 
 /// A body that cannot be read at all; nothing in it is applied.
-public struct BodyError: Error, Equatable, Sendable {
+package struct BodyError: Error, Equatable, Sendable {
     /// What made the body unreadable.
-    public enum Kind: Sendable {
+    package enum Kind: Sendable {
         /// Not well-formed JSON, or not one of the accepted layouts.
         case malformed
         /// More events than the batch limit.
@@ -36,23 +34,23 @@ public struct BodyError: Error, Equatable, Sendable {
     }
 
     /// What made the body unreadable.
-    public var kind: Kind
+    package var kind: Kind
     /// A message that says where and why.
-    public var message: String
+    package var message: String
 }
 
 /// Reads a request body in any accepted layout into a `DecodedBatch`.
-public struct BatchDecoder: Sendable {
+package struct BatchDecoder: Sendable {
     /// The per-event decoder.
-    public let decoder: EventDecoder
+    package let decoder: EventDecoder
 
     /// A batch decoder applying `rules`.
-    public init(rules: EventRules) {
+    package init(rules: EventRules) {
         self.decoder = EventDecoder(rules: rules)
     }
 
     /// Reads `body` laid out as `format`.
-    public func decode(_ body: UnsafeBufferPointer<UInt8>, format: BodyFormat) throws(BodyError) -> DecodedBatch {
+    package func decode(_ body: UnsafeBufferPointer<UInt8>, format: BodyFormat) throws(BodyError) -> DecodedBatch {
         do {
             switch format {
             case .json: return try decodeJSON(body)
@@ -69,7 +67,7 @@ public struct BatchDecoder: Sendable {
     }
 
     /// Reads `body` laid out as `format`.
-    public func decode(_ body: [UInt8], format: BodyFormat) throws(BodyError) -> DecodedBatch {
+    package func decode(_ body: [UInt8], format: BodyFormat) throws(BodyError) -> DecodedBatch {
         do {
             return try body.withUnsafeBufferPointer { buffer throws(BodyError) in try decode(buffer, format: format) }
         }

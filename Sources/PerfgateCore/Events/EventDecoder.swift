@@ -3,21 +3,21 @@
 /// Syntax errors throw (the whole body is refused); field errors become `EventRejection`s for
 /// that event only, and reading carries on with the next event. Keys are matched as bytes and
 /// values interned, so a valid event makes no `String`; error messages are built only on error.
-public struct EventDecoder: Sendable {
+package struct EventDecoder: Sendable {
     /// The field rules in force.
-    public let rules: EventRules
+    package let rules: EventRules
 
     /// The fields an event object may hold.
-    public static let fieldNames = Field.allCases.map(\.name)
+    package static let fieldNames = Field.allCases.map(\.name)
 
     /// A decoder applying `rules`.
-    public init(rules: EventRules) {
+    package init(rules: EventRules) {
         self.rules = rules
     }
 
     /// Reads one value that should be an event object: appends the event to `batch`, or what
     /// was wrong with it to `batch.rejections`.
-    public func decodeEvent(_ scanner: inout JSONScanner, index: Int, into batch: inout DecodedBatch) throws {
+    package func decodeEvent(_ scanner: inout JSONScanner, index: Int, into batch: inout DecodedBatch) throws {
         let kind = try scanner.peekKind()
         guard kind == .object else {
             try scanner.skipValue()
@@ -34,7 +34,7 @@ public struct EventDecoder: Sendable {
     }
 
     /// Reads the value of one member of an event object.
-    public func decodeMember(
+    package func decodeMember(
         _ key: UnsafeBufferPointer<UInt8>,
         _ scanner: inout JSONScanner,
         into fields: inout EventFields,
@@ -70,7 +70,7 @@ public struct EventDecoder: Sendable {
     }
 
     /// Appends the event made of `fields` to `batch`, or its problems to `batch.rejections`.
-    public func finish(_ fields: EventFields, into batch: inout DecodedBatch) {
+    package func finish(_ fields: EventFields, into batch: inout DecodedBatch) {
         var fields = fields
         if !fields.hasSeen(.endpoint) {
             fields.reject("endpoint", "is required (the route that served the request, e.g. /v1/chat/completions)", .missingField)
@@ -237,11 +237,11 @@ public struct EventDecoder: Sendable {
     }
 
     /// The members an event object may hold.
-    public enum Field: UInt8, CaseIterable, Sendable {
+    package enum Field: UInt8, CaseIterable, Sendable {
         case endpoint, provider, model, stages, timestamp
 
         /// The member name.
-        public var name: String { utf8Name.description }
+        package var name: String { utf8Name.description }
 
         /// The field a key names, compared as bytes.
         init?(_ key: UnsafeBufferPointer<UInt8>) {
@@ -282,7 +282,7 @@ public struct EventDecoder: Sendable {
 }
 
 /// What has been read of one event object so far.
-public struct EventFields: Sendable {
+package struct EventFields: Sendable {
     let index: Int
     /// Where this event's stages start in the batch's stage array.
     let firstStage: Int
@@ -294,7 +294,7 @@ public struct EventFields: Sendable {
     var problems: [EventRejection] = []
 
     /// Nothing read yet for event `index`, whose stages will start at `firstStage`.
-    public init(index: Int, firstStage: Int) {
+    package init(index: Int, firstStage: Int) {
         self.index = index
         self.firstStage = firstStage
     }

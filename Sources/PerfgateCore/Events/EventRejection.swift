@@ -1,16 +1,16 @@
 /// Why one event of a batch was not applied: which event, which field, and what was wrong.
-public struct EventRejection: Equatable, Sendable {
+package struct EventRejection: Equatable, Sendable {
     /// The event's zero-based position in the batch.
-    public var index: Int
+    package var index: Int
     /// The field at fault, dotted for stages (`stages.backend_fetch`); empty for the event itself.
-    public var field: String
+    package var field: String
     /// What was wrong, in words a client author can act on.
-    public var problem: String
+    package var problem: String
     /// The category, for the `perfgate_events_rejected_total{reason}` counter.
-    public var reason: RejectionReason
+    package var reason: RejectionReason
 
     /// A rejection of event `index`.
-    public init(index: Int, field: String, problem: String, reason: RejectionReason) {
+    package init(index: Int, field: String, problem: String, reason: RejectionReason) {
         self.index = index
         self.field = field
         self.problem = problem
@@ -18,13 +18,13 @@ public struct EventRejection: Equatable, Sendable {
     }
 
     /// The full message: `stages.backend_fetch: must not be negative (got -1)`.
-    public var message: String {
+    package var message: String {
         field.isEmpty ? problem : "\(field): \(problem)"
     }
 }
 
 /// Categories of per-event errors.
-public enum RejectionReason: String, CaseIterable, Sendable {
+package enum RejectionReason: String, CaseIterable, Sendable {
     case notAnObject = "not_an_object"
     case missingField = "missing_field"
     case unknownField = "unknown_field"

@@ -1,20 +1,20 @@
 /// The rules an event's fields must follow; each check returns the problem in words, or nil.
 ///
 /// This is where an event is validated. `EventDecoder` applies these while reading.
-public struct EventRules: Sendable {
+package struct EventRules: Sendable {
     /// The bounds in force.
-    public let limits: IngestLimits
+    package let limits: IngestLimits
     /// The server's current time, for the timestamp window.
-    public let now: Timestamp
+    package let now: Timestamp
 
     /// Rules under `limits` at time `now`.
-    public init(limits: IngestLimits, now: Timestamp) {
+    package init(limits: IngestLimits, now: Timestamp) {
         self.limits = limits
         self.now = now
     }
 
     /// A label value (endpoint, provider, model) must be non-empty, short, and free of control characters.
-    public func checkLabelValue(_ value: String) -> String? {
+    package func checkLabelValue(_ value: String) -> String? {
         if value.isEmpty { return "must not be empty" }
         let length = value.utf8.count
         if length > limits.maxLabelValueBytes {
@@ -29,7 +29,7 @@ public struct EventRules: Sendable {
     }
 
     /// A stage name must match `[a-z][a-z0-9_]*` and be short.
-    public func checkStageName(_ name: String) -> String? {
+    package func checkStageName(_ name: String) -> String? {
         let bytes = name.utf8
         guard let first = bytes.first, first &- UInt8(ascii: "a") < 26,
             Self.allBytes(of: name, satisfy: { $0 &- UInt8(ascii: "a") < 26 || $0 &- UInt8(ascii: "0") < 10 || $0 == UInt8(ascii: "_") })
@@ -43,7 +43,7 @@ public struct EventRules: Sendable {
     }
 
     /// A duration, as read from its decimal text, must be finite, non-negative and at most a day.
-    public func checkDuration(_ reading: DecimalSeconds.Reading, text: @autoclosure () -> String) -> Result<Int64, DurationProblem> {
+    package func checkDuration(_ reading: DecimalSeconds.Reading, text: @autoclosure () -> String) -> Result<Int64, DurationProblem> {
         switch reading {
         case .nanoseconds(let value) where value < 0:
             return .failure(DurationProblem("must not be negative (got \(text()))"))
@@ -67,7 +67,7 @@ public struct EventRules: Sendable {
     }
 
     /// A timestamp must lie within the retention and at most the allowed skew ahead of now.
-    public func checkTimestamp(_ timestamp: Timestamp) -> String? {
+    package func checkTimestamp(_ timestamp: Timestamp) -> String? {
         // Subtracting in 128 bits: clamped timestamps sit at the ends of the 64-bit range.
         let ahead = Int128(timestamp.nanoseconds) - Int128(now.nanoseconds)
         if ahead > Int128(limits.maxFutureSkewNanoseconds) {
@@ -116,9 +116,9 @@ public struct EventRules: Sendable {
 }
 
 /// A duration that broke a rule, in words.
-public struct DurationProblem: Error, Equatable {
+package struct DurationProblem: Error, Equatable {
     /// What was wrong.
-    public let message: String
+    package let message: String
 
     init(_ message: String) {
         self.message = message

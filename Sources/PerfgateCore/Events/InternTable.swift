@@ -5,26 +5,26 @@
 /// `String` is made, and its rule checked, once per distinct value instead of once per event;
 /// lookups hash the bytes in place, so a repeat allocates nothing. The hash is keyed with a
 /// random seed per process (as Go's maps are), so a client cannot precompute colliding values.
-public struct InternTable: Sendable {
+package struct InternTable: Sendable {
     /// The strings, by number.
-    public private(set) var strings: [String] = []
+    package private(set) var strings: [String] = []
     /// What is wrong with each string under its rule, or nil when it is fine.
-    public private(set) var problems: [String?] = []
+    package private(set) var problems: [String?] = []
     private var text: [UInt8] = []
     private var spans: [Range<Int>] = []
     /// Open addressing: each slot holds a string number + 1, or 0 when empty.
     private var slots: [Int32] = Array(repeating: 0, count: 16)
 
     /// An empty table.
-    public init() {}
+    package init() {}
 
     /// How many distinct strings the table holds.
-    public var count: Int { strings.count }
+    package var count: Int { strings.count }
 
     /// The number of `bytes`, adding them (and checking `rule` once) when they are new.
     /// `bytes` must be valid UTF-8. `hint` is a number the bytes are likely to have (the same
     /// field of the previous event); when it matches, no hashing is done.
-    public mutating func intern(_ bytes: UnsafeBufferPointer<UInt8>, hint: Int32? = nil, rule: (String) -> String?) -> Int32 {
+    package mutating func intern(_ bytes: UnsafeBufferPointer<UInt8>, hint: Int32? = nil, rule: (String) -> String?) -> Int32 {
         if let hint, equals(Int(hint), bytes) { return hint }
         let mask = slots.count - 1
         var slot = Self.hash(bytes) & mask
@@ -49,7 +49,7 @@ public struct InternTable: Sendable {
     }
 
     /// The number of `string`, adding it when new.
-    public mutating func intern(_ string: String, rule: (String) -> String?) -> Int32 {
+    package mutating func intern(_ string: String, rule: (String) -> String?) -> Int32 {
         var copy = string
         return copy.withUTF8 { intern($0, rule: rule) }
     }

@@ -1,22 +1,22 @@
 /// One metric family's part of the page: its name, for ordering, and how to write it.
-public struct ExpositionFamily {
+package struct ExpositionFamily {
     /// The family name; the page is sorted by it.
-    public let name: String
+    package let name: String
     /// Writes the family's header and samples.
-    public let write: (inout ExpositionWriter) -> Void
+    package let write: (inout ExpositionWriter) -> Void
 
     /// A family and its writer.
-    public init(name: String, write: @escaping (inout ExpositionWriter) -> Void) {
+    package init(name: String, write: @escaping (inout ExpositionWriter) -> Void) {
         self.name = name
         self.write = write
     }
 }
 
 /// Assembles a `/metrics` page from families, sorted by name so the output is stable, in either format.
-public enum ExpositionPage {
+package enum ExpositionPage {
     /// The page text of `families`, ordered by family name. A `capacity` near the page's size
     /// saves the copies and page faults of growing a multi-megabyte buffer.
-    public static func render(_ families: [ExpositionFamily], capacity: Int = 16_384, format: ExpositionWriter.Format = .text) -> [UInt8] {
+    package static func render(_ families: [ExpositionFamily], capacity: Int = 16_384, format: ExpositionWriter.Format = .text) -> [UInt8] {
         var writer = ExpositionWriter(capacity: capacity, format: format)
         for family in families.sorted(by: { $0.name < $1.name }) {
             family.write(&writer)
@@ -26,16 +26,16 @@ public enum ExpositionPage {
 }
 
 /// A histogram series ready to write: labels rendered once, counts copied out of the live state.
-public struct HistogramSample: Sendable {
+package struct HistogramSample: Sendable {
     /// The series.
-    public var key: SeriesKey
+    package var key: SeriesKey
     /// Its labels, rendered.
-    public var labels: RenderedLabels
+    package var labels: RenderedLabels
     /// Its cumulative counts.
-    public var counts: HistogramCounts
+    package var counts: HistogramCounts
 
     /// A sample of a series.
-    public init(key: SeriesKey, labels: RenderedLabels, counts: HistogramCounts) {
+    package init(key: SeriesKey, labels: RenderedLabels, counts: HistogramCounts) {
         self.key = key
         self.labels = labels
         self.counts = counts
@@ -43,21 +43,21 @@ public struct HistogramSample: Sendable {
 }
 
 /// The seed's five families at one instant, copied out of the live state for rendering.
-public struct SeedMetricsSnapshot: Sendable {
+package struct SeedMetricsSnapshot: Sendable {
     /// Series per histogram family.
-    public var histograms: [HistogramMetric: [HistogramSample]]
+    package var histograms: [HistogramMetric: [HistogramSample]]
     /// Stage shares per endpoint.
-    public var shares: [StageShare]
+    package var shares: [StageShare]
     /// The width of the `stage_percentage` window, in minutes, for its help text.
-    public var shareWindowMinutes: Int64
+    package var shareWindowMinutes: Int64
     /// The bucket layouts.
-    public var layouts: BucketLayouts
+    package var layouts: BucketLayouts
     /// True when each family's samples are already in `SeriesKey` order (the live state keeps
     /// them so); otherwise they are sorted when written.
-    public var inOrder: Bool
+    package var inOrder: Bool
 
     /// A snapshot from its parts.
-    public init(
+    package init(
         histograms: [HistogramMetric: [HistogramSample]], shares: [StageShare], shareWindowMinutes: Int64, layouts: BucketLayouts,
         inOrder: Bool = false
     ) {
@@ -69,7 +69,7 @@ public struct SeedMetricsSnapshot: Sendable {
     }
 
     /// About how many bytes the families will take, to size the page's buffer.
-    public var estimatedBytes: Int {
+    package var estimatedBytes: Int {
         var total = 16_384
         for (metric, samples) in histograms {
             let lines = layouts[metric].bucketCount + 2
@@ -80,7 +80,7 @@ public struct SeedMetricsSnapshot: Sendable {
     }
 
     /// The five families, each ready to write.
-    public func families() -> [ExpositionFamily] {
+    package func families() -> [ExpositionFamily] {
         var families = HistogramMetric.allCases.map { metric in
             let samples = inOrder ? histograms[metric] ?? [] : (histograms[metric] ?? []).sorted { $0.key < $1.key }
             let parts = HistogramLineParts(name: metric.name, boundLabels: layouts[metric].boundLabels)

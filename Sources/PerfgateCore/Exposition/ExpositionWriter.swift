@@ -5,9 +5,9 @@
 ///
 /// In `.protobuf` format the same calls write Prometheus' protobuf exposition instead (see
 /// `ProtobufExposition`), so every family is written once for both formats.
-public struct ExpositionWriter {
+package struct ExpositionWriter {
     /// The text so far.
-    public var bytes: [UInt8] {
+    package var bytes: [UInt8] {
         if let protobuf {
             var finished = protobuf
             finished.finish()
@@ -20,14 +20,14 @@ public struct ExpositionWriter {
     private var protobuf: ProtobufExposition?
 
     /// The formats a page can be written in.
-    public enum Format: Sendable {
+    package enum Format: Sendable {
         /// Text format 0.0.4.
         case text
         /// Length-delimited `io.prometheus.client.MetricFamily` messages, native histograms included.
         case protobuf
 
         /// The value of the `Content-Type` header for this format.
-        public var contentType: String {
+        package var contentType: String {
             switch self {
             case .text: ExpositionWriter.contentType
             case .protobuf: "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited"
@@ -36,10 +36,10 @@ public struct ExpositionWriter {
     }
 
     /// The value of the `Content-Type` header for the text format.
-    public static let contentType = "text/plain; version=0.0.4; charset=utf-8"
+    package static let contentType = "text/plain; version=0.0.4; charset=utf-8"
 
     /// An empty page, with room for `capacity` bytes.
-    public init(capacity: Int = 4096, format: Format = .text) {
+    package init(capacity: Int = 4096, format: Format = .text) {
         switch format {
         case .text: text.reserveCapacity(capacity)
         case .protobuf: protobuf = ProtobufExposition(capacity: capacity)
@@ -47,12 +47,12 @@ public struct ExpositionWriter {
     }
 
     /// The kind of a family, for its `# TYPE` line.
-    public enum Kind: String, Sendable {
+    package enum Kind: String, Sendable {
         case counter, gauge, histogram
     }
 
     /// Writes the `# HELP` and `# TYPE` lines of a family.
-    public mutating func header(name: String, help: String, kind: Kind) {
+    package mutating func header(name: String, help: String, kind: Kind) {
         if protobuf != nil { return protobuf!.header(name: name, help: help, kind: kind) }
         append("# HELP ")
         append(name)
@@ -72,7 +72,7 @@ public struct ExpositionWriter {
     }
 
     /// Writes one sample line: `name{labels} value`.
-    public mutating func sample(name: String, labels: RenderedLabels, value: Double) {
+    package mutating func sample(name: String, labels: RenderedLabels, value: Double) {
         if protobuf != nil { return protobuf!.sample(labels: labels, value: value) }
         append(name)
         writeLabels(labels)
@@ -82,7 +82,7 @@ public struct ExpositionWriter {
     }
 
     /// Writes the `_bucket`, `_sum` and `_count` lines of one histogram series.
-    public mutating func histogram(name: String, labels: RenderedLabels, counts: HistogramCounts, boundLabels: [String]) {
+    package mutating func histogram(name: String, labels: RenderedLabels, counts: HistogramCounts, boundLabels: [String]) {
         histogram(HistogramLineParts(name: name, boundLabels: boundLabels), labels: labels, counts: counts)
     }
 
@@ -90,7 +90,7 @@ public struct ExpositionWriter {
     /// once per family. A scrape of 10,000 histograms writes about 120,000 lines, so the series'
     /// room is reserved at once (an upper bound) and its lines are copied in with a raw cursor:
     /// no `String`, no per-line capacity checks, nothing retained.
-    public mutating func histogram(_ parts: HistogramLineParts, labels: RenderedLabels, counts: HistogramCounts) {
+    package mutating func histogram(_ parts: HistogramLineParts, labels: RenderedLabels, counts: HistogramCounts) {
         if protobuf != nil { return protobuf!.histogram(upperBounds: parts.upperBounds, labels: labels, counts: counts) }
         let start = text.count
         let lineRoom = max(parts.bucketPrefix.count + parts.longestSuffix, parts.countPrefix.count + 3) + labels.bytes.count + 22
@@ -139,7 +139,7 @@ public struct ExpositionWriter {
     }
 
     /// A sample value as the format writes it.
-    public static func format(_ value: Double) -> String {
+    package static func format(_ value: Double) -> String {
         if value.isNaN { return "NaN" }
         if value.isInfinite { return value > 0 ? "+Inf" : "-Inf" }
         if value == value.rounded(), abs(value) < 1e15 { return String(Int64(value)) }
@@ -149,7 +149,7 @@ public struct ExpositionWriter {
 
 /// The constant text of a histogram family's lines, made once per family per page and kept in
 /// one array so that writing a line copies bytes without touching reference counts.
-public struct HistogramLineParts: Sendable {
+package struct HistogramLineParts: Sendable {
     /// All the parts, back to back.
     let text: [UInt8]
     /// `name_bucket{`
@@ -167,7 +167,7 @@ public struct HistogramLineParts: Sendable {
     let upperBounds: [Double]
 
     /// The parts of family `name` with buckets labelled `boundLabels` (`+Inf` last).
-    public init(name: String, boundLabels: [String]) {
+    package init(name: String, boundLabels: [String]) {
         var text: [UInt8] = []
         func add(_ part: String) -> Range<Int> {
             let start = text.count
@@ -186,19 +186,19 @@ public struct HistogramLineParts: Sendable {
 }
 
 /// A series' labels rendered once, when the series is created: `provider="a",model="b"`.
-public struct RenderedLabels: Hashable, Sendable {
+package struct RenderedLabels: Hashable, Sendable {
     /// The text between the braces, without them.
-    public let bytes: [UInt8]
+    package let bytes: [UInt8]
 
     /// No labels.
-    public static let none = RenderedLabels(bytes: [])
+    package static let none = RenderedLabels(bytes: [])
 
     private init(bytes: [UInt8]) {
         self.bytes = bytes
     }
 
     /// Renders name-value pairs in the given order, escaping the values.
-    public init(_ pairs: [(name: String, value: String)]) {
+    package init(_ pairs: [(name: String, value: String)]) {
         var bytes: [UInt8] = []
         for (index, pair) in pairs.enumerated() {
             if index > 0 { bytes.append(UInt8(ascii: ",")) }
@@ -218,7 +218,7 @@ public struct RenderedLabels: Hashable, Sendable {
     }
 
     /// The labels of a histogram series.
-    public init(_ key: SeriesKey) {
+    package init(_ key: SeriesKey) {
         self.init(Array(zip(key.metric.labelNames, key.labelValues)).map { (name: $0.0, value: $0.1) })
     }
 }

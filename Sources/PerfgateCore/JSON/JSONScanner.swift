@@ -1,9 +1,9 @@
 /// The kinds of JSON value, as seen from their first byte.
-public enum JSONValueKind: Equatable, Sendable {
+package enum JSONValueKind: Equatable, Sendable {
     case object, array, string, number, bool, null
 
     /// The kind in words, for error messages ("got an array").
-    public var noun: String {
+    package var noun: String {
         switch self {
         case .object: "an object"
         case .array: "an array"
@@ -16,7 +16,7 @@ public enum JSONValueKind: Equatable, Sendable {
 }
 
 /// A number token: its text, or one of the non-finite words some encoders write.
-public enum JSONNumber: Equatable, Sendable {
+package enum JSONNumber: Equatable, Sendable {
     /// The byte range of a number in the JSON grammar.
     case finite(Range<Int>)
     /// `NaN`, as Python's `json` module writes it by default.
@@ -31,33 +31,33 @@ public enum JSONNumber: Equatable, Sendable {
 /// number position: Python's `json.dumps` writes them, and a duration of `NaN` deserves a
 /// per-event error naming the field, not a rejected body. Strings must be valid UTF-8.
 /// The buffer must outlive the scanner.
-public struct JSONScanner {
+package struct JSONScanner {
     /// The text being read.
-    public let bytes: UnsafeBufferPointer<UInt8>
+    package let bytes: UnsafeBufferPointer<UInt8>
     /// The offset of the next unread byte.
-    public private(set) var position: Int
+    package private(set) var position: Int
     /// How deep `skipValue` may nest before it refuses the text.
-    public let maximumDepth: Int
+    package let maximumDepth: Int
 
     /// A scanner at the start of `bytes`.
-    public init(bytes: UnsafeBufferPointer<UInt8>, maximumDepth: Int = 64) {
+    package init(bytes: UnsafeBufferPointer<UInt8>, maximumDepth: Int = 64) {
         self.bytes = bytes
         self.position = 0
         self.maximumDepth = maximumDepth
     }
 
     /// A scanner over `bytes[range]`, reporting offsets relative to the whole buffer.
-    public init(bytes: UnsafeBufferPointer<UInt8>, range: Range<Int>, maximumDepth: Int = 64) {
+    package init(bytes: UnsafeBufferPointer<UInt8>, range: Range<Int>, maximumDepth: Int = 64) {
         self.bytes = UnsafeBufferPointer(rebasing: bytes[..<range.upperBound])
         self.position = range.lowerBound
         self.maximumDepth = maximumDepth
     }
 
     /// True when only the end of the text remains.
-    public var isAtEnd: Bool { position >= bytes.count }
+    package var isAtEnd: Bool { position >= bytes.count }
 
     /// Skips spaces, tabs, line feeds and carriage returns.
-    public mutating func skipWhitespace() {
+    package mutating func skipWhitespace() {
         while position < bytes.count {
             switch bytes[position] {
             case 0x20, 0x09, 0x0A, 0x0D: position += 1
@@ -67,25 +67,25 @@ public struct JSONScanner {
     }
 
     /// The next byte after whitespace, without consuming it.
-    public mutating func peekByte() -> UInt8? {
+    package mutating func peekByte() -> UInt8? {
         skipWhitespace()
         return position < bytes.count ? bytes[position] : nil
     }
 
     /// Consumes `byte` after whitespace if it is next.
-    public mutating func consume(_ byte: UInt8) -> Bool {
+    package mutating func consume(_ byte: UInt8) -> Bool {
         guard peekByte() == byte else { return false }
         position += 1
         return true
     }
 
     /// Consumes `byte` after whitespace, or fails saying what was expected.
-    public mutating func expect(_ byte: UInt8, _ expectation: @autoclosure () -> String) throws(JSONSyntaxError) {
+    package mutating func expect(_ byte: UInt8, _ expectation: @autoclosure () -> String) throws(JSONSyntaxError) {
         guard consume(byte) else { throw error(expected: expectation()) }
     }
 
     /// The kind of the next value, after whitespace.
-    public mutating func peekKind() throws(JSONSyntaxError) -> JSONValueKind {
+    package mutating func peekKind() throws(JSONSyntaxError) -> JSONValueKind {
         guard let byte = peekByte() else { throw error("unexpected end of input, expected a value") }
         switch byte {
         case UInt8(ascii: "{"): return .object
@@ -101,7 +101,7 @@ public struct JSONScanner {
     // MARK: Objects and arrays
 
     /// Reads an object, calling `member` with each key; `member` must read or skip the value.
-    public mutating func readObject(
+    package mutating func readObject(
         _ member: (String, Int, inout JSONScanner) throws -> Void
     ) throws {
         try readObjectKeys { key, keyOffset, scanner in
@@ -112,7 +112,7 @@ public struct JSONScanner {
 
     /// Reads an object, calling `member` with the UTF-8 bytes of each key (valid only during the
     /// call) and the key's offset; `member` must read or skip the value. No `String` is made.
-    public mutating func readObjectKeys(
+    package mutating func readObjectKeys(
         _ member: (UnsafeBufferPointer<UInt8>, Int, inout JSONScanner) throws -> Void
     ) throws {
         try expect(UInt8(ascii: "{"), "'{'")
@@ -139,7 +139,7 @@ public struct JSONScanner {
     }
 
     /// Reads an array, calling `element` with each index; `element` must read or skip the value.
-    public mutating func readArray(_ element: (Int, inout JSONScanner) throws -> Void) throws {
+    package mutating func readArray(_ element: (Int, inout JSONScanner) throws -> Void) throws {
         try expect(UInt8(ascii: "["), "'['")
         if consume(UInt8(ascii: "]")) { return }
         var index = 0
@@ -158,7 +158,7 @@ public struct JSONScanner {
     // MARK: Scalars
 
     /// Reads a string value, decoding escapes; the text must be valid UTF-8.
-    public mutating func readString() throws(JSONSyntaxError) -> String {
+    package mutating func readString() throws(JSONSyntaxError) -> String {
         // withStringBytes checked the text is UTF-8.
         try withStringBytes { text, _ in String(decoding: text, as: UTF8.self) }
     }
@@ -166,7 +166,7 @@ public struct JSONScanner {
     /// Reads a string value and calls `body` with its UTF-8 bytes (escapes decoded; valid only
     /// during the call) and whether they are all ASCII. Text that is not valid UTF-8 is a syntax
     /// error at the opening quote. Only non-ASCII text is checked, so ASCII costs no check.
-    public mutating func withStringBytes<Result>(
+    package mutating func withStringBytes<Result>(
         _ body: (UnsafeBufferPointer<UInt8>, Bool) throws(JSONSyntaxError) -> Result
     ) throws(JSONSyntaxError) -> Result {
         skipWhitespace()
@@ -316,7 +316,7 @@ public struct JSONScanner {
     }
 
     /// Reads a number token, checking the JSON number grammar.
-    public mutating func readNumber() throws(JSONSyntaxError) -> JSONNumber {
+    package mutating func readNumber() throws(JSONSyntaxError) -> JSONNumber {
         skipWhitespace()
         if position < bytes.count, bytes[position] &- UInt8(ascii: "0") >= 10 {
             if matchWord("NaN") { return .notANumber }
@@ -350,7 +350,7 @@ public struct JSONScanner {
     /// token must end there (at a delimiter or the end of the text). Otherwise nothing is read
     /// and the result is nil, so the caller can fall back to `readNumber`.
     @inline(__always)
-    public mutating func readNumber<Value>(
+    package mutating func readNumber<Value>(
         using read: (UnsafeBufferPointer<UInt8>) -> (Value, Int)?
     ) -> (value: Value, range: Range<Int>)? {
         skipWhitespace()
@@ -373,7 +373,7 @@ public struct JSONScanner {
     }
 
     /// Reads `true` or `false`.
-    public mutating func readBool() throws(JSONSyntaxError) -> Bool {
+    package mutating func readBool() throws(JSONSyntaxError) -> Bool {
         skipWhitespace()
         if matchWord("true") { return true }
         if matchWord("false") { return false }
@@ -381,7 +381,7 @@ public struct JSONScanner {
     }
 
     /// Reads `null`.
-    public mutating func readNull() throws(JSONSyntaxError) {
+    package mutating func readNull() throws(JSONSyntaxError) {
         skipWhitespace()
         guard matchWord("null") else { throw error(expected: "null") }
     }
@@ -405,7 +405,7 @@ public struct JSONScanner {
     }
 
     /// Reads and discards one value of any kind, checking its syntax.
-    public mutating func skipValue() throws {
+    package mutating func skipValue() throws {
         try skipValue(depth: 0)
     }
 
@@ -427,12 +427,12 @@ public struct JSONScanner {
     // MARK: Errors
 
     /// An error at the current position, saying what is wrong.
-    public func error(_ message: String) -> JSONSyntaxError {
+    package func error(_ message: String) -> JSONSyntaxError {
         JSONSyntaxError(offset: position, message: message)
     }
 
     /// An error at the current position saying what was expected and what was found.
-    public func error(expected: String) -> JSONSyntaxError {
+    package func error(expected: String) -> JSONSyntaxError {
         guard position < bytes.count else {
             return JSONSyntaxError(offset: position, message: "unexpected end of input, expected \(expected)")
         }

@@ -1,26 +1,26 @@
 /// JSON text that cannot be read, with the byte offset where reading stopped.
-public struct JSONSyntaxError: Error, Equatable, Sendable {
+package struct JSONSyntaxError: Error, Equatable, Sendable {
     /// Zero-based byte offset into the text.
-    public var offset: Int
+    package var offset: Int
     /// What was expected or found, in words.
-    public var message: String
+    package var message: String
 
     /// An error at a byte offset.
-    public init(offset: Int, message: String) {
+    package init(offset: Int, message: String) {
         self.offset = offset
         self.message = message
     }
 }
 
 /// A line and column (both one-based, the column counted in bytes) for a byte offset.
-public struct TextPosition: Equatable, Sendable, CustomStringConvertible {
+package struct TextPosition: Equatable, Sendable, CustomStringConvertible {
     /// One-based line number.
-    public var line: Int
+    package var line: Int
     /// One-based column, in bytes.
-    public var column: Int
+    package var column: Int
 
     /// The position of `offset` within `bytes`.
-    public init(offset: Int, in bytes: UnsafeBufferPointer<UInt8>) {
+    package init(offset: Int, in bytes: UnsafeBufferPointer<UInt8>) {
         var line = 1
         var lineStart = 0
         for index in 0..<min(offset, bytes.count) where bytes[index] == UInt8(ascii: "\n") {
@@ -31,5 +31,5 @@ public struct TextPosition: Equatable, Sendable, CustomStringConvertible {
         self.column = offset - lineStart + 1
     }
 
-    public var description: String { "line \(line), column \(column)" }
+    package var description: String { "line \(line), column \(column)" }
 }

@@ -1,7 +1,7 @@
 /// A parsed JSON document, for small inputs such as configuration files and test assertions.
 ///
 /// Numbers keep their text so nothing is lost to floating point before the caller decides.
-public indirect enum JSONValue: Equatable, Sendable {
+package indirect enum JSONValue: Equatable, Sendable {
     case object([(String, JSONValue)])
     case array([JSONValue])
     case string(String)
@@ -10,7 +10,7 @@ public indirect enum JSONValue: Equatable, Sendable {
     case null
 
     /// Parses a whole document; trailing non-whitespace is an error.
-    public static func parse(_ bytes: [UInt8]) throws -> JSONValue {
+    package static func parse(_ bytes: [UInt8]) throws -> JSONValue {
         try bytes.withUnsafeBufferPointer { buffer in
             var scanner = JSONScanner(bytes: buffer)
             do {
@@ -25,7 +25,7 @@ public indirect enum JSONValue: Equatable, Sendable {
     }
 
     /// Parses a whole document from text.
-    public static func parse(_ text: String) throws -> JSONValue {
+    package static func parse(_ text: String) throws -> JSONValue {
         try parse(Array(text.utf8))
     }
 
@@ -56,43 +56,43 @@ public indirect enum JSONValue: Equatable, Sendable {
     }
 
     /// The member named `key` of an object.
-    public subscript(key: String) -> JSONValue? {
+    package subscript(key: String) -> JSONValue? {
         guard case .object(let members) = self else { return nil }
         return members.first { $0.0 == key }?.1
     }
 
     /// The element at `index` of an array.
-    public subscript(index: Int) -> JSONValue? {
+    package subscript(index: Int) -> JSONValue? {
         guard case .array(let elements) = self, elements.indices.contains(index) else { return nil }
         return elements[index]
     }
 
     /// The text of a string value.
-    public var stringValue: String? {
+    package var stringValue: String? {
         if case .string(let text) = self { return text }
         return nil
     }
 
     /// A number value as a Double.
-    public var doubleValue: Double? {
+    package var doubleValue: Double? {
         if case .number(let text) = self { return Double(text) }
         return nil
     }
 
     /// The elements of an array value.
-    public var arrayValue: [JSONValue]? {
+    package var arrayValue: [JSONValue]? {
         if case .array(let elements) = self { return elements }
         return nil
     }
 
     /// The members of an object value, in document order.
-    public var objectMembers: [(String, JSONValue)]? {
+    package var objectMembers: [(String, JSONValue)]? {
         if case .object(let members) = self { return members }
         return nil
     }
 
     /// Scalars as the text a command-line flag would carry; nil for objects and null.
-    public var scalarText: String? {
+    package var scalarText: String? {
         switch self {
         case .string(let text), .number(let text): text
         case .bool(let value): value ? "true" : "false"
@@ -102,7 +102,7 @@ public indirect enum JSONValue: Equatable, Sendable {
         }
     }
 
-    public static func == (lhs: JSONValue, rhs: JSONValue) -> Bool {
+    package static func == (lhs: JSONValue, rhs: JSONValue) -> Bool {
         switch (lhs, rhs) {
         case (.object(let a), .object(let b)): a.count == b.count && zip(a, b).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
         case (.array(let a), .array(let b)): a == b
@@ -116,8 +116,8 @@ public indirect enum JSONValue: Equatable, Sendable {
 }
 
 /// A document `JSONValue.parse` could not read.
-public struct JSONValueError: Error, Equatable, Sendable, CustomStringConvertible {
+package struct JSONValueError: Error, Equatable, Sendable, CustomStringConvertible {
     /// Where and why.
-    public let message: String
-    public var description: String { message }
+    package let message: String
+    package var description: String { message }
 }

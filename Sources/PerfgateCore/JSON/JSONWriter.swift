@@ -1,16 +1,16 @@
 /// Builds JSON text for responses: objects and arrays written in order, strings escaped.
 ///
 /// Non-finite numbers are written as `null`, since JSON has no NaN or infinity.
-public struct JSONWriter {
+package struct JSONWriter {
     /// The text so far.
-    public private(set) var bytes: [UInt8] = []
+    package private(set) var bytes: [UInt8] = []
     private var needsComma = false
 
     /// An empty writer.
-    public init() {}
+    package init() {}
 
     /// Writes `{`, the members `body` adds, and `}`.
-    public mutating func object(_ body: (inout JSONWriter) -> Void) {
+    package mutating func object(_ body: (inout JSONWriter) -> Void) {
         separate()
         bytes.append(UInt8(ascii: "{"))
         needsComma = false
@@ -20,7 +20,7 @@ public struct JSONWriter {
     }
 
     /// Writes `[`, the elements `body` adds, and `]`.
-    public mutating func array(_ body: (inout JSONWriter) -> Void) {
+    package mutating func array(_ body: (inout JSONWriter) -> Void) {
         separate()
         bytes.append(UInt8(ascii: "["))
         needsComma = false
@@ -30,7 +30,7 @@ public struct JSONWriter {
     }
 
     /// Writes a member name; the next value written is its value.
-    public mutating func key(_ name: String) {
+    package mutating func key(_ name: String) {
         separate()
         writeString(name)
         bytes.append(UInt8(ascii: ":"))
@@ -38,53 +38,53 @@ public struct JSONWriter {
     }
 
     /// Writes a string value.
-    public mutating func string(_ value: String) {
+    package mutating func string(_ value: String) {
         separate()
         writeString(value)
         needsComma = true
     }
 
     /// Writes an integer value.
-    public mutating func int<T: BinaryInteger>(_ value: T) {
+    package mutating func int<T: BinaryInteger>(_ value: T) {
         raw(String(value))
     }
 
     /// Writes a number value, `null` when it is not finite.
-    public mutating func double(_ value: Double) {
+    package mutating func double(_ value: Double) {
         guard value.isFinite else { return null() }
         raw(value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : value.description)
     }
 
     /// Writes `true` or `false`.
-    public mutating func bool(_ value: Bool) {
+    package mutating func bool(_ value: Bool) {
         raw(value ? "true" : "false")
     }
 
     /// Writes `null`.
-    public mutating func null() {
+    package mutating func null() {
         raw("null")
     }
 
     /// Shorthands for a member with a value.
-    public mutating func member(_ name: String, _ value: String) {
+    package mutating func member(_ name: String, _ value: String) {
         key(name)
         string(value)
     }
 
     /// A member with an integer value.
-    public mutating func member<T: BinaryInteger>(_ name: String, _ value: T) {
+    package mutating func member<T: BinaryInteger>(_ name: String, _ value: T) {
         key(name)
         int(value)
     }
 
     /// A member with a number value (`null` when not finite or absent).
-    public mutating func member(_ name: String, _ value: Double?) {
+    package mutating func member(_ name: String, _ value: Double?) {
         key(name)
         if let value { double(value) } else { null() }
     }
 
     /// A member with a boolean value.
-    public mutating func member(_ name: String, _ value: Bool) {
+    package mutating func member(_ name: String, _ value: Bool) {
         key(name)
         bool(value)
     }

@@ -1,13 +1,13 @@
 /// A histogram's bucket upper bounds, in nanoseconds, strictly increasing; `+Inf` is implied.
-public struct BucketLayout: Hashable, Sendable {
+package struct BucketLayout: Hashable, Sendable {
     /// The finite upper bounds, in nanoseconds.
-    public let upperBounds: [Int64]
+    package let upperBounds: [Int64]
 
     /// The most finite bounds a layout may have.
-    public static let maximumBounds = 64
+    package static let maximumBounds = 64
 
     /// A layout from bounds in nanoseconds; they must be non-negative and strictly increasing.
-    public init(nanoseconds bounds: [Int64]) throws(LayoutError) {
+    package init(nanoseconds bounds: [Int64]) throws(LayoutError) {
         guard !bounds.isEmpty else { throw LayoutError("needs at least one bucket bound") }
         guard bounds.count <= Self.maximumBounds else {
             throw LayoutError("has \(bounds.count) bounds; at most \(Self.maximumBounds) are allowed")
@@ -22,7 +22,7 @@ public struct BucketLayout: Hashable, Sendable {
     }
 
     /// A layout from bounds written as decimal seconds (`"0.1"`, `"2.5"`).
-    public init(seconds texts: [String]) throws(LayoutError) {
+    package init(seconds texts: [String]) throws(LayoutError) {
         var bounds: [Int64] = []
         for text in texts {
             let trimmed = text.trimmingSpaces()
@@ -35,23 +35,23 @@ public struct BucketLayout: Hashable, Sendable {
     }
 
     /// The default layout of a family: the seed's.
-    public static func `default`(for metric: HistogramMetric) -> BucketLayout {
+    package static func `default`(for metric: HistogramMetric) -> BucketLayout {
         // The defaults are constants checked by the tests, so this cannot fail.
         try! BucketLayout(seconds: metric.defaultBoundsText)
     }
 
     /// Buckets including `+Inf`.
-    public var bucketCount: Int { upperBounds.count + 1 }
+    package var bucketCount: Int { upperBounds.count + 1 }
 
     /// The bucket a value falls in: the first whose bound is at least the value (bounds are inclusive).
     @inline(__always)
-    public func bucketIndex(for nanoseconds: Int64) -> Int {
+    package func bucketIndex(for nanoseconds: Int64) -> Int {
         upperBounds.withUnsafeBufferPointer { Self.bucketIndex(of: nanoseconds, in: $0) }
     }
 
     /// The first of `bounds` (increasing) that is at least `value`; `bounds.count` for `+Inf`.
     @inline(__always)
-    public static func bucketIndex(of value: Int64, in bounds: UnsafeBufferPointer<Int64>) -> Int {
+    package static func bucketIndex(of value: Int64, in bounds: UnsafeBufferPointer<Int64>) -> Int {
         var low = 0
         var high = bounds.count
         while low < high {
@@ -62,7 +62,7 @@ public struct BucketLayout: Hashable, Sendable {
     }
 
     /// The `le` label text of each bucket, `+Inf` last, in canonical float form (`1.0`, `2.5`).
-    public var boundLabels: [String] {
+    package var boundLabels: [String] {
         upperBounds.map(Self.canonicalLabel(nanoseconds:)) + ["+Inf"]
     }
 
@@ -70,7 +70,7 @@ public struct BucketLayout: Hashable, Sendable {
     /// and Prometheus 3 rewrites `le` to on ingest: a whole number keeps `.0` (`le="1.0"`), values
     /// under 0.0001 s and of a million seconds or more take an exponent (`1e-05`, `1e+06`).
     /// Written this way, a selector such as `le="1.0"` matches on every Prometheus version.
-    public static func canonicalLabel(nanoseconds: Int64) -> String {
+    package static func canonicalLabel(nanoseconds: Int64) -> String {
         let decimal = DecimalSeconds.format(nanoseconds: nanoseconds)
         guard nanoseconds > 0 else { return "0.0" }
         // Python's repr switches to an exponent below 1e-4; prometheus_client switches above
@@ -103,25 +103,25 @@ public struct BucketLayout: Hashable, Sendable {
     }
 
     /// The bounds as comma-separated seconds, as configured and as recorded in the store.
-    public var description: String {
+    package var description: String {
         upperBounds.map { DecimalSeconds.format(nanoseconds: $0) }.joined(separator: ",")
     }
 }
 
 /// A bucket layout that cannot be used, and why.
-public struct LayoutError: Error, Equatable, Sendable, CustomStringConvertible {
+package struct LayoutError: Error, Equatable, Sendable, CustomStringConvertible {
     /// What is wrong with the layout.
-    public let message: String
+    package let message: String
 
     init(_ message: String) {
         self.message = message
     }
 
-    public var description: String { message }
+    package var description: String { message }
 }
 
 /// The bucket layout of every histogram family.
-public struct BucketLayouts: Hashable, Sendable {
+package struct BucketLayouts: Hashable, Sendable {
     /// Indexed by `HistogramMetric.rawValue`: an array, since ingest looks a layout up per observation.
     private var layouts: [BucketLayout]
     /// Per family, for each exponential bucket index in `exponentialIndices`, the family's bucket
@@ -134,10 +134,10 @@ public struct BucketLayouts: Hashable, Sendable {
     static let exponentialIndices = ExponentialBuckets.index(nanoseconds: 1)...ExponentialBuckets.index(nanoseconds: 86_400_000_000_000)
 
     /// The seed's layouts for every family.
-    public static let seed = BucketLayouts(overrides: [:])
+    package static let seed = BucketLayouts(overrides: [:])
 
     /// The seed's layouts with some families replaced.
-    public init(overrides: [HistogramMetric: BucketLayout]) {
+    package init(overrides: [HistogramMetric: BucketLayout]) {
         layouts = HistogramMetric.allCases.map { overrides[$0] ?? .default(for: $0) }
         classicByExponential = layouts.flatMap(Self.classicByExponential(of:))
     }
@@ -177,16 +177,16 @@ public struct BucketLayouts: Hashable, Sendable {
         }
     }
 
-    public static func == (left: BucketLayouts, right: BucketLayouts) -> Bool {
+    package static func == (left: BucketLayouts, right: BucketLayouts) -> Bool {
         left.layouts == right.layouts
     }
 
-    public func hash(into hasher: inout Hasher) {
+    package func hash(into hasher: inout Hasher) {
         hasher.combine(layouts)
     }
 
     /// The layout of a family.
-    public subscript(metric: HistogramMetric) -> BucketLayout {
+    package subscript(metric: HistogramMetric) -> BucketLayout {
         layouts[metric.rawValue]
     }
 }

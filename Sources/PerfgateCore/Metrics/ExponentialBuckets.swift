@@ -16,27 +16,27 @@ import Darwin
 ///
 /// Counts are exact integers and only ever added, so merging minutes, restarting and pruning
 /// stay exact. Buckets are kept sparse: indices strictly increasing, every count above zero.
-public struct ExponentialBuckets: Equatable, Sendable {
+package struct ExponentialBuckets: Equatable, Sendable {
     /// The resolution: bounds grow by 2^(2^-schema).
-    public static let schema: Int32 = 6
+    package static let schema: Int32 = 6
     /// Bounds per power of two.
     static let bucketsPerOctave = 1 << Int(schema)
 
     /// Observations of exactly zero.
-    public private(set) var zeroCount: UInt64 = 0
+    package private(set) var zeroCount: UInt64 = 0
     /// Indices of the buckets holding something, increasing.
-    public private(set) var indices: [Int32] = []
+    package private(set) var indices: [Int32] = []
     /// Their counts, each above zero.
-    public private(set) var counts: [UInt64] = []
+    package private(set) var counts: [UInt64] = []
     /// False when some observations counted alongside these were not recorded here (they were
     /// stored before perfgate kept exponential buckets): then only the classic buckets are whole.
-    public private(set) var isComplete = true
+    package private(set) var isComplete = true
 
     /// No observations.
-    public init() {}
+    package init() {}
 
     /// Buckets from their parts; `indices` must increase and every count be above zero.
-    public init(zeroCount: UInt64, indices: [Int32], counts: [UInt64], isComplete: Bool = true) {
+    package init(zeroCount: UInt64, indices: [Int32], counts: [UInt64], isComplete: Bool = true) {
         precondition(indices.count == counts.count, "a count per index")
         self.zeroCount = zeroCount
         self.indices = indices
@@ -45,17 +45,17 @@ public struct ExponentialBuckets: Equatable, Sendable {
     }
 
     /// Buckets standing for observations that were never recorded at this resolution.
-    public static var unrecorded: ExponentialBuckets {
+    package static var unrecorded: ExponentialBuckets {
         var buckets = ExponentialBuckets()
         buckets.isComplete = false
         return buckets
     }
 
     /// The number of observations.
-    public var count: UInt64 { counts.reduce(zeroCount, &+) }
+    package var count: UInt64 { counts.reduce(zeroCount, &+) }
 
     /// True when nothing was observed.
-    public var isEmpty: Bool { zeroCount == 0 && indices.isEmpty }
+    package var isEmpty: Bool { zeroCount == 0 && indices.isEmpty }
 
     // MARK: Bucket arithmetic
 
@@ -79,12 +79,12 @@ public struct ExponentialBuckets: Equatable, Sendable {
     }
 
     /// The bucket of a positive duration in nanoseconds.
-    public static func index(nanoseconds: Int64) -> Int32 {
+    package static func index(nanoseconds: Int64) -> Int32 {
         withIndexer { $0.index(nanoseconds: nanoseconds) }
     }
 
     /// The bucket of a positive, normal value: the smallest `i` with `value <= 2^(i/64)`.
-    public static func index(seconds value: Double) -> Int32 {
+    package static func index(seconds value: Double) -> Int32 {
         withIndexer { $0.index(seconds: value) }
     }
 
@@ -124,19 +124,19 @@ public struct ExponentialBuckets: Equatable, Sendable {
     }
 
     /// The upper bound of bucket `index`, in seconds.
-    public static func upperBound(_ index: Int32) -> Double {
+    package static func upperBound(_ index: Int32) -> Double {
         exp2(Double(index) / Double(bucketsPerOctave))
     }
 
     /// The lower bound of bucket `index` (exclusive), in seconds.
-    public static func lowerBound(_ index: Int32) -> Double {
+    package static func lowerBound(_ index: Int32) -> Double {
         upperBound(index - 1)
     }
 
     // MARK: Counting
 
     /// Records one observation.
-    public mutating func observe(nanoseconds: Int64) {
+    package mutating func observe(nanoseconds: Int64) {
         guard nanoseconds > 0 else {
             zeroCount &+= 1
             return
@@ -162,7 +162,7 @@ public struct ExponentialBuckets: Equatable, Sendable {
     }
 
     /// Adds another set of buckets; the result is complete only when both were.
-    public mutating func add(_ other: ExponentialBuckets) {
+    package mutating func add(_ other: ExponentialBuckets) {
         isComplete = isComplete && other.isComplete
         zeroCount &+= other.zeroCount
         guard !other.indices.isEmpty else { return }
@@ -242,7 +242,7 @@ public struct ExponentialBuckets: Equatable, Sendable {
     ///
     /// Whatever the distribution, the answer lies in the bucket that holds the observation of rank
     /// ⌈q × count⌉, so it is within 1.09% of that observation.
-    public func quantile(_ q: Double) -> Double {
+    package func quantile(_ q: Double) -> Double {
         if q.isNaN { return .nan }
         if q < 0 { return -.infinity }
         if q > 1 { return .infinity }

@@ -1,12 +1,12 @@
 /// The four histogram families of the seed, with their label names and default buckets.
-public enum HistogramMetric: Int, CaseIterable, Hashable, Sendable, Comparable {
+package enum HistogramMetric: Int, CaseIterable, Hashable, Sendable, Comparable {
     case backendTTFB
     case streamingDuration
     case frontendProcessing
     case requestStageDuration
 
     /// The family name, exactly as the seed has it.
-    public var name: String {
+    package var name: String {
         switch self {
         case .backendTTFB: "backend_ttfb_seconds"
         case .streamingDuration: "streaming_duration_seconds"
@@ -16,13 +16,13 @@ public enum HistogramMetric: Int, CaseIterable, Hashable, Sendable, Comparable {
     }
 
     /// The family with this name, if there is one.
-    public init?(name: String) {
+    package init?(name: String) {
         guard let metric = Self.allCases.first(where: { $0.name == name }) else { return nil }
         self = metric
     }
 
     /// The label names, in exposition order.
-    public var labelNames: [String] {
+    package var labelNames: [String] {
         switch self {
         case .backendTTFB, .streamingDuration: ["provider", "model", "endpoint"]
         case .frontendProcessing: ["endpoint"]
@@ -31,10 +31,10 @@ public enum HistogramMetric: Int, CaseIterable, Hashable, Sendable, Comparable {
     }
 
     /// The position of the `endpoint` label.
-    public var endpointLabelIndex: Int { labelNames.count - 1 }
+    package var endpointLabelIndex: Int { labelNames.count - 1 }
 
     /// The `# HELP` text.
-    public var help: String {
+    package var help: String {
         switch self {
         case .backendTTFB: "Backend API time to first byte, in seconds (the backend_fetch stage)."
         case .streamingDuration: "Time spent streaming the response to the client, in seconds (the stream_processing stage)."
@@ -44,7 +44,7 @@ public enum HistogramMetric: Int, CaseIterable, Hashable, Sendable, Comparable {
     }
 
     /// The seed's bucket upper bounds, in seconds.
-    public var defaultBoundsText: [String] {
+    package var defaultBoundsText: [String] {
         switch self {
         case .backendTTFB, .streamingDuration:
             ["0.1", "0.5", "1", "1.5", "2", "2.5", "3", "5", "10"]
@@ -57,7 +57,7 @@ public enum HistogramMetric: Int, CaseIterable, Hashable, Sendable, Comparable {
         }
     }
 
-    public static func < (lhs: HistogramMetric, rhs: HistogramMetric) -> Bool {
+    package static func < (lhs: HistogramMetric, rhs: HistogramMetric) -> Bool {
         lhs.rawValue < rhs.rawValue
     }
 }

@@ -4,15 +4,15 @@
 /// Linear interpolation within the bucket that holds the rank; a lower bound of 0 for the
 /// first bucket; the highest finite bound when the rank falls in `+Inf`; NaN with no
 /// observations; -Inf/+Inf for q below 0 or above 1.
-public enum HistogramQuantile {
+package enum HistogramQuantile {
     /// The `q` quantile, in seconds, of `counts` laid out as `layout`.
-    public static func estimate(_ q: Double, counts: HistogramCounts, layout: BucketLayout) -> Double {
+    package static func estimate(_ q: Double, counts: HistogramCounts, layout: BucketLayout) -> Double {
         // `map(Double.init)` would pick Double(bitPattern:) for UInt64: the value conversion is spelled out.
         estimate(q, upperBounds: layout.upperBounds.map { Double($0) / 1e9 }, cumulative: counts.cumulative.map { Double($0) })
     }
 
     /// The `q` quantile from finite upper bounds and cumulative counts (one more count than bounds: `+Inf`).
-    public static func estimate(_ q: Double, upperBounds: [Double], cumulative: [Double]) -> Double {
+    package static func estimate(_ q: Double, upperBounds: [Double], cumulative: [Double]) -> Double {
         if q.isNaN { return .nan }
         if q < 0 { return -.infinity }
         if q > 1 { return .infinity }
@@ -42,7 +42,7 @@ public enum HistogramQuantile {
 }
 
 /// Which buckets a quantile was estimated from.
-public enum QuantileResolution: String, Sendable {
+package enum QuantileResolution: String, Sendable {
     /// The fine exponential buckets (schema 6): within 1.09% of the observation at the rank.
     case exponential
     /// The family's classic buckets: anywhere inside the bucket that holds the rank.
@@ -51,20 +51,20 @@ public enum QuantileResolution: String, Sendable {
     /// The finest resolution every one of `counts` can answer at, so that compared windows are
     /// compared at the same one: classic as soon as one of them holds observations that were
     /// not recorded exponentially (stored before perfgate kept exponential buckets).
-    public static func common(_ counts: HistogramCounts...) -> QuantileResolution {
+    package static func common(_ counts: HistogramCounts...) -> QuantileResolution {
         counts.allSatisfy(\.hasWholeExponential) ? .exponential : .classic
     }
 }
 
 extension HistogramCounts {
     /// True when the exponential buckets hold every observation the classic ones do.
-    public var hasWholeExponential: Bool {
+    package var hasWholeExponential: Bool {
         exponential.isComplete && exponential.count == count
     }
 
     /// The `q` quantile in seconds at `resolution` (which must be `.classic` unless
     /// `hasWholeExponential`); NaN with no observations.
-    public func quantile(_ q: Double, at resolution: QuantileResolution, layout: BucketLayout) -> Double {
+    package func quantile(_ q: Double, at resolution: QuantileResolution, layout: BucketLayout) -> Double {
         switch resolution {
         case .exponential: exponential.quantile(q)
         case .classic: HistogramQuantile.estimate(q, counts: self, layout: layout)

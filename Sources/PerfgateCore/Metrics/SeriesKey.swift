@@ -1,34 +1,34 @@
 /// One series of a histogram family: the family and its label values, in `labelNames` order.
-public struct SeriesKey: Hashable, Sendable, Comparable {
+package struct SeriesKey: Hashable, Sendable, Comparable {
     /// The family.
-    public var metric: HistogramMetric
+    package var metric: HistogramMetric
     /// The label values, one per `metric.labelNames`.
-    public var labelValues: [String]
+    package var labelValues: [String]
 
     /// A series from its family and label values.
-    public init(_ metric: HistogramMetric, _ labelValues: [String]) {
+    package init(_ metric: HistogramMetric, _ labelValues: [String]) {
         precondition(labelValues.count == metric.labelNames.count, "one value per label of \(metric.name)")
         self.metric = metric
         self.labelValues = labelValues
     }
 
     /// The label value every label of a series takes once its family has too many series.
-    public static let overflowValue = "__overflow__"
+    package static let overflowValue = "__overflow__"
 
     /// The series that collects everything past a family's series limit.
-    public static func overflow(of metric: HistogramMetric) -> SeriesKey {
+    package static func overflow(of metric: HistogramMetric) -> SeriesKey {
         SeriesKey(metric, Array(repeating: overflowValue, count: metric.labelNames.count))
     }
 
     /// The value of a label, by name.
-    public func value(of label: String) -> String? {
+    package func value(of label: String) -> String? {
         metric.labelNames.firstIndex(of: label).map { labelValues[$0] }
     }
 
     /// The endpoint this series belongs to.
-    public var endpoint: String { labelValues[metric.endpointLabelIndex] }
+    package var endpoint: String { labelValues[metric.endpointLabelIndex] }
 
-    public static func < (lhs: SeriesKey, rhs: SeriesKey) -> Bool {
+    package static func < (lhs: SeriesKey, rhs: SeriesKey) -> Bool {
         if lhs.metric != rhs.metric { return lhs.metric < rhs.metric }
         return lhs.labelValues.lexicographicallyPrecedes(rhs.labelValues)
     }

@@ -2,14 +2,14 @@
 ///
 /// A label a family does not have excludes that family, so `endpoint=/old` matches every
 /// family's series of `/old` while `provider=openai` matches only the two backend families.
-public struct SeriesSelector: Equatable, Sendable {
+package struct SeriesSelector: Equatable, Sendable {
     /// The family, when one is named.
-    public var metric: HistogramMetric?
+    package var metric: HistogramMetric?
     /// Label name to required value.
-    public var labels: [String: String]
+    package var labels: [String: String]
 
     /// The names a selector may use besides `metric`: every label of every family.
-    public static let labelNames: [String] = {
+    package static let labelNames: [String] = {
         var names: [String] = []
         for metric in HistogramMetric.allCases {
             for name in metric.labelNames where !names.contains(name) { names.append(name) }
@@ -18,13 +18,13 @@ public struct SeriesSelector: Equatable, Sendable {
     }()
 
     /// A selector; `parse` checks the names, this does not.
-    public init(metric: HistogramMetric? = nil, labels: [String: String] = [:]) {
+    package init(metric: HistogramMetric? = nil, labels: [String: String] = [:]) {
         self.metric = metric
         self.labels = labels
     }
 
     /// A selector from query parameters such as `endpoint=/old&provider=openai`; at least one is required.
-    public static func parse(_ pairs: [(name: String, value: String)]) throws(SeriesSelectorError) -> SeriesSelector {
+    package static func parse(_ pairs: [(name: String, value: String)]) throws(SeriesSelectorError) -> SeriesSelector {
         guard !pairs.isEmpty else {
             throw SeriesSelectorError("name at least one of metric, \(labelNames.joined(separator: ", ")) (deleting every series needs one selector per family, e.g. metric=backend_ttfb_seconds)")
         }
@@ -51,7 +51,7 @@ public struct SeriesSelector: Equatable, Sendable {
     }
 
     /// Whether `key` is one of the series selected.
-    public func matches(_ key: SeriesKey) -> Bool {
+    package func matches(_ key: SeriesKey) -> Bool {
         if let metric, key.metric != metric { return false }
         for (name, value) in labels {
             guard let index = key.metric.labelNames.firstIndex(of: name), key.labelValues[index] == value else { return false }
@@ -61,9 +61,9 @@ public struct SeriesSelector: Equatable, Sendable {
 }
 
 /// A deletion's query that names no series or names them wrongly, and why.
-public struct SeriesSelectorError: Error, Equatable, Sendable {
+package struct SeriesSelectorError: Error, Equatable, Sendable {
     /// What is wrong.
-    public let message: String
+    package let message: String
 
     init(_ message: String) {
         self.message = message

@@ -1,11 +1,11 @@
 /// The groups `stage_percentage` reports, as the seed names them.
-public enum StageGroup: String, CaseIterable, Sendable {
+package enum StageGroup: String, CaseIterable, Sendable {
     case frontendProcessing = "frontend_processing"
     case backendResponse = "backend_response"
     case streamProcessing = "stream_processing"
 
     /// The histogram family whose sums make up this group's time.
-    public var metric: HistogramMetric {
+    package var metric: HistogramMetric {
         switch self {
         case .frontendProcessing: .frontendProcessing
         case .backendResponse: .backendTTFB
@@ -14,21 +14,21 @@ public enum StageGroup: String, CaseIterable, Sendable {
     }
 
     /// The group a family's time belongs to, if any.
-    public init?(metric: HistogramMetric) {
+    package init?(metric: HistogramMetric) {
         guard let group = Self.allCases.first(where: { $0.metric == metric }) else { return nil }
         self = group
     }
 }
 
 /// One endpoint's share of time per group, in percent.
-public struct StageShare: Equatable, Sendable {
+package struct StageShare: Equatable, Sendable {
     /// The endpoint.
-    public var endpoint: String
+    package var endpoint: String
     /// Percent of the endpoint's total stage time, per group, in `StageGroup.allCases` order.
-    public var percentages: [Double]
+    package var percentages: [Double]
 
     /// An endpoint's shares.
-    public init(endpoint: String, percentages: [Double]) {
+    package init(endpoint: String, percentages: [Double]) {
         self.endpoint = endpoint
         self.percentages = percentages
     }
@@ -39,26 +39,26 @@ public struct StageShare: Equatable, Sendable {
 /// The window holds the current minute and the `width - 1` before it. Each group's share is
 /// its time divided by the time of all three groups of that endpoint in the window, so the
 /// three add up to 100; an endpoint with no time in the window has no series.
-public struct StageShareWindow: Sendable {
+package struct StageShareWindow: Sendable {
     /// The window's width in minutes.
-    public let widthMinutes: Int64
+    package let widthMinutes: Int64
     private var minutes: [Minute: [String: [Int128]]] = [:]
 
     /// An empty window `widthMinutes` wide.
-    public init(widthMinutes: Int64) {
+    package init(widthMinutes: Int64) {
         precondition(widthMinutes >= 1, "a window is at least a minute wide")
         self.widthMinutes = widthMinutes
     }
 
     /// Counts a series-minute's time, if the series feeds a group.
-    public mutating func add(series: SeriesKey, minute: Minute, sumNanoseconds: Int128) {
+    package mutating func add(series: SeriesKey, minute: Minute, sumNanoseconds: Int128) {
         guard let group = StageGroup(metric: series.metric) else { return }
         let slot = StageGroup.allCases.firstIndex(of: group)!
         minutes[minute, default: [:]][series.endpoint, default: [0, 0, 0]][slot] += sumNanoseconds
     }
 
     /// Takes back a series-minute's time, when the series is deleted.
-    public mutating func subtract(series: SeriesKey, minute: Minute, sumNanoseconds: Int128) {
+    package mutating func subtract(series: SeriesKey, minute: Minute, sumNanoseconds: Int128) {
         guard let group = StageGroup(metric: series.metric), var sums = minutes[minute]?[series.endpoint] else { return }
         let slot = StageGroup.allCases.firstIndex(of: group)!
         sums[slot] = max(0, sums[slot] - sumNanoseconds)
@@ -66,18 +66,18 @@ public struct StageShareWindow: Sendable {
     }
 
     /// The oldest minute a window ending at `now` holds.
-    public func firstMinute(at now: Timestamp) -> Minute {
+    package func firstMinute(at now: Timestamp) -> Minute {
         now.minute.advanced(by: -(widthMinutes - 1))
     }
 
     /// Forgets minutes that have left the window ending at `now`.
-    public mutating func evict(at now: Timestamp) {
+    package mutating func evict(at now: Timestamp) {
         let first = firstMinute(at: now)
         minutes = minutes.filter { $0.key >= first }
     }
 
     /// Each endpoint's shares over the window ending at `now`, ordered by endpoint.
-    public func shares(at now: Timestamp) -> [StageShare] {
+    package func shares(at now: Timestamp) -> [StageShare] {
         let window = firstMinute(at: now)...now.minute
         var totals: [String: [Int128]] = [:]
         for (minute, endpoints) in minutes where window.contains(minute) {

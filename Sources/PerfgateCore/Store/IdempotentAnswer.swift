@@ -1,19 +1,19 @@
 /// The answer perfgate gave to an ingest request sent with an `Idempotency-Key`, kept so that a
 /// retry with the same key gets the same answer and applies nothing.
-public struct IdempotentAnswer: Equatable, Sendable {
+package struct IdempotentAnswer: Equatable, Sendable {
     /// The client's key.
-    public var key: String
+    package var key: String
     /// A fingerprint of the request body the key was first used with.
-    public var bodyFingerprint: UInt64
+    package var bodyFingerprint: UInt64
     /// The HTTP status of the answer.
-    public var status: Int
+    package var status: Int
     /// The answer's JSON body.
-    public var body: [UInt8]
+    package var body: [UInt8]
     /// When the answer was given, in Unix seconds.
-    public var createdAt: Int64
+    package var createdAt: Int64
 
     /// A stored answer.
-    public init(key: String, bodyFingerprint: UInt64, status: Int, body: [UInt8], createdAt: Int64) {
+    package init(key: String, bodyFingerprint: UInt64, status: Int, body: [UInt8], createdAt: Int64) {
         self.key = key
         self.bodyFingerprint = bodyFingerprint
         self.status = status

@@ -1,31 +1,31 @@
 /// A series' identity in the store.
-public typealias SeriesID = Int64
+package typealias SeriesID = Int64
 
 /// A series and the identifier the store knows it by.
-public struct SeriesRecord: Equatable, Sendable {
+package struct SeriesRecord: Equatable, Sendable {
     /// The store's identifier.
-    public var id: SeriesID
+    package var id: SeriesID
     /// The family and label values.
-    public var key: SeriesKey
+    package var key: SeriesKey
 
     /// A series record.
-    public init(id: SeriesID, key: SeriesKey) {
+    package init(id: SeriesID, key: SeriesKey) {
         self.id = id
         self.key = key
     }
 }
 
 /// Counts of one series in one minute.
-public struct MinuteRollup: Equatable, Sendable {
+package struct MinuteRollup: Equatable, Sendable {
     /// The series.
-    public var seriesID: SeriesID
+    package var seriesID: SeriesID
     /// The minute.
-    public var minute: Minute
+    package var minute: Minute
     /// What the series counted in that minute.
-    public var counts: HistogramCounts
+    package var counts: HistogramCounts
 
     /// A series-minute's counts.
-    public init(seriesID: SeriesID, minute: Minute, counts: HistogramCounts) {
+    package init(seriesID: SeriesID, minute: Minute, counts: HistogramCounts) {
         self.seriesID = seriesID
         self.minute = minute
         self.counts = counts
@@ -34,16 +34,16 @@ public struct MinuteRollup: Equatable, Sendable {
 
 /// Everything one group commit writes: series seen for the first time, counts to add, and the
 /// answers of the requests that sent an `Idempotency-Key`.
-public struct CommitBatch: Sendable {
+package struct CommitBatch: Sendable {
     /// Series to create, with identifiers the writer chose.
-    public var newSeries: [SeriesRecord]
+    package var newSeries: [SeriesRecord]
     /// Counts to add to minute rollups (created when absent).
-    public var rollups: [MinuteRollup]
+    package var rollups: [MinuteRollup]
     /// Answers to keep, replacing any expired answer under the same key.
-    public var answers: [IdempotentAnswer]
+    package var answers: [IdempotentAnswer]
 
     /// A commit of new series, rollup additions and kept answers.
-    public init(newSeries: [SeriesRecord], rollups: [MinuteRollup], answers: [IdempotentAnswer] = []) {
+    package init(newSeries: [SeriesRecord], rollups: [MinuteRollup], answers: [IdempotentAnswer] = []) {
         self.newSeries = newSeries
         self.rollups = rollups
         self.answers = answers
@@ -51,18 +51,18 @@ public struct CommitBatch: Sendable {
 }
 
 /// What a store holds, read back at start-up.
-public struct RestoredState: Sendable {
+package struct RestoredState: Sendable {
     /// Every series.
-    public var series: [SeriesRecord]
+    package var series: [SeriesRecord]
     /// Cumulative counts per series: the pruned base plus every retained minute.
-    public var totals: [SeriesID: HistogramCounts]
+    package var totals: [SeriesID: HistogramCounts]
     /// Minute rollups at or after the minute asked for, for the in-memory windows.
-    public var recent: [MinuteRollup]
+    package var recent: [MinuteRollup]
     /// The last minute each series counted something in, among the minutes still kept.
-    public var lastMinutes: [SeriesID: Minute]
+    package var lastMinutes: [SeriesID: Minute]
 
     /// A restored state.
-    public init(series: [SeriesRecord], totals: [SeriesID: HistogramCounts], recent: [MinuteRollup], lastMinutes: [SeriesID: Minute] = [:]) {
+    package init(series: [SeriesRecord], totals: [SeriesID: HistogramCounts], recent: [MinuteRollup], lastMinutes: [SeriesID: Minute] = [:]) {
         self.series = series
         self.totals = totals
         self.recent = recent
@@ -71,14 +71,14 @@ public struct RestoredState: Sendable {
 }
 
 /// What one prune did.
-public struct PruneReport: Equatable, Sendable {
+package struct PruneReport: Equatable, Sendable {
     /// Minute rollups removed after folding them into their series' base.
-    public var rollupsFolded: Int
+    package var rollupsFolded: Int
     /// Idempotent answers removed because they expired.
-    public var answersForgotten: Int
+    package var answersForgotten: Int
 
     /// A report.
-    public init(rollupsFolded: Int, answersForgotten: Int = 0) {
+    package init(rollupsFolded: Int, answersForgotten: Int = 0) {
         self.rollupsFolded = rollupsFolded
         self.answersForgotten = answersForgotten
     }
@@ -89,7 +89,7 @@ public struct PruneReport: Equatable, Sendable {
 /// Concurrency: `commit` and `prune` are called by one writer at a time; `windowTotals`,
 /// `sizeInBytes` and `restore` may be called from any thread, concurrently with the writer.
 /// Returned values are copies and are never changed later.
-public protocol RollupStore: AnyObject, Sendable {
+package protocol RollupStore: AnyObject, Sendable {
     /// Reads every series, its cumulative counts, and the rollups from `recentSince` on.
     func restore(recentSince: Minute) throws -> RestoredState
     /// Creates the new series and adds the rollups, all in one transaction: all or nothing.

@@ -2,16 +2,16 @@
 ///
 /// Hand-written rather than a date formatter: strict about the grammar, exact to the
 /// nanosecond, and free of locale and time-zone database state.
-public enum RFC3339 {
+package enum RFC3339 {
     /// Parses a timestamp, or returns nil when the text is not RFC 3339.
     /// Years before 1677 or after 2262 are clamped to the ends of the 64-bit nanosecond range.
-    public static func parse(_ text: some StringProtocol) -> Timestamp? {
+    package static func parse(_ text: some StringProtocol) -> Timestamp? {
         var bytes = Array(text.utf8)
         return bytes.withUnsafeMutableBufferPointer { parse(UnsafeBufferPointer($0)) }
     }
 
     /// Parses a timestamp from UTF-8 bytes, or returns nil when they are not RFC 3339.
-    public static func parse(_ bytes: UnsafeBufferPointer<UInt8>) -> Timestamp? {
+    package static func parse(_ bytes: UnsafeBufferPointer<UInt8>) -> Timestamp? {
         var reader = DigitReader(bytes: bytes)
         guard let year = reader.number(digits: 4), reader.skip(UInt8(ascii: "-")),
             let month = reader.number(digits: 2), reader.skip(UInt8(ascii: "-")),
@@ -66,7 +66,7 @@ public enum RFC3339 {
     }
 
     /// Formats a timestamp in UTC, with a fraction only when it has one.
-    public static func format(_ timestamp: Timestamp) -> String {
+    package static func format(_ timestamp: Timestamp) -> String {
         let seconds = timestamp.nanoseconds.floorDivided(by: 1_000_000_000)
         let nanos = timestamp.nanoseconds - seconds * 1_000_000_000
         let days = seconds.floorDivided(by: 86_400)

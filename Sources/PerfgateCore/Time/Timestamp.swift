@@ -1,67 +1,67 @@
 /// A point in time: nanoseconds since the Unix epoch, UTC.
 ///
 /// Integers, not floating point, so that minute boundaries and comparisons are exact.
-public struct Timestamp: Hashable, Comparable, Sendable {
+package struct Timestamp: Hashable, Comparable, Sendable {
     /// Nanoseconds since 1970-01-01T00:00:00Z.
-    public var nanoseconds: Int64
+    package var nanoseconds: Int64
 
     /// A timestamp from nanoseconds since the epoch.
-    public init(nanoseconds: Int64) {
+    package init(nanoseconds: Int64) {
         self.nanoseconds = nanoseconds
     }
 
     /// A timestamp from whole seconds since the epoch.
-    public init(seconds: Int64) {
+    package init(seconds: Int64) {
         self.nanoseconds = seconds * 1_000_000_000
     }
 
     /// Whole seconds since the epoch, rounded down.
-    public var seconds: Int64 {
+    package var seconds: Int64 {
         nanoseconds.floorDivided(by: 1_000_000_000)
     }
 
     /// The minute this instant falls in.
-    public var minute: Minute {
+    package var minute: Minute {
         Minute(index: nanoseconds.floorDivided(by: Minute.nanoseconds))
     }
 
-    public static func < (lhs: Timestamp, rhs: Timestamp) -> Bool {
+    package static func < (lhs: Timestamp, rhs: Timestamp) -> Bool {
         lhs.nanoseconds < rhs.nanoseconds
     }
 
     /// This instant moved by a signed number of nanoseconds.
-    public func adding(nanoseconds delta: Int64) -> Timestamp {
+    package func adding(nanoseconds delta: Int64) -> Timestamp {
         Timestamp(nanoseconds: nanoseconds + delta)
     }
 }
 
 /// One minute of wall-clock time, the unit of every stored window: the minute index since the epoch.
-public struct Minute: Hashable, Comparable, Strideable, Sendable {
+package struct Minute: Hashable, Comparable, Strideable, Sendable {
     /// Nanoseconds in a minute.
-    public static let nanoseconds: Int64 = 60_000_000_000
+    package static let nanoseconds: Int64 = 60_000_000_000
 
     /// Minutes since 1970-01-01T00:00Z.
-    public var index: Int64
+    package var index: Int64
 
     /// A minute from its index since the epoch.
-    public init(index: Int64) {
+    package init(index: Int64) {
         self.index = index
     }
 
     /// The first instant of this minute.
-    public var start: Timestamp {
+    package var start: Timestamp {
         Timestamp(nanoseconds: index * Minute.nanoseconds)
     }
 
-    public static func < (lhs: Minute, rhs: Minute) -> Bool {
+    package static func < (lhs: Minute, rhs: Minute) -> Bool {
         lhs.index < rhs.index
     }
 
-    public func distance(to other: Minute) -> Int64 {
+    package func distance(to other: Minute) -> Int64 {
         other.index - index
     }
 
-    public func advanced(by n: Int64) -> Minute {
+    package func advanced(by n: Int64) -> Minute {
         Minute(index: index + n)
     }
 }

@@ -2,9 +2,9 @@
 ///
 /// Strict where browsers are lenient: a malformed `%` escape, invalid UTF-8 or a control
 /// character is an error that names the parameter, never a silently mangled value.
-public enum QueryString {
+package enum QueryString {
     /// The pairs of `query` (the text after `?`); `+` decodes to a space.
-    public static func parse(_ query: String) throws(QueryStringError) -> [(name: String, value: String)] {
+    package static func parse(_ query: String) throws(QueryStringError) -> [(name: String, value: String)] {
         var pairs: [(name: String, value: String)] = []
         for item in query.split(separator: "&", omittingEmptySubsequences: true) {
             let parts = item.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
@@ -53,9 +53,9 @@ public enum QueryString {
 }
 
 /// A query string that cannot be read, and why.
-public struct QueryStringError: Error, Equatable, Sendable {
+package struct QueryStringError: Error, Equatable, Sendable {
     /// What is wrong.
-    public let message: String
+    package let message: String
 
     init(_ message: String) {
         self.message = message

@@ -1,32 +1,32 @@
 /// A validated `/v1/trends` question: a quantile of one family now versus `offset` ago.
-public struct TrendQuery: Equatable, Sendable {
+package struct TrendQuery: Equatable, Sendable {
     /// The histogram family.
-    public var metric: HistogramMetric
+    package var metric: HistogramMetric
     /// The quantile, 0 to 1.
-    public var quantile: Double = 0.95
+    package var quantile: Double = 0.95
     /// The window's width, in whole minutes.
-    public var windowMinutes: Int64 = 5
+    package var windowMinutes: Int64 = 5
     /// How far back the comparison window lies, in whole minutes.
-    public var offsetMinutes: Int64 = 60
+    package var offsetMinutes: Int64 = 60
     /// The labels to group by, in the order given.
-    public var groupBy: [String] = []
+    package var groupBy: [String] = []
     /// Label values to keep, per label; a series matches when each filtered label has one of its values.
-    public var filters: [String: Set<String>] = [:]
+    package var filters: [String: Set<String>] = [:]
     /// The relative increase above which a group is `degrading` (0.5 is +50%).
-    public var threshold: Double = 0.5
+    package var threshold: Double = 0.5
     /// The fewest events a window needs for its quantile to be compared.
-    public var minCount: UInt64 = 10
+    package var minCount: UInt64 = 10
 
     /// A query with the defaults for `metric`.
-    public init(metric: HistogramMetric) {
+    package init(metric: HistogramMetric) {
         self.metric = metric
     }
 
     /// The parameters the endpoint understands, besides label filters.
-    public static let parameterNames = ["metric", "quantile", "window", "offset", "by", "threshold", "min_count"]
+    package static let parameterNames = ["metric", "quantile", "window", "offset", "by", "threshold", "min_count"]
 
     /// Reads query parameters; `retentionMinutes` bounds how far back the windows may reach.
-    public static func parse(_ parameters: [(name: String, value: String)], retentionMinutes: Int64) throws(TrendQueryError) -> TrendQuery {
+    package static func parse(_ parameters: [(name: String, value: String)], retentionMinutes: Int64) throws(TrendQueryError) -> TrendQuery {
         var seen: Set<String> = []
         var values: [String: String] = [:]
         var filterValues: [(String, String)] = []
@@ -104,7 +104,7 @@ public struct TrendQuery: Equatable, Sendable {
     }
 
     /// True when a series passes the label filters.
-    public func matches(_ key: SeriesKey) -> Bool {
+    package func matches(_ key: SeriesKey) -> Bool {
         guard key.metric == metric else { return false }
         for (label, allowed) in filters {
             guard let value = key.value(of: label), allowed.contains(value) else { return false }
@@ -113,21 +113,21 @@ public struct TrendQuery: Equatable, Sendable {
     }
 
     /// The minutes of the current window ending at `now`.
-    public func currentMinutes(at now: Timestamp) -> ClosedRange<Minute> {
+    package func currentMinutes(at now: Timestamp) -> ClosedRange<Minute> {
         now.minute.advanced(by: -(windowMinutes - 1))...now.minute
     }
 
     /// The minutes of the comparison window: the current one moved back by the offset.
-    public func previousMinutes(at now: Timestamp) -> ClosedRange<Minute> {
+    package func previousMinutes(at now: Timestamp) -> ClosedRange<Minute> {
         let current = currentMinutes(at: now)
         return current.lowerBound.advanced(by: -offsetMinutes)...current.upperBound.advanced(by: -offsetMinutes)
     }
 }
 
 /// A `/v1/trends` query that cannot be answered as asked, and why.
-public struct TrendQueryError: Error, Equatable, Sendable {
+package struct TrendQueryError: Error, Equatable, Sendable {
     /// What is wrong with the query.
-    public let message: String
+    package let message: String
 
     init(_ message: String) {
         self.message = message

@@ -1,39 +1,39 @@
 /// The answer to a `TrendQuery`: per label group, the quantile now and `offset` ago.
-public struct TrendReport: Sendable {
+package struct TrendReport: Sendable {
     /// One window's figures for a group.
-    public struct WindowFigures: Equatable, Sendable {
+    package struct WindowFigures: Equatable, Sendable {
         /// Events in the window.
-        public var count: UInt64
+        package var count: UInt64
         /// The estimated quantile in seconds; nil with no events.
-        public var quantile: Double?
+        package var quantile: Double?
     }
 
     /// Whether a group's comparison means anything.
-    public enum Status: Equatable, Sendable {
+    package enum Status: Equatable, Sendable {
         case ok
         /// A window held fewer events than `min_count`; the reason says which.
         case insufficientData(reason: String)
     }
 
     /// One label group's comparison.
-    public struct Group: Equatable, Sendable {
+    package struct Group: Equatable, Sendable {
         /// The grouping labels and their values, in `by` order.
-        public var labels: [(name: String, value: String)]
+        package var labels: [(name: String, value: String)]
         /// The current window.
-        public var current: WindowFigures
+        package var current: WindowFigures
         /// The window `offset` ago.
-        public var previous: WindowFigures
+        package var previous: WindowFigures
         /// `(current - previous) / previous`; nil when not comparable.
-        public var change: Double?
+        package var change: Double?
         /// True when the quantile rose by more than the threshold.
-        public var degrading: Bool
+        package var degrading: Bool
         /// Whether there was enough data.
-        public var status: Status
+        package var status: Status
         /// The buckets both windows' quantiles come from: exponential, or classic when a window
         /// holds counts stored before perfgate kept exponential buckets.
-        public var resolution: QuantileResolution
+        package var resolution: QuantileResolution
 
-        public static func == (lhs: Group, rhs: Group) -> Bool {
+        package static func == (lhs: Group, rhs: Group) -> Bool {
             lhs.labels.map(\.name) == rhs.labels.map(\.name) && lhs.labels.map(\.value) == rhs.labels.map(\.value)
                 && lhs.current == rhs.current && lhs.previous == rhs.previous && lhs.change == rhs.change
                 && lhs.degrading == rhs.degrading && lhs.status == rhs.status && lhs.resolution == rhs.resolution
@@ -41,14 +41,14 @@ public struct TrendReport: Sendable {
     }
 
     /// The question answered.
-    public var query: TrendQuery
+    package var query: TrendQuery
     /// When it was answered.
-    public var now: Timestamp
+    package var now: Timestamp
     /// The groups, ordered by label values.
-    public var groups: [Group]
+    package var groups: [Group]
 
     /// Compares the two windows' counts of the series matching `query`, grouped by its `by` labels.
-    public init(
+    package init(
         query: TrendQuery,
         now: Timestamp,
         series: [SeriesRecord],
@@ -99,7 +99,7 @@ public struct TrendReport: Sendable {
     }
 
     /// The report as the JSON body of `/v1/trends`.
-    public func json() -> [UInt8] {
+    package func json() -> [UInt8] {
         var writer = JSONWriter()
         let currentMinutes = query.currentMinutes(at: now)
         let previousMinutes = query.previousMinutes(at: now)

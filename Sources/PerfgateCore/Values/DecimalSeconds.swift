@@ -3,9 +3,9 @@
 /// Durations are kept as integer nanoseconds so that bucket boundaries compare exactly
 /// (`0.1` is precisely the `le="0.1"` bound) and sums do not drift with the order of
 /// addition: `_sum` is the exact total of what was posted, rounded once per value.
-public enum DecimalSeconds {
+package enum DecimalSeconds {
     /// The result of reading a decimal number of seconds.
-    public enum Reading: Equatable, Sendable {
+    package enum Reading: Equatable, Sendable {
         /// The value in nanoseconds, rounded half to even at the ninth decimal.
         case nanoseconds(Int64)
         /// The magnitude does not fit in 64-bit nanoseconds (about 292 years).
@@ -15,13 +15,13 @@ public enum DecimalSeconds {
     }
 
     /// Reads a JSON-grammar number (`-1.25e3`) of seconds.
-    public static func read(_ text: some StringProtocol) -> Reading {
+    package static func read(_ text: some StringProtocol) -> Reading {
         var bytes = Array(text.utf8)
         return bytes.withUnsafeMutableBufferPointer { read(UnsafeBufferPointer($0)) }
     }
 
     /// Reads a JSON-grammar number of seconds from UTF-8 bytes.
-    public static func read(_ bytes: UnsafeBufferPointer<UInt8>) -> Reading {
+    package static func read(_ bytes: UnsafeBufferPointer<UInt8>) -> Reading {
         if let plain = readPlain(bytes) { return plain }
         var position = 0
         let count = bytes.count
@@ -137,7 +137,7 @@ public enum DecimalSeconds {
     /// the start of `bytes`: its nanoseconds and how many bytes it took, or nil when the text
     /// does not start with that shape. What follows is the caller's to check.
     @inline(__always)
-    public static func readPlainPrefix(_ bytes: UnsafeBufferPointer<UInt8>) -> (nanoseconds: Int64, length: Int)? {
+    package static func readPlainPrefix(_ bytes: UnsafeBufferPointer<UInt8>) -> (nanoseconds: Int64, length: Int)? {
         let count = bytes.count
         var position = 0
         let negative = count > 0 && bytes[0] == UInt8(ascii: "-")
@@ -168,7 +168,7 @@ public enum DecimalSeconds {
     }
 
     /// Writes nanoseconds as decimal seconds with no trailing zeros: `1.697`, `0.0004`, `10`.
-    public static func format(nanoseconds: Int128) -> String {
+    package static func format(nanoseconds: Int128) -> String {
         let negative = nanoseconds < 0
         let magnitude = negative ? -nanoseconds : nanoseconds
         let whole = magnitude / 1_000_000_000
@@ -187,7 +187,7 @@ public enum DecimalSeconds {
     }
 
     /// Writes nanoseconds as decimal seconds with no trailing zeros.
-    public static func format(nanoseconds: Int64) -> String {
+    package static func format(nanoseconds: Int64) -> String {
         format(nanoseconds: Int128(nanoseconds))
     }
 

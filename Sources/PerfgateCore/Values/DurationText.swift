@@ -1,9 +1,9 @@
 /// Reads and writes durations the way Prometheus writes them: `90s`, `5m`, `1h30m`, `1d`, `1w`.
-public enum DurationText {
+package enum DurationText {
     /// Seconds in a duration text, or nil when the text is not one.
     ///
     /// Units are `s`, `m`, `h`, `d` and `w`, largest first, each at most once; a bare number is seconds.
-    public static func seconds(_ text: String) -> Int64? {
+    package static func seconds(_ text: String) -> Int64? {
         guard !text.isEmpty else { return nil }
         if let plain = Int64(text) { return plain >= 0 ? plain : nil }
         let units: [(Character, Int64)] = [("w", 604_800), ("d", 86_400), ("h", 3600), ("m", 60), ("s", 1)]
@@ -27,13 +27,13 @@ public enum DurationText {
 
     /// Whole minutes in a duration text of at least a minute (`5m`, `1h30m`), or nil when the text
     /// is not a duration or not a whole number of minutes; minute windows take nothing finer.
-    public static func wholeMinutes(_ text: String) -> Int64? {
+    package static func wholeMinutes(_ text: String) -> Int64? {
         guard let seconds = seconds(text), seconds >= 60, seconds % 60 == 0 else { return nil }
         return seconds / 60
     }
 
     /// The shortest text for a number of seconds: `300` → `5m`, `5400` → `1h30m`, `0` → `0s`.
-    public static func format(seconds: Int64) -> String {
+    package static func format(seconds: Int64) -> String {
         guard seconds > 0 else { return "0s" }
         var rest = seconds
         var text = ""

@@ -1,5 +1,5 @@
 /// What a bearer token may do. `admin` may do everything.
-public enum AccessRole: String, CaseIterable, Sendable {
+package enum AccessRole: String, CaseIterable, Sendable {
     /// Post events.
     case ingest
     /// Read `/metrics`, `/v1/trends` and the status page.
@@ -9,20 +9,20 @@ public enum AccessRole: String, CaseIterable, Sendable {
 }
 
 /// The bearer tokens perfgate accepts, per role. With none at all, perfgate runs open.
-public struct AccessTokens: Sendable, Equatable {
+package struct AccessTokens: Sendable, Equatable {
     private var tokens: [AccessRole: [[UInt8]]] = [:]
 
     /// No tokens: every endpoint is open.
-    public init() {}
+    package init() {}
 
     /// True when no token is configured, so nothing is checked.
-    public var isOpen: Bool { tokens.values.allSatisfy(\.isEmpty) }
+    package var isOpen: Bool { tokens.values.allSatisfy(\.isEmpty) }
 
     /// How many tokens each role has.
-    public func count(of role: AccessRole) -> Int { tokens[role]?.count ?? 0 }
+    package func count(of role: AccessRole) -> Int { tokens[role]?.count ?? 0 }
 
     /// Adds a token for `role`; it must be 16 to 512 visible ASCII characters.
-    public mutating func add(_ token: String, for role: AccessRole) throws(ConfigurationError) {
+    package mutating func add(_ token: String, for role: AccessRole) throws(ConfigurationError) {
         let bytes = Array(token.utf8)
         guard (16...512).contains(bytes.count) else {
             throw ConfigurationError("\(role.rawValue) tokens must be 16 to 512 characters long (got \(bytes.count)); make one with: openssl rand -hex 32")
@@ -34,14 +34,14 @@ public struct AccessTokens: Sendable, Equatable {
     }
 
     /// Replaces `role`'s tokens with `list`.
-    public mutating func replace(_ role: AccessRole, with list: [String]) throws(ConfigurationError) {
+    package mutating func replace(_ role: AccessRole, with list: [String]) throws(ConfigurationError) {
         tokens[role] = []
         for token in list { try add(token, for: role) }
     }
 
     /// The roles `presented` holds. Every configured token is compared, each in time that does
     /// not depend on where the bytes differ, so timing does not tell an attacker how close a guess was.
-    public func roles(of presented: some StringProtocol) -> Set<AccessRole> {
+    package func roles(of presented: some StringProtocol) -> Set<AccessRole> {
         let candidate = Array(presented.utf8)
         var roles: Set<AccessRole> = []
         for role in AccessRole.allCases {
@@ -67,7 +67,7 @@ public struct AccessTokens: Sendable, Equatable {
     }
 
     /// Reads a tokens file: one `role token` pair per line; blank lines and `#` comments skipped.
-    public static func parseFile(_ text: String, path: String) throws(ConfigurationError) -> AccessTokens {
+    package static func parseFile(_ text: String, path: String) throws(ConfigurationError) -> AccessTokens {
         var tokens = AccessTokens()
         for (offset, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let line = String(rawLine).trimmingCharacters(in: " \t\r")

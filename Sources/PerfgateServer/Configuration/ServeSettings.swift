@@ -4,13 +4,13 @@ import PerfgateStore
 
 /// The settings `perfgate serve` reads, each from a flag, an environment variable or the config
 /// file; a flag beats the environment, which beats the file, which beats the default.
-public enum ServeSettings {
+package enum ServeSettings {
     /// What the settings resolve to.
-    public struct Resolved: Sendable {
+    package struct Resolved: Sendable {
         /// The service configuration.
-        public var configuration = ServerConfiguration()
+        package var configuration = ServerConfiguration()
         /// How much to log.
-        public var logLevel: Logger.Level = .info
+        package var logLevel: Logger.Level = .info
         /// Tokens from `--tokens-file`, and per-role lists that replace the file's for their role.
         var tokensFile = AccessTokens()
         var roleTokens: [AccessRole: [String]] = [:]
@@ -21,29 +21,29 @@ public enum ServeSettings {
     }
 
     /// One setting: `--name` on the command line, `PERFGATE_NAME` in the environment, `name` in the file.
-    public struct Setting: Sendable {
+    package struct Setting: Sendable {
         /// The flag name without dashes, e.g. `max-body-size`.
-        public let name: String
+        package let name: String
         /// What it controls.
-        public let summary: String
+        package let summary: String
         /// Its default, as text.
-        public let defaultText: String
+        package let defaultText: String
         fileprivate let apply: @Sendable (inout Resolved, String) throws(ConfigurationError) -> Void
 
         /// The environment variable: `PERFGATE_MAX_BODY_SIZE`.
-        public var environmentName: String {
+        package var environmentName: String {
             "PERFGATE_" + name.uppercased().replacingHyphens(with: "_")
         }
 
         /// The key in the config file: `max_body_size`.
-        public var fileKey: String { name.replacingHyphens(with: "_") }
+        package var fileKey: String { name.replacingHyphens(with: "_") }
 
         /// The `--help` text, naming the environment variable and the default.
-        public var help: String { "\(summary) (env \(environmentName); default \(defaultText))" }
+        package var help: String { "\(summary) (env \(environmentName); default \(defaultText))" }
     }
 
     /// Every scalar setting, in `--help` order. `buckets` and `config` are handled on their own.
-    public static let all: [Setting] = [
+    package static let all: [Setting] = [
         Setting(name: "host", summary: "Address to listen on", defaultText: "127.0.0.1") { resolved, text throws(ConfigurationError) in
             guard !text.isEmpty else { throw ConfigurationError("must not be empty") }
             resolved.configuration.host = text
@@ -126,25 +126,25 @@ public enum ServeSettings {
     ]
 
     /// The `--buckets` help text.
-    public static let bucketsHelp =
+    package static let bucketsHelp =
         "Bucket bounds in seconds for one histogram, e.g. backend_ttfb_seconds=0.1,0.5,1; repeatable (env PERFGATE_BUCKETS, entries separated by ';'; default: the seed's buckets)"
 
     /// The `--config` help text.
-    public static let configHelp = "A JSON file of settings keyed like the flags with underscores, e.g. {\"port\": 9095, \"buckets\": {\"backend_ttfb_seconds\": [0.1, 0.5]}} (env PERFGATE_CONFIG)"
+    package static let configHelp = "A JSON file of settings keyed like the flags with underscores, e.g. {\"port\": 9095, \"buckets\": {\"backend_ttfb_seconds\": [0.1, 0.5]}} (env PERFGATE_CONFIG)"
 
     /// One layer of settings as text, and how to name it in an error.
-    public struct Layer: Sendable {
+    package struct Layer: Sendable {
         let values: [String: String]
         let buckets: [String]
         let describe: @Sendable (String) -> String
 
         /// Command-line flags: setting name to text, and the `--buckets` entries.
-        public static func flags(_ values: [String: String], buckets: [String]) -> Layer {
+        package static func flags(_ values: [String: String], buckets: [String]) -> Layer {
             Layer(values: values, buckets: buckets) { "--\($0)" }
         }
 
         /// The process environment.
-        public static func environment(_ environment: [String: String]) -> Layer {
+        package static func environment(_ environment: [String: String]) -> Layer {
             var values: [String: String] = [:]
             for setting in all {
                 if let text = environment[setting.environmentName] { values[setting.name] = text }
@@ -156,7 +156,7 @@ public enum ServeSettings {
         }
 
         /// A JSON config file's text.
-        public static func file(_ text: [UInt8], path: String) throws(ConfigurationError) -> Layer {
+        package static func file(_ text: [UInt8], path: String) throws(ConfigurationError) -> Layer {
             let document: JSONValue
             do { document = try JSONValue.parse(text) } catch { throw ConfigurationError("\(path): \(error)") }
             guard let members = document.objectMembers else { throw ConfigurationError("\(path) must hold a JSON object of settings") }
@@ -188,7 +188,7 @@ public enum ServeSettings {
     }
 
     /// Applies the layers in order, each overriding the ones before, then checks the result.
-    public static func resolve(_ layers: [Layer]) throws(ConfigurationError) -> Resolved {
+    package static func resolve(_ layers: [Layer]) throws(ConfigurationError) -> Resolved {
         var resolved = Resolved()
         var bucketOverrides: [HistogramMetric: BucketLayout] = [:]
         for layer in layers {

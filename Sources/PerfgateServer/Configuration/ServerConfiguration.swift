@@ -2,51 +2,51 @@ import PerfgateCore
 import PerfgateStore
 
 /// Everything the service can be told at start-up; the defaults are what `perfgate serve` runs with.
-public struct ServerConfiguration: Sendable {
+package struct ServerConfiguration: Sendable {
     /// Address to listen on.
-    public var host = "127.0.0.1"
+    package var host = "127.0.0.1"
     /// Port to listen on.
-    public var port = 9095
+    package var port = 9095
     /// The SQLite file; its folder is created when missing.
-    public var databasePath = "data/perfgate.sqlite"
+    package var databasePath = "data/perfgate.sqlite"
     /// How long minute windows are kept, in minutes: an hour-ago comparison and a day-over-day one fit.
-    public var retentionMinutes: Int64 = 25 * 60
+    package var retentionMinutes: Int64 = 25 * 60
     /// The width of the `stage_percentage` window, in minutes.
-    public var stageShareWindowMinutes: Int64 = 5
+    package var stageShareWindowMinutes: Int64 = 5
     /// Bucket bounds per histogram family.
-    public var layouts = BucketLayouts.seed
+    package var layouts = BucketLayouts.seed
     /// Bounds on each event's fields.
-    public var limits = IngestLimits()
+    package var limits = IngestLimits()
     /// Largest request body accepted, as sent (compressed or not), in bytes.
-    public var maxBodyBytes = 8 * 1024 * 1024
+    package var maxBodyBytes = 8 * 1024 * 1024
     /// Largest body after gzip inflation, in bytes.
-    public var maxInflatedBodyBytes = 64 * 1024 * 1024
+    package var maxInflatedBodyBytes = 64 * 1024 * 1024
     /// Most series per histogram family; past it, new series are counted under `__overflow__`.
-    public var maxSeriesPerMetric = 10_000
+    package var maxSeriesPerMetric = 10_000
     /// Most events waiting to be written; past it, ingest answers 503 until the queue drains.
-    public var maxQueuedEvents = 1_000_000
+    package var maxQueuedEvents = 1_000_000
     /// How hard each commit presses data to disk.
-    public var durability: Durability = .full
+    package var durability: Durability = .full
     /// Seconds between prunes of expired minute windows.
-    public var pruneIntervalSeconds: Int64 = 60
+    package var pruneIntervalSeconds: Int64 = 60
     /// Seconds a connection has to deliver its next request, head and body, after it opens or
     /// after the previous response; past it the connection is closed (slow clients, idle keep-alive).
-    public var requestTimeoutSeconds: Int64 = 30
+    package var requestTimeoutSeconds: Int64 = 30
     /// Minutes a series may go unwritten before it leaves `/metrics` and the store; 0 keeps series forever.
-    public var seriesTTLMinutes: Int64 = 0
+    package var seriesTTLMinutes: Int64 = 0
     /// How long the answer to a request with an `Idempotency-Key` is kept, in seconds.
-    public var idempotencyTTLSeconds: Int64 = 24 * 3600
+    package var idempotencyTTLSeconds: Int64 = 24 * 3600
     /// Most connections open at once; past it new ones wait to be accepted.
-    public var maxConnections = 1000
+    package var maxConnections = 1000
     /// The PEM certificate chain to serve HTTPS with; with `tlsKeyPath`, or neither for plain HTTP.
-    public var tlsCertificatePath: String?
+    package var tlsCertificatePath: String?
     /// The PEM private key of `tlsCertificatePath`.
-    public var tlsKeyPath: String?
+    package var tlsKeyPath: String?
     /// Bearer tokens per role; none means every endpoint is open.
-    public var accessTokens = AccessTokens()
+    package var accessTokens = AccessTokens()
 
     /// The defaults.
-    public init() {}
+    package init() {}
 
     /// The oldest creation time (Unix seconds) of an idempotent answer still valid at `now`.
     func oldestKeptAnswer(at now: Timestamp) -> Int64 {
@@ -61,7 +61,7 @@ public struct ServerConfiguration: Sendable {
     }
 
     /// Checks that the values make sense together; the message names the option to fix.
-    public func validate() throws(ConfigurationError) {
+    package func validate() throws(ConfigurationError) {
         guard (1...65_535).contains(port) || port == 0 else { throw ConfigurationError("port must be 1-65535 (got \(port))") }
         guard !databasePath.isEmpty else { throw ConfigurationError("the database path must not be empty") }
         guard stageShareWindowMinutes >= 1 else { throw ConfigurationError("the percentage window must be at least 1m") }
@@ -97,14 +97,14 @@ public struct ServerConfiguration: Sendable {
 }
 
 /// A configuration that cannot run, and why.
-public struct ConfigurationError: Error, CustomStringConvertible, Sendable {
+package struct ConfigurationError: Error, CustomStringConvertible, Sendable {
     /// What to fix.
-    public let message: String
+    package let message: String
 
     /// An error with a message naming what to fix.
-    public init(_ message: String) {
+    package init(_ message: String) {
         self.message = message
     }
 
-    public var description: String { message }
+    package var description: String { message }
 }

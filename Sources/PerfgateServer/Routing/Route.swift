@@ -5,7 +5,7 @@ import HTTPTypes
 ///
 /// A new case does not compile until it has a method, a path, an access rule and a handler
 /// (`buildRouter` binds handlers with an exhaustive switch), so no route can be served unguarded.
-public enum Route: CaseIterable, Sendable {
+package enum Route: CaseIterable, Sendable {
     case statusPage
     case postEvents
     case metrics
@@ -16,7 +16,7 @@ public enum Route: CaseIterable, Sendable {
     case readyz
 
     /// The request method.
-    public var method: HTTPRequest.Method {
+    package var method: HTTPRequest.Method {
         switch self {
         case .statusPage, .metrics, .trends, .listSeries, .healthz, .readyz: .get
         case .postEvents: .post
@@ -25,7 +25,7 @@ public enum Route: CaseIterable, Sendable {
     }
 
     /// The path, as the router matches it (it also takes empty segments, so `//metrics/` is `/metrics`).
-    public var path: String {
+    package var path: String {
         switch self {
         case .statusPage: "/"
         case .postEvents: "/v1/events"
@@ -38,7 +38,7 @@ public enum Route: CaseIterable, Sendable {
     }
 
     /// Who may call it.
-    public var access: RouteAccess {
+    package var access: RouteAccess {
         switch self {
         case .postEvents: .role(.ingest)
         case .statusPage, .metrics, .trends, .listSeries: .role(.read)
@@ -49,7 +49,7 @@ public enum Route: CaseIterable, Sendable {
     }
 
     /// What it does, in a few words.
-    public var summary: String {
+    package var summary: String {
         switch self {
         case .statusPage: "the status page"
         case .postEvents: "send timing events"
@@ -67,10 +67,10 @@ public enum Route: CaseIterable, Sendable {
     var signsInWithBasic: Bool { self == .statusPage }
 
     /// The method's name: `GET`, `POST`, `DELETE`.
-    public var methodName: String { method.rawValue }
+    package var methodName: String { method.rawValue }
 
     /// `METHOD /path`, as answers name a route.
-    public var name: String { "\(method) \(path)" }
+    package var name: String { "\(method) \(path)" }
 
     /// The methods each path answers, in table order; `HEAD` wherever `GET` is served.
     static let allowedMethods: [String: [HTTPRequest.Method]] = {
@@ -93,14 +93,14 @@ public enum Route: CaseIterable, Sendable {
 }
 
 /// Who may call a route.
-public enum RouteAccess: Sendable, Equatable {
+package enum RouteAccess: Sendable, Equatable {
     /// Anyone: no token is asked for.
     case open
     /// A bearer token holding this role, or the admin role.
     case role(AccessRole)
 
     /// `open`, or the role's name.
-    public var name: String {
+    package var name: String {
         switch self {
         case .open: "open"
         case .role(let role): role.rawValue

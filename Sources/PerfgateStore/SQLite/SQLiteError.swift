@@ -1,13 +1,13 @@
 import CSQLite
 
 /// A failed SQLite call: the result code, SQLite's message, and what perfgate was doing.
-public struct SQLiteError: Error, CustomStringConvertible, Sendable {
+package struct SQLiteError: Error, CustomStringConvertible, Sendable {
     /// The primary or extended result code.
-    public let code: Int32
+    package let code: Int32
     /// SQLite's own explanation.
-    public let message: String
+    package let message: String
     /// What perfgate was doing (`"opening /data/perfgate.sqlite"`).
-    public let context: String
+    package let context: String
 
     init(code: Int32, message: String, context: String) {
         self.code = code
@@ -21,10 +21,10 @@ public struct SQLiteError: Error, CustomStringConvertible, Sendable {
     }
 
     /// True when the disk or its quota is full.
-    public var isDiskFull: Bool { code & 0xFF == SQLITE_FULL }
+    package var isDiskFull: Bool { code & 0xFF == SQLITE_FULL }
 
     /// True when the file is not a database or is damaged.
-    public var isCorrupt: Bool { code & 0xFF == SQLITE_CORRUPT || code & 0xFF == SQLITE_NOTADB }
+    package var isCorrupt: Bool { code & 0xFF == SQLITE_CORRUPT || code & 0xFF == SQLITE_NOTADB }
 
-    public var description: String { "\(context): \(message) (SQLite code \(code))" }
+    package var description: String { "\(context): \(message) (SQLite code \(code))" }
 }

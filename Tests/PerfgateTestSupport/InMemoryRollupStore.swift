@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import PerfgateCore
 import Synchronization
 
 /// A `RollupStore` held in memory, for tests of the layers above storage.
@@ -8,7 +9,7 @@ import Synchronization
 /// It keeps the same contract as the SQLite store, including all-or-nothing commits; a commit
 /// can be made to fail on purpose to test what callers do when the disk refuses a write, or
 /// held to test what they do while the disk is slow.
-public final class InMemoryRollupStore: RollupStore {
+package final class InMemoryRollupStore: RollupStore {
     private struct State {
         var series: [SeriesRecord] = []
         var base: [SeriesID: HistogramCounts] = [:]
@@ -22,21 +23,21 @@ public final class InMemoryRollupStore: RollupStore {
     private let layouts: BucketLayouts
 
     /// An empty store for counts of `layouts`.
-    public init(layouts: BucketLayouts = .seed) {
+    package init(layouts: BucketLayouts = .seed) {
         self.layouts = layouts
     }
 
     /// Makes every following commit fail with `error` (nil to succeed again).
-    public func failCommits(with error: (any Error)?) {
+    package func failCommits(with error: (any Error)?) {
         state.withLock { $0.failCommits = error }
     }
 
     /// Makes every following commit wait until `holdCommits(false)`, as a stalled disk would.
-    public func holdCommits(_ hold: Bool) {
+    package func holdCommits(_ hold: Bool) {
         state.withLock { $0.holdCommits = hold }
     }
 
-    public func restore(recentSince: Minute) throws -> RestoredState {
+    package func restore(recentSince: Minute) throws -> RestoredState {
         state.withLock { state in
             var totals = state.base
             var recent: [MinuteRollup] = []
@@ -54,7 +55,7 @@ public final class InMemoryRollupStore: RollupStore {
         }
     }
 
-    public func commit(_ batch: CommitBatch) throws {
+    package func commit(_ batch: CommitBatch) throws {
         // Polled rather than signalled: a test-only stall, on the writer thread.
         while state.withLock({ $0.holdCommits }) { usleep(1000) }
         try state.withLock { state in
@@ -68,7 +69,7 @@ public final class InMemoryRollupStore: RollupStore {
         }
     }
 
-    public func delete(_ series: Set<SeriesID>, recentSince: Minute) throws -> [MinuteRollup] {
+    package func delete(_ series: Set<SeriesID>, recentSince: Minute) throws -> [MinuteRollup] {
         state.withLock { state in
             var recent: [MinuteRollup] = []
             for minute in Array(state.rollups.keys) {
@@ -83,11 +84,11 @@ public final class InMemoryRollupStore: RollupStore {
         }
     }
 
-    public func answer(forKey key: String, since: Int64) throws -> IdempotentAnswer? {
+    package func answer(forKey key: String, since: Int64) throws -> IdempotentAnswer? {
         state.withLock { state in state.answers[key].flatMap { $0.createdAt >= since ? $0 : nil } }
     }
 
-    public func prune(before cutoff: Minute, answersBefore: Int64) throws -> PruneReport {
+    package func prune(before cutoff: Minute, answersBefore: Int64) throws -> PruneReport {
         state.withLock { state in
             var folded = 0
             for minute in state.rollups.keys where minute < cutoff {
@@ -102,7 +103,7 @@ public final class InMemoryRollupStore: RollupStore {
         }
     }
 
-    public func windowTotals(of metric: HistogramMetric, series: Set<SeriesID>, minutes: ClosedRange<Minute>) throws -> [SeriesID: HistogramCounts] {
+    package func windowTotals(of metric: HistogramMetric, series: Set<SeriesID>, minutes: ClosedRange<Minute>) throws -> [SeriesID: HistogramCounts] {
         state.withLock { state in
             var totals: [SeriesID: HistogramCounts] = [:]
             for (minute, perSeries) in state.rollups where minutes.contains(minute) {
@@ -114,7 +115,7 @@ public final class InMemoryRollupStore: RollupStore {
         }
     }
 
-    public func groupedTotals(
+    package func groupedTotals(
         of metric: HistogramMetric, groups: [SeriesID: Int], groupCount: Int, minutes: ClosedRange<Minute>, stepMinutes: Int64
     ) throws -> [[HistogramCounts]] {
         let steps = Int((minutes.lowerBound.distance(to: minutes.upperBound) + stepMinutes) / stepMinutes)
@@ -132,7 +133,7 @@ public final class InMemoryRollupStore: RollupStore {
         }
     }
 
-    public func sizeInBytes() -> Int64 { 0 }
+    package func sizeInBytes() -> Int64 { 0 }
 
-    public func checkpoint() throws {}
+    package func checkpoint() throws {}
 }
