@@ -124,14 +124,6 @@ def perfgate(tmp_path):
 
 
 @pytest.fixture
-def perfgate_server(tmp_path):
-    """A started perfgate, for tests that also call the `perfgate` command line."""
-    server = Perfgate(tmp_path).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def make_perfgate(tmp_path):
     """Builds unstarted perfgate processes sharing the test's folder; all are stopped at the end."""
     servers = []

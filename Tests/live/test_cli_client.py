@@ -16,8 +16,8 @@ def send(server, *args):
     return perfgate("send", "--url", server.base, *args)
 
 
-def test_send_posts_one_event_and_says_what_went_wrong(perfgate_server):
-    server = perfgate_server
+def test_send_posts_one_event_and_says_what_went_wrong(perfgate):
+    server = perfgate
     sent = send(server, "--endpoint", "/v1/chat/completions", "--provider", "openrouter", "--model", "gpt-4o",
                 "--stage", "backend_fetch=1.7", "--stage", "stream_processing=1.3", "--stage", "request_parsing=0.002")
     assert sent.returncode == 0, sent.stderr
@@ -35,8 +35,8 @@ def test_send_posts_one_event_and_says_what_went_wrong(perfgate_server):
     assert unreachable.returncode == 1 and "perfgate is unreachable" in unreachable.stderr
 
 
-def test_trends_prints_a_table_marking_what_degraded(perfgate_server):
-    server = perfgate_server
+def test_trends_prints_a_table_marking_what_degraded(perfgate):
+    server = perfgate
     hour_ago = time.time() - 3600
     for provider, before, now in [("steady", 0.4, 0.4), ("slipping", 0.4, 2.7)]:
         for n in range(10):
