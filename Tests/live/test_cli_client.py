@@ -8,12 +8,12 @@ from conftest import BINARY
 from exposition import value
 
 
-def perfgate(*args, env=None):
+def run_cli(*args, env=None):
     return subprocess.run([str(BINARY), *args], capture_output=True, text=True, timeout=60, env=env)
 
 
 def send(server, *args):
-    return perfgate("send", "--url", server.base, *args)
+    return run_cli("send", "--url", server.base, *args)
 
 
 def test_send_posts_one_event_and_says_what_went_wrong(perfgate):
@@ -31,7 +31,7 @@ def test_send_posts_one_event_and_says_what_went_wrong(perfgate):
     assert refused.returncode == 1 and "stage name 'Bad.Name' must match" in refused.stderr
     malformed = send(server, "--endpoint", "/x", "--stage", "backend_fetch")
     assert malformed.returncode != 0 and "expected name=seconds" in malformed.stderr
-    unreachable = perfgate("send", "--url", "http://127.0.0.1:9", "--endpoint", "/x", "--stage", "a=1")
+    unreachable = run_cli("send", "--url", "http://127.0.0.1:9", "--endpoint", "/x", "--stage", "a=1")
     assert unreachable.returncode == 1 and "perfgate is unreachable" in unreachable.stderr
 
 
@@ -44,7 +44,7 @@ def test_trends_prints_a_table_marking_what_degraded(perfgate):
                 result = send(server, "--endpoint", "/e", "--provider", provider, "--model", "m",
                               "--stage", f"backend_fetch={seconds}", "--timestamp", str(stamp))
                 assert result.returncode == 0, result.stderr
-    table = perfgate("trends", "--url", server.base, "--metric", "backend_ttfb_seconds", "--by", "provider", "--window", "5m")
+    table = run_cli("trends", "--url", server.base, "--metric", "backend_ttfb_seconds", "--by", "provider", "--window", "5m")
     assert table.returncode == 0, table.stderr
     lines = table.stdout.splitlines()
     assert lines[0] == "backend_ttfb_seconds p95 over the last 5m, against 1h earlier"
@@ -58,9 +58,9 @@ def test_trends_prints_a_table_marking_what_degraded(perfgate):
     assert abs(seconds(now_text) / 2.7 - 1) < 0.011 and abs(seconds(then_text) / 0.4 - 1) < 0.011, rows["slipping"]
     assert rows["steady"].endswith("ok") and "+0%" in rows["steady"]
 
-    answer = json.loads(perfgate("trends", "--url", server.base, "--metric", "backend_ttfb_seconds", "--by", "provider", "--json").stdout)
+    answer = json.loads(run_cli("trends", "--url", server.base, "--metric", "backend_ttfb_seconds", "--by", "provider", "--json").stdout)
     assert {group["labels"]["provider"]: group["degrading"] for group in answer["groups"]} == {"slipping": True, "steady": False}
-    only = perfgate("trends", "--url", server.base, "--metric", "backend_ttfb_seconds", "--by", "provider", "--label", "provider=steady")
+    only = run_cli("trends", "--url", server.base, "--metric", "backend_ttfb_seconds", "--by", "provider", "--label", "provider=steady")
     assert "slipping" not in only.stdout and "steady" in only.stdout
-    wrong = perfgate("trends", "--url", server.base, "--metric", "nope")
+    wrong = run_cli("trends", "--url", server.base, "--metric", "nope")
     assert wrong.returncode == 1 and "unknown metric 'nope'" in wrong.stderr
