@@ -15,6 +15,25 @@ import Testing
         #expect(resolved.configuration.layouts == .seed)
     }
 
+    /// Every setting of the table is a flag, in both spellings, and nothing else is.
+    @Test func theCommandLineTakesEverySettingOfTheTableAndRefusesTheRest() throws {
+        for setting in ServeSettings.all {
+            #expect(try ServeSettings.Flags(["--\(setting.name)", "x"]).values == [setting.name: "x"])
+            #expect(try ServeSettings.Flags(["--\(setting.name)=--x=y"]).values == [setting.name: "--x=y"])
+        }
+        let flags = try ServeSettings.Flags(["--buckets", "a=1", "--config=/etc/p.json", "--buckets=b=2", "--port", "1", "--port", "2"])
+        #expect(flags.buckets == ["a=1", "b=2"] && flags.config == "/etc/p.json" && flags.values == ["port": "2"])
+        for (arguments, message) in [
+            (["--bogus", "1"], "unknown option '--bogus'"), (["--port"], "missing value for '--port'"),
+            (["--port", "--host", "h"], "missing value for '--port'"), (["9095"], "unexpected argument '9095'"), (["--"], "unexpected argument '--'"),
+        ] {
+            #expect(throws: ConfigurationError.self) { try ServeSettings.Flags(arguments) }
+            do { _ = try ServeSettings.Flags(arguments) } catch { #expect(error.message.hasPrefix(message), "\(arguments)") }
+        }
+        let help = ServeSettings.helpText
+        for setting in ServeSettings.all { #expect(help.contains("--\(setting.name) <value>") && help.contains(setting.environmentName)) }
+    }
+
     @Test func aFlagBeatsTheEnvironmentWhichBeatsTheFile() throws {
         let file = try ServeSettings.Layer.file(
             Array(#"{"port": 7000, "db": "/tmp/file.sqlite", "retention": "2d", "buckets": {"backend_ttfb_seconds": [0.2, 0.4]}}"#.utf8),

@@ -132,6 +132,69 @@ package enum ServeSettings {
     /// The `--config` help text.
     package static let configHelp = "A JSON file of settings keyed like the flags with underscores, e.g. {\"port\": 9095, \"buckets\": {\"backend_ttfb_seconds\": [0.1, 0.5]}} (env PERFGATE_CONFIG)"
 
+    /// The settings given as `serve`'s arguments: `--name value` or `--name=value` for each
+    /// setting of `all`, `--buckets` (repeatable) and `--config`. The table declares them: the
+    /// command line takes no list of its own.
+    package struct Flags: Sendable {
+        package private(set) var values: [String: String] = [:]
+        package private(set) var buckets: [String] = []
+        /// The config file named by `--config`.
+        package private(set) var config: String?
+
+        /// Reads the arguments; an unknown name, a word that is not a flag or a flag without its
+        /// value is refused, naming it.
+        package init(_ arguments: [String]) throws(ConfigurationError) {
+            var rest = arguments[...]
+            while let word = rest.popFirst() {
+                guard word.hasPrefix("--"), word.count > 2 else {
+                    throw ConfigurationError("unexpected argument '\(word)': settings are given as --name value (perfgate serve --help lists them)")
+                }
+                var name = String(word.dropFirst(2))
+                var value: String?
+                if let equals = name.firstIndex(of: "=") {
+                    value = String(name[name.index(after: equals)...])
+                    name = String(name[..<equals])
+                }
+                guard name == "buckets" || name == "config" || all.contains(where: { $0.name == name }) else {
+                    throw ConfigurationError("unknown option '--\(name)' (perfgate serve --help lists the settings)")
+                }
+                if value == nil {
+                    guard let next = rest.first, !next.hasPrefix("--") else { throw ConfigurationError("missing value for '--\(name)'") }
+                    value = rest.popFirst()
+                }
+                switch name {
+                case "buckets": buckets.append(value!)
+                case "config": config = value
+                default: values[name] = value
+                }
+            }
+        }
+
+        /// The layer the flags make: it wins over the environment and the file.
+        package var layer: Layer { .flags(values, buckets: buckets) }
+    }
+
+    /// The settings as `perfgate serve --help` lists them, from the table.
+    package static var helpText: String {
+        let rows = [("--config <file>", configHelp)] + all.map { ("--\($0.name) <value>", $0.help) } + [("--buckets <family=bounds>", bucketsHelp)]
+        return rows.map { flag, help in "  \(flag)\n" + wrapped(help, width: 70, indent: "        ") }.joined(separator: "\n")
+    }
+
+    /// `text` in lines of at most `width` characters (a longer word stands alone), each indented.
+    private static func wrapped(_ text: String, width: Int, indent: String) -> String {
+        var lines: [String] = []
+        var line = ""
+        for word in text.split(separator: " ") {
+            if !line.isEmpty && line.count + 1 + word.count > width {
+                lines.append(line)
+                line = ""
+            }
+            line += (line.isEmpty ? "" : " ") + word
+        }
+        if !line.isEmpty { lines.append(line) }
+        return lines.map { indent + $0 }.joined(separator: "\n")
+    }
+
     /// One layer of settings as text, and how to name it in an error.
     package struct Layer: Sendable {
         let values: [String: String]
