@@ -1,6 +1,7 @@
 """POST /v1/events over a real socket: every accepted layout, every documented refusal."""
 
 import json
+from decimal import Decimal
 
 import pytest
 
@@ -34,7 +35,11 @@ def test_every_layout_is_accepted_and_counted(perfgate, name, body, content_type
     response = perfgate.post_events(body, content_type, headers)
     assert response.status == 200, response.text
     assert response.json() == {"accepted": count, "rejected": 0, "errors": []}
-    assert ttfb_count(perfgate) == count
+    text = perfgate.metrics_text()
+    assert value(text, "backend_ttfb_seconds_count", **TTFB) == count
+    assert value(text, "backend_ttfb_seconds_sum", **TTFB) == Decimal("1.697") * count
+    assert value(text, "perfgate_events_accepted_total") == count
+    assert value(text, "perfgate_batches_total") == 1
 
 
 # (case, body, content type, extra headers, status, words the error must contain)
@@ -64,6 +69,9 @@ def test_unreadable_bodies_are_refused_whole(perfgate, case, body, content_type,
     assert response.headers["Content-Type"].startswith("application/json")
     assert words in response.json()["error"]
     assert ttfb_count(perfgate) == before
+    # Each refusal is counted under its reason.
+    reason = {400: "malformed_body", 413: "body_too_large", 415: "unsupported_media_type"}[status]
+    assert value(perfgate.metrics_text(), "perfgate_requests_rejected_total", reason=reason) == 1
 
 
 def test_a_batch_over_the_event_limit_is_refused_whole(make_perfgate):
