@@ -14,11 +14,11 @@ func fuzzEventParser(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         var delta = RollupDelta()
         delta.add(batch.columns, layouts: .seed)
         precondition(delta.eventCount == batch.acceptedCount, "every accepted event is counted")
-        let events = batch.events
-        precondition(events.count == batch.acceptedCount)
-        for event in events {
-            precondition(!event.endpoint.isEmpty && !event.stages.isEmpty, "accepted events have an endpoint and stages")
-            precondition(event.stages.allSatisfy { $0.nanoseconds >= 0 }, "durations are not negative")
+        let columns = batch.columns
+        precondition(columns.events.count == batch.acceptedCount)
+        for event in columns.events {
+            precondition(!columns.labels.strings[Int(event.endpoint)].isEmpty && !event.stages.isEmpty, "accepted events have an endpoint and stages")
+            precondition(columns.stages[event.stages].allSatisfy { $0.nanoseconds >= 0 }, "durations are not negative")
         }
     }
     return 0
