@@ -44,6 +44,23 @@ package struct ExponentialBuckets: Equatable, Sendable {
         self.isComplete = isComplete
     }
 
+    /// Sparse buckets from dense counts: `cells[k]` is the count of bucket `lowest + k`. The
+    /// one read-out of every dense sum (ingest's tally, trend windows, the store's log fold).
+    package init<Count: FixedWidthInteger & UnsignedInteger>(
+        zeroCount: UInt64, lowest: Int32, cells: UnsafeBufferPointer<Count>, isComplete: Bool = true
+    ) {
+        let nonZero = cells.reduce(0) { $0 + ($1 != 0 ? 1 : 0) }
+        var indices: [Int32] = []
+        var counts: [UInt64] = []
+        indices.reserveCapacity(nonZero)
+        counts.reserveCapacity(nonZero)
+        for (offset, count) in cells.enumerated() where count != 0 {
+            indices.append(lowest + Int32(offset))
+            counts.append(UInt64(count))
+        }
+        self.init(zeroCount: zeroCount, indices: indices, counts: counts, isComplete: isComplete)
+    }
+
     /// Buckets standing for observations that were never recorded at this resolution.
     package static var unrecorded: ExponentialBuckets {
         var buckets = ExponentialBuckets()

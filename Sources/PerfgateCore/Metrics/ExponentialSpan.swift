@@ -44,18 +44,8 @@ package struct ExponentialSpan: Sendable {
     /// What was summed, sparse.
     package var buckets: ExponentialBuckets {
         guard low <= high else { return ExponentialBuckets(zeroCount: zeroCount, indices: [], counts: []) }
-        var indices: [Int32] = []
-        var kept: [UInt64] = []
-        counts.withUnsafeBufferPointer { counts in
-            let used = UnsafeBufferPointer(rebasing: counts[Int(low - offset)...Int(high - offset)])
-            let nonZero = used.reduce(0) { $0 + ($1 > 0 ? 1 : 0) }
-            indices.reserveCapacity(nonZero)
-            kept.reserveCapacity(nonZero)
-            for (position, count) in used.enumerated() where count > 0 {
-                indices.append(low + Int32(position))
-                kept.append(count)
-            }
+        return counts.withUnsafeBufferPointer { counts in
+            ExponentialBuckets(zeroCount: zeroCount, lowest: low, cells: UnsafeBufferPointer(rebasing: counts[Int(low - offset)...Int(high - offset)]))
         }
-        return ExponentialBuckets(zeroCount: zeroCount, indices: indices, counts: kept)
     }
 }

@@ -108,24 +108,12 @@ package struct ExponentialSums {
             }
             let width = Int(high - low) + 1
             if scratch.count < width { scratch = Array(repeating: 0, count: width) }
-            var keptIndices: [Int32] = []
-            var keptCounts: [UInt64] = []
-            scratch.withUnsafeMutableBufferPointer { scratch in
-                var distinct = 0
-                for position in run {
-                    let cell = Int(indices[position] - low)
-                    if scratch[cell] == 0 { distinct += 1 }
-                    scratch[cell] &+= counts[position]
-                }
-                keptIndices.reserveCapacity(distinct)
-                keptCounts.reserveCapacity(distinct)
-                for offset in 0..<width where scratch[offset] > 0 {
-                    keptIndices.append(low + Int32(offset))
-                    keptCounts.append(scratch[offset])
-                    scratch[offset] = 0
-                }
+            return scratch.withUnsafeMutableBufferPointer { scratch in
+                for position in run { scratch[Int(indices[position] - low)] &+= counts[position] }
+                let used = UnsafeMutableBufferPointer(rebasing: scratch[..<width])
+                defer { used.update(repeating: 0) }
+                return ExponentialBuckets(zeroCount: zeroCounts[slot], lowest: low, cells: UnsafeBufferPointer(used), isComplete: !incomplete[slot])
             }
-            return ExponentialBuckets(zeroCount: zeroCounts[slot], indices: keptIndices, counts: keptCounts, isComplete: !incomplete[slot])
         }
     }
 }

@@ -60,7 +60,6 @@ package struct ExponentialTally {
         }
         // A slot has at most one observation per event, so a cell cannot overflow 32 bits.
         var cells = [UInt32](repeating: 0, count: cellCount)
-        var distinct = [Int](repeating: 0, count: slotCount)
         var sorted: [UInt64] = []
         cells.withUnsafeMutableBufferPointer { cells in
             entries.withUnsafeBufferPointer { entries in
@@ -69,9 +68,7 @@ package struct ExponentialTally {
                     let index = Int32(bitPattern: UInt32(truncatingIfNeeded: entry))
                     let start = starts[slot]
                     if start >= 0 {
-                        let cell = start + Int(index) - Int(ranges[slot].low)
-                        if cells[cell] == 0 { distinct[slot] += 1 }
-                        cells[cell] &+= 1
+                        cells[start + Int(index) - Int(ranges[slot].low)] &+= 1
                     } else {
                         // Sign bit flipped, so that unsigned order is the indices' order.
                         sorted.append(entry ^ 0x8000_0000)
@@ -84,28 +81,24 @@ package struct ExponentialTally {
         var position = 0
         return cells.withUnsafeBufferPointer { cells in
             (0..<slotCount).map { slot in
+                let range = ranges[slot]
+                if starts[slot] >= 0 {
+                    let width = Int(range.high - range.low) + 1
+                    return ExponentialBuckets(
+                        zeroCount: range.zeros, lowest: range.low, cells: UnsafeBufferPointer(rebasing: cells[starts[slot]..<(starts[slot] + width)])
+                    )
+                }
                 var indices: [Int32] = []
                 var counts: [UInt64] = []
-                if starts[slot] >= 0 {
-                    indices.reserveCapacity(distinct[slot])
-                    counts.reserveCapacity(distinct[slot])
-                    let start = starts[slot]
-                    let low = ranges[slot].low
-                    for offset in 0...Int(ranges[slot].high - low) where cells[start + offset] != 0 {
-                        indices.append(low + Int32(offset))
-                        counts.append(UInt64(cells[start + offset]))
+                while position < sorted.count && Int(sorted[position] >> 32) == slot {
+                    let index = Int32(bitPattern: UInt32(truncatingIfNeeded: sorted[position] ^ 0x8000_0000))
+                    if indices.last == index { counts[counts.count - 1] += 1 } else {
+                        indices.append(index)
+                        counts.append(1)
                     }
-                } else {
-                    while position < sorted.count && Int(sorted[position] >> 32) == slot {
-                        let index = Int32(bitPattern: UInt32(truncatingIfNeeded: sorted[position] ^ 0x8000_0000))
-                        if indices.last == index { counts[counts.count - 1] += 1 } else {
-                            indices.append(index)
-                            counts.append(1)
-                        }
-                        position += 1
-                    }
+                    position += 1
                 }
-                return ExponentialBuckets(zeroCount: ranges[slot].zeros, indices: indices, counts: counts)
+                return ExponentialBuckets(zeroCount: range.zeros, indices: indices, counts: counts)
             }
         }
     }
