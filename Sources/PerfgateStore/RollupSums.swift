@@ -4,10 +4,7 @@ import PerfgateCore
 /// buckets through `ExponentialSums`): reading a hundred thousand rows (a trend window) or a
 /// million (start-up) makes no array per row and looks each row's series up once.
 struct RollupSums {
-    private let slots: [SeriesID: Int]
-    /// The same, indexed by id (-1: not asked for) when ids are small, as perfgate's are: read
-    /// for every row, an array index costs a fraction of a dictionary's hashing.
-    private let slotByID: [Int32]
+    private let lookup: SlotLookup
     private let ids: [SeriesID]
     private let starts: [Int]
     private let widths: [Int]
@@ -27,8 +24,7 @@ struct RollupSums {
             total += width
         }
         self.starts = starts
-        slots = Dictionary(uniqueKeysWithValues: ids.enumerated().map { ($1, $0) })
-        slotByID = Self.slotTable(ids)
+        lookup = SlotLookup(ids)
         buckets = Array(repeating: 0, count: total)
         exponentials = ExponentialSums(slots: ids.count)
         sums = Array(repeating: 0, count: ids.count)
@@ -40,8 +36,7 @@ struct RollupSums {
         ids = (0..<count).map { SeriesID($0) }
         widths = Array(repeating: bucketCount, count: count)
         starts = (0..<count).map { $0 * bucketCount }
-        slots = [:]
-        slotByID = []
+        lookup = .byDictionary([:])
         buckets = Array(repeating: 0, count: count * bucketCount)
         exponentials = ExponentialSums(slots: count)
         sums = Array(repeating: 0, count: count)
@@ -50,19 +45,31 @@ struct RollupSums {
 
     /// Where series `id` is summed, or nil when it is not one of the series asked for.
     func slot(of id: SeriesID) -> Int? {
-        if id >= 0 && id < slotByID.count {
-            let slot = slotByID[Int(id)]
-            return slot < 0 ? nil : Int(slot)
+        switch lookup {
+        case .byIndex(let table):
+            guard id >= 0 && id < table.count, table[Int(id)] >= 0 else { return nil }
+            return Int(table[Int(id)])
+        case .byDictionary(let slots):
+            return slots[id]
         }
-        return slotByID.isEmpty ? slots[id] : nil
     }
 
-    /// `slotByID` for `ids`, or empty when the largest id is far beyond their number.
-    private static func slotTable(_ ids: [SeriesID]) -> [Int32] {
-        guard let largest = ids.max(), ids.min()! >= 0, largest < 4 * Int64(ids.count) + 65_536, ids.count < Int(Int32.max) else { return [] }
-        var table = [Int32](repeating: -1, count: Int(largest) + 1)
-        for (slot, id) in ids.enumerated() { table[Int(id)] = Int32(slot) }
-        return table
+    /// Where each series is summed. Read for every row: by an array indexed by id (-1: not asked
+    /// for) when ids are small, as perfgate's are, an array index costing a fraction of a
+    /// dictionary's hashing; else by a dictionary.
+    private enum SlotLookup {
+        case byIndex([Int32])
+        case byDictionary([SeriesID: Int])
+
+        init(_ ids: [SeriesID]) {
+            guard let largest = ids.max(), ids.min()! >= 0, largest < 4 * Int64(ids.count) + 65_536, ids.count < Int(Int32.max) else {
+                self = .byDictionary(Dictionary(uniqueKeysWithValues: ids.enumerated().map { ($1, $0) }))
+                return
+            }
+            var table = [Int32](repeating: -1, count: Int(largest) + 1)
+            for (slot, id) in ids.enumerated() { table[Int(id)] = Int32(slot) }
+            self = .byIndex(table)
+        }
     }
 
     /// The bucket count of the series in `slot`.

@@ -55,7 +55,6 @@ package final class SQLiteRollupStore: RollupStore {
         let side = try WriteSide(connection: connection)
         // Start-up reads the minute rows alone: fold what the last run left in the log first.
         try connection.transaction { try Self.fold(side) }
-        side.unfolded = (0, 0)
         writer = Mutex(side)
         readers = try (0..<2).map { _ in
             let reader = try SQLiteConnection(path: path, readOnly: true)
