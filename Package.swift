@@ -41,10 +41,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
-        // Durable minute rollups in SQLite; schema from the top-level migrations/ folder.
+        // Durable minute rollups in SQLite, on threads of the store's own; schema from the
+        // top-level migrations/ folder.
         .target(
             name: "PerfgateStore",
-            dependencies: ["PerfgateCore", "CSQLite"],
+            dependencies: ["PerfgateCore", "CSQLite", .product(name: "NIOPosix", package: "swift-nio")],
             swiftSettings: swiftSettings,
             plugins: ["EmbedMigrations"]
         ),

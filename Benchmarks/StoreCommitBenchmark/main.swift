@@ -15,35 +15,35 @@ let seriesPerCommit = 50
 
 let folder = NSTemporaryDirectory() + "perfgate-store-bench-" + UUID().uuidString
 defer { try? FileManager.default.removeItem(atPath: folder) }
-let store = try SQLiteRollupStore(path: folder + "/bench.sqlite", layouts: .seed, durability: durability)
+let store = try await SQLiteRollupStore.open(path: folder + "/bench.sqlite", layouts: .seed, durability: durability)
 
 let layout = BucketLayout.default(for: .backendTTFB)
 let series = (0..<seriesPerCommit).map { SeriesRecord(id: Int64($0 + 1), key: SeriesKey(.backendTTFB, ["provider", "model-\($0)", "/v1/chat/completions"])) }
-try store.commit(CommitBatch(newSeries: series, rollups: []))
+try await store.commit(CommitBatch(newSeries: series, rollups: []))
 var counts = HistogramCounts(bucketCount: layout.bucketCount)
 counts.observe(nanoseconds: 1_697_000_000, bucket: layout.bucketIndex(for: 1_697_000_000))
 let minute = SystemWallClock().now().minute
 
-func seconds(_ body: () throws -> Void) rethrows -> Double {
+func seconds(_ body: () async throws -> Void) async rethrows -> Double {
     let start = ContinuousClock.now
-    try body()
+    try await body()
     let elapsed = start.duration(to: .now).components
     return Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18
 }
 
-let single = try seconds {
+let single = try await seconds {
     for index in 0..<transactions {
-        try store.commit(CommitBatch(newSeries: [], rollups: [MinuteRollup(seriesID: 1, minute: minute.advanced(by: Int64(index % 10)), counts: counts)]))
+        try await store.commit(CommitBatch(newSeries: [], rollups: [MinuteRollup(seriesID: 1, minute: minute.advanced(by: Int64(index % 10)), counts: counts)]))
     }
 }
-let upserts = try seconds {
+let upserts = try await seconds {
     for index in 0..<transactions {
         // Ten minutes in turn: most upserts update an existing row, as under steady load.
         let rollups = series.map { MinuteRollup(seriesID: $0.id, minute: minute.advanced(by: Int64(index % 10)), counts: counts) }
-        try store.commit(CommitBatch(newSeries: [], rollups: rollups))
+        try await store.commit(CommitBatch(newSeries: [], rollups: rollups))
     }
 }
-let restored = try store.restore(recentSince: minute).totals.values.reduce(UInt64(0)) { $0 + $1.count }
+let restored = try await store.restore(recentSince: minute).totals.values.reduce(UInt64(0)) { $0 + $1.count }
 precondition(restored == UInt64(transactions * (seriesPerCommit + 1)), "every upsert was counted")
 
 print("store-commit-benchmark durability=\(durability.rawValue) transactions=\(transactions) upserts/transaction=\(seriesPerCommit)")

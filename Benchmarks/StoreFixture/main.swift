@@ -20,7 +20,7 @@ let path = CommandLine.arguments[dbIndex + 1]
 let seriesCount = option("--series", default: 10_000)
 let minutes = option("--minutes", default: 100)
 
-let store = try SQLiteRollupStore(path: path, layouts: .seed, durability: .normal)
+let store = try await SQLiteRollupStore.open(path: path, layouts: .seed, durability: .normal)
 let now = SystemWallClock().now().minute
 let seriesPerCommit = 100
 var written = 0
@@ -40,7 +40,7 @@ for first in stride(from: 0, to: seriesCount, by: seriesPerCommit) {
             rollups.append(MinuteRollup(seriesID: record.id, minute: now.advanced(by: -Int64(offset)), counts: counts))
         }
     }
-    try store.commit(CommitBatch(newSeries: records, rollups: rollups))
+    try await store.commit(CommitBatch(newSeries: records, rollups: rollups))
     written += rollups.count
 }
 print("store-fixture: \(path): \(seriesCount) series x \(minutes) minutes = \(written) rollup rows, \(store.sizeInBytes()) bytes")

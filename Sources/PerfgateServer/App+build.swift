@@ -30,8 +30,8 @@ package func buildApplication(
     clock: any WallClock = SystemWallClock(),
     store: (any RollupStore)? = nil,
     logger: Logger = Logger(label: "perfgate")
-) throws -> some ApplicationProtocol {
-    let components = try buildComponents(configuration: configuration, clock: clock, store: store, logger: logger)
+) async throws -> some ApplicationProtocol {
+    let components = try await buildComponents(configuration: configuration, clock: clock, store: store, logger: logger)
     return try buildApplication(components, logger: logger)
 }
 
@@ -40,18 +40,22 @@ func buildComponents(
     clock: any WallClock,
     store: (any RollupStore)?,
     logger: Logger
-) throws -> Components {
+) async throws -> Components {
     try configuration.validate()
     let tls = try configuration.tlsCertificatePath.map { certificate in
         try TLSFiles.serverConfiguration(certificate: certificate, key: configuration.tlsKeyPath ?? "")
     }
-    let store = try store ?? SQLiteRollupStore(path: configuration.databasePath, layouts: configuration.layouts, durability: configuration.durability)
+    let store: any RollupStore =
+        if let store { store } else {
+            try await SQLiteRollupStore.open(path: configuration.databasePath, layouts: configuration.layouts, durability: configuration.durability)
+        }
     let now = clock.now()
     let window = StageShareWindow(widthMinutes: configuration.stageShareWindowMinutes)
-    let restored = try store.restore(recentSince: window.firstMinute(at: now))
+    let restored = try await store.restore(recentSince: window.firstMinute(at: now))
     let live = LiveMetrics(layouts: configuration.layouts, shareWindowMinutes: configuration.stageShareWindowMinutes)
     live.restore(restored)
-    logger.info("store opened", metadata: ["store.series": "\(restored.series.count)", "store.bytes": "\(store.sizeInBytes())"])
+    let storeBytes = try await store.sizeInBytes()
+    logger.info("store opened", metadata: ["store.series": "\(restored.series.count)", "store.bytes": "\(storeBytes)"])
     let tokens = configuration.accessTokens
     if tokens.isOpen {
         logger.warning("no access tokens are configured: every endpoint is open to anyone who can reach this address (see --tokens-file)")

@@ -1,5 +1,6 @@
 import CSQLite
 import Foundation
+import NIOPosix
 import PerfgateCore
 import Synchronization
 
@@ -13,12 +14,23 @@ package enum Durability: String, Sendable, CaseIterable {
 
 /// The durable `RollupStore`: a SQLite file in WAL mode, one writer connection and two readers
 /// (a trend query reads its two windows at once).
+///
+/// SQLite's calls block (a commit waits for fsync), so each runs on a thread of the store's own:
+/// writes on the writer's thread, reads on one thread per reader connection. A cooperative
+/// thread is never held, and a slow trend read never delays a commit.
 package final class SQLiteRollupStore: RollupStore {
     /// The database file.
     package let path: String
     private let layouts: BucketLayouts
     private let writer: Mutex<WriteSide>
     private let readers: [ReadSide]
+    private let writerThread: NIOThreadPool
+    private let readerThreads: NIOThreadPool
+
+    /// Opens the store (see `init`) on a thread of its own, off the caller's cooperative thread.
+    package static func open(path: String, layouts: BucketLayouts, durability: Durability = .full) async throws -> SQLiteRollupStore {
+        try await NIOThreadPool.singleton.runIfActive { try SQLiteRollupStore(path: path, layouts: layouts, durability: durability) }
+    }
 
     /// Opens or creates the store at `path` (and its folder), applies pending migrations,
     /// and checks that the bucket layouts match the ones the file was written with.
@@ -62,12 +74,32 @@ package final class SQLiteRollupStore: RollupStore {
             try reader.execute("PRAGMA mmap_size = 1073741824")
             return ReadSide(reader)
         }
+        // Started last: nothing above may throw once they run, or they would never be stopped.
+        writerThread = NIOThreadPool(numberOfThreads: 1)
+        readerThreads = NIOThreadPool(numberOfThreads: readers.count)
+        writerThread.start()
+        readerThreads.start()
     }
 
-    package func checkpoint() throws {
+    deinit {
+        writerThread.shutdownGracefully { _ in }
+        readerThreads.shutdownGracefully { _ in }
+    }
+
+    /// Runs `body` on the writer's thread.
+    private func onWriter<T: Sendable>(_ body: @escaping @Sendable (WriteSide) throws -> T) async throws -> T {
+        try await writerThread.runIfActive { try self.writer.withLock { try body($0) } }
+    }
+
+    /// Runs `body` on a reader thread, with a free reader connection.
+    private func onReader<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
+        try await readerThreads.runIfActive { [readers] in try Self.withReader(readers, body) }
+    }
+
+    package func checkpoint() async throws {
         // Moves every committed page from the write-ahead log into the database file and
         // empties the log, so the file alone holds the store (a copy of it is complete).
-        try writer.withLock { side in
+        try await onWriter { side in
             try side.connection.transaction { try Self.fold(side) }
             side.unfolded = (0, 0)
             try side.connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -92,7 +124,7 @@ package final class SQLiteRollupStore: RollupStore {
     }
 
     /// Runs `body` on a free reader connection, or waits for the first.
-    private func withReader<T: Sendable>(_ body: (SQLiteConnection) throws -> T) throws -> T {
+    private static func withReader<T: Sendable>(_ readers: [ReadSide], _ body: (SQLiteConnection) throws -> T) throws -> T {
         for reader in readers.dropFirst() {
             if let result = try reader.connection.withLockIfAvailable({ connection in try body(connection) }) { return result }
         }
@@ -121,8 +153,8 @@ package final class SQLiteRollupStore: RollupStore {
 
     // MARK: RollupStore
 
-    package func restore(recentSince: Minute) throws -> RestoredState {
-        try withReader { connection in
+    package func restore(recentSince: Minute) async throws -> RestoredState {
+        try await onReader { [layouts] connection in
             var series: [SeriesRecord] = []
             var bases: [(slot: Int, counts: HistogramCounts)] = []
             let seriesRows = try connection.prepare(
@@ -175,9 +207,9 @@ package final class SQLiteRollupStore: RollupStore {
         }
     }
 
-    package func commit(_ batch: CommitBatch) throws {
+    package func commit(_ batch: CommitBatch) async throws {
         do {
-            try write(batch)
+            try await onWriter { try Self.write(batch, on: $0) }
         } catch let error as SQLiteError where error.code & 0xFF == SQLITE_FULL {
             // SQLite has rolled the transaction back; say plainly what the operator must fix.
             throw StoreError.diskFull(path: path)
@@ -190,53 +222,51 @@ package final class SQLiteRollupStore: RollupStore {
     package static let foldCommits = 32
     package static let foldBytes = 1 << 18
 
-    private func write(_ batch: CommitBatch) throws {
-        try writer.withLock { side in
-            var logged: [UInt8] = []
-            var folding = false
-            try side.connection.transaction {
-                for record in batch.newSeries {
-                    side.insertSeries.bind(1, record.id)
-                    side.insertSeries.bind(2, record.key.metric.name)
-                    side.insertSeries.bind(3, Self.joined(record.key.labelValues))
-                    try side.insertSeries.run()
-                }
-                for rollup in batch.rollups {
-                    let sum = StoredSum(rollup.counts.sumNanoseconds)
-                    side.upsertRollup.bind(1, rollup.minute.index)
-                    side.upsertRollup.bind(2, rollup.seriesID)
-                    side.upsertRollup.bind(3, blob: CountsBlob.encode(rollup.counts.buckets))
-                    side.upsertRollup.bind(4, sum.seconds)
-                    side.upsertRollup.bind(5, sum.nanoseconds)
-                    // Counts from ingest are always recorded exponentially, and go to the log; a new
-                    // row starts with no exponential buckets. NULL marks the minute classic-only.
-                    if rollup.counts.exponential.isComplete {
-                        side.upsertRollup.bind(6, blob: Self.noExponentialBuckets)
-                        ExponentialLog.append(series: rollup.seriesID, minute: rollup.minute, rollup.counts.exponential, to: &logged)
-                    }
-                    try side.upsertRollup.run()
-                }
-                if !logged.isEmpty {
-                    side.insertLog.bind(1, blob: logged)
-                    try side.insertLog.run()
-                }
-                folding = side.unfolded.commits + 1 >= Self.foldCommits || side.unfolded.bytes + logged.count >= Self.foldBytes
-                if folding { try Self.fold(side) }
-                for answer in batch.answers {
-                    side.insertAnswer.bind(1, answer.key)
-                    side.insertAnswer.bind(2, Int64(bitPattern: answer.bodyFingerprint))
-                    side.insertAnswer.bind(3, Int64(answer.status))
-                    side.insertAnswer.bind(4, blob: answer.body)
-                    side.insertAnswer.bind(5, answer.createdAt)
-                    try side.insertAnswer.run()
-                }
+    private static func write(_ batch: CommitBatch, on side: WriteSide) throws {
+        var logged: [UInt8] = []
+        var folding = false
+        try side.connection.transaction {
+            for record in batch.newSeries {
+                side.insertSeries.bind(1, record.id)
+                side.insertSeries.bind(2, record.key.metric.name)
+                side.insertSeries.bind(3, Self.joined(record.key.labelValues))
+                try side.insertSeries.run()
             }
-            // Counted once the transaction is durable: a rolled-back fold or log row never happened.
-            if folding {
-                side.unfolded = (0, 0)
-            } else if !logged.isEmpty {
-                side.unfolded = (side.unfolded.commits + 1, side.unfolded.bytes + logged.count)
+            for rollup in batch.rollups {
+                let sum = StoredSum(rollup.counts.sumNanoseconds)
+                side.upsertRollup.bind(1, rollup.minute.index)
+                side.upsertRollup.bind(2, rollup.seriesID)
+                side.upsertRollup.bind(3, blob: CountsBlob.encode(rollup.counts.buckets))
+                side.upsertRollup.bind(4, sum.seconds)
+                side.upsertRollup.bind(5, sum.nanoseconds)
+                // Counts from ingest are always recorded exponentially, and go to the log; a new
+                // row starts with no exponential buckets. NULL marks the minute classic-only.
+                if rollup.counts.exponential.isComplete {
+                    side.upsertRollup.bind(6, blob: Self.noExponentialBuckets)
+                    ExponentialLog.append(series: rollup.seriesID, minute: rollup.minute, rollup.counts.exponential, to: &logged)
+                }
+                try side.upsertRollup.run()
             }
+            if !logged.isEmpty {
+                side.insertLog.bind(1, blob: logged)
+                try side.insertLog.run()
+            }
+            folding = side.unfolded.commits + 1 >= Self.foldCommits || side.unfolded.bytes + logged.count >= Self.foldBytes
+            if folding { try Self.fold(side) }
+            for answer in batch.answers {
+                side.insertAnswer.bind(1, answer.key)
+                side.insertAnswer.bind(2, Int64(bitPattern: answer.bodyFingerprint))
+                side.insertAnswer.bind(3, Int64(answer.status))
+                side.insertAnswer.bind(4, blob: answer.body)
+                side.insertAnswer.bind(5, answer.createdAt)
+                try side.insertAnswer.run()
+            }
+        }
+        // Counted once the transaction is durable: a rolled-back fold or log row never happened.
+        if folding {
+            side.unfolded = (0, 0)
+        } else if !logged.isEmpty {
+            side.unfolded = (side.unfolded.commits + 1, side.unfolded.bytes + logged.count)
         }
     }
 
@@ -288,9 +318,9 @@ package final class SQLiteRollupStore: RollupStore {
         }
     }
 
-    package func delete(_ series: Set<SeriesID>, recentSince: Minute) throws -> [MinuteRollup] {
+    package func delete(_ series: Set<SeriesID>, recentSince: Minute) async throws -> [MinuteRollup] {
         guard !series.isEmpty else { return [] }
-        return try writer.withLock { side in
+        return try await onWriter { side in
             let recent = try side.connection.transaction {
                 // Folded first: the log must not hold buckets for ids a later series may take.
                 try Self.fold(side)
@@ -320,8 +350,8 @@ package final class SQLiteRollupStore: RollupStore {
         }
     }
 
-    package func answer(forKey key: String, since: Int64) throws -> IdempotentAnswer? {
-        try withReader { connection in
+    package func answer(forKey key: String, since: Int64) async throws -> IdempotentAnswer? {
+        try await onReader { connection in
             let row = try connection.prepare("SELECT body_fingerprint, status, body, created_at FROM idempotent_answer WHERE key = ? AND created_at >= ?")
             row.bind(1, key)
             row.bind(2, since)
@@ -333,8 +363,8 @@ package final class SQLiteRollupStore: RollupStore {
         }
     }
 
-    package func prune(before cutoff: Minute, answersBefore: Int64) throws -> PruneReport {
-        try writer.withLock { side in
+    package func prune(before cutoff: Minute, answersBefore: Int64) async throws -> PruneReport {
+        try await onWriter { side in
             let report = try side.connection.transaction {
                 // The log first, so that the minutes pruned carry all their buckets into the base.
                 try Self.fold(side)
@@ -370,8 +400,10 @@ package final class SQLiteRollupStore: RollupStore {
         }
     }
 
-    package func windowTotals(of metric: HistogramMetric, series: Set<SeriesID>, minutes: ClosedRange<Minute>) throws -> [SeriesID: HistogramCounts] {
-        try withReader { connection in try connection.readTransaction {
+    package func windowTotals(
+        of metric: HistogramMetric, series: Set<SeriesID>, minutes: ClosedRange<Minute>
+    ) async throws -> [SeriesID: HistogramCounts] {
+        try await onReader { [layouts] connection in try connection.readTransaction {
             let rows = try connection.prepare(
                 "SELECT series_id, buckets, sum_s, sum_ns, exponential FROM rollup WHERE minute BETWEEN ? AND ?"
             )
@@ -398,11 +430,11 @@ package final class SQLiteRollupStore: RollupStore {
 
     package func groupedTotals(
         of metric: HistogramMetric, groups: [SeriesID: Int], groupCount: Int, minutes: ClosedRange<Minute>, stepMinutes: Int64
-    ) throws -> [[HistogramCounts]] {
+    ) async throws -> [[HistogramCounts]] {
         precondition(stepMinutes >= 1, "a step is at least a minute")
         let steps = Int((minutes.lowerBound.distance(to: minutes.upperBound) + stepMinutes) / stepMinutes)
         let width = layouts[metric].bucketCount
-        return try withReader { connection in try connection.readTransaction {
+        return try await onReader { connection in try connection.readTransaction {
             let rows = try connection.prepare("SELECT minute, series_id, buckets, sum_s, sum_ns, exponential FROM rollup WHERE minute BETWEEN ? AND ?")
             rows.bind(1, minutes.lowerBound.index)
             rows.bind(2, minutes.upperBound.index)

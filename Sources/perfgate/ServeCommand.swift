@@ -54,7 +54,7 @@ struct ServeCommand: AsyncParsableCommand {
         )
         let app: any ApplicationProtocol
         do {
-            app = try buildApplication(configuration: settings, logger: logger)
+            app = try await buildApplication(configuration: settings, logger: logger)
         } catch {
             logger.critical("cannot start: \(error)")
             throw ExitCode(2)

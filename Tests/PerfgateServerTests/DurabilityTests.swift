@@ -41,7 +41,7 @@ import Testing
             #expect(histogramLines(lines) == before)
             #expect(sample(lines, "perfgate_pruned_rollups_total") == "2")
             let ids = Set(components.live.records(of: .backendTTFB).map(\.id))
-            #expect(try components.store.windowTotals(of: .backendTTFB, series: ids, minutes: dayAgo.minute...dayAgo.minute).isEmpty)
+            #expect(try await components.store.windowTotals(of: .backendTTFB, series: ids, minutes: dayAgo.minute...dayAgo.minute).isEmpty)
         }
         let restarted = try await harness.run { _, client in try await client.metricLines() }
         #expect(sample(restarted, #"backend_ttfb_seconds_count{provider="openrouter",model="gpt-4o",endpoint="/v1/chat/completions"}"#) == "2")
@@ -50,7 +50,7 @@ import Testing
 
     @Test func aSeriesTheStoreHoldsWithoutCountsIsRestoredEmpty() async throws {
         let store = InMemoryRollupStore()
-        try store.commit(CommitBatch(newSeries: [SeriesRecord(id: 7, key: SeriesKey(.frontendProcessing, ["/idle"]))], rollups: []))
+        try await store.commit(CommitBatch(newSeries: [SeriesRecord(id: 7, key: SeriesKey(.frontendProcessing, ["/idle"]))], rollups: []))
         let harness = Harness()
         defer { harness.removeFiles() }
         let lines = try await harness.run(store: store) { _, client in try await client.metricLines() }

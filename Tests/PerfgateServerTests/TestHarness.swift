@@ -41,7 +41,7 @@ struct Harness {
         logger.logLevel = .warning
         var configuration = configuration
         configuration.port = 0
-        let components = try buildComponents(configuration: configuration, clock: clock, store: store, logger: logger)
+        let components = try await buildComponents(configuration: configuration, clock: clock, store: store, logger: logger)
         let app = try buildApplication(components, logger: logger)
         return try await app.test(setup) { client in try await body(components, client) }
     }

@@ -49,18 +49,18 @@ final class TemporaryFolder {
         return names
     }
 
-    @Test func createsItsFolderAndAppliesMigrationsOnce() throws {
+    @Test func createsItsFolderAndAppliesMigrationsOnce() async throws {
         _ = try open()
         #expect(try appliedMigrations() == ["0001_init.sql", "0002_idempotency.sql", "0003_exponential_buckets.sql", "0004_exponential_log.sql"])
         _ = try open()
         #expect(try appliedMigrations() == ["0001_init.sql", "0002_idempotency.sql", "0003_exponential_buckets.sql", "0004_exponential_log.sql"])
     }
 
-    @Test func reopeningRestoresExactCounts() throws {
+    @Test func reopeningRestoresExactCounts() async throws {
         let slow: [Int64] = [100 * 1_000_000, 1_697_000_000, 20_000_000_000, 1]
         do {
             let store = try open()
-            try store.commit(
+            try await store.commit(
                 CommitBatch(
                     newSeries: [SeriesRecord(id: 1, key: ttfb), SeriesRecord(id: 2, key: frontend)],
                     rollups: [
@@ -70,47 +70,47 @@ final class TemporaryFolder {
                 )
             )
             // A second commit to the same minute adds, it does not replace.
-            try store.commit(
+            try await store.commit(
                 CommitBatch(newSeries: [], rollups: [MinuteRollup(seriesID: 1, minute: minute, counts: counts(ttfb, [500_000_000]))])
             )
         }
-        let restored = try open().restore(recentSince: minute)
+        let restored = try await open().restore(recentSince: minute)
         #expect(restored.series == [SeriesRecord(id: 1, key: ttfb), SeriesRecord(id: 2, key: frontend)])
         #expect(restored.totals[1] == counts(ttfb, slow + [500_000_000]))
         #expect(restored.totals[2] == counts(frontend, [2_400_000]))
         #expect(restored.recent.count == 2)
-        #expect(try open().restore(recentSince: minute.advanced(by: 1)).recent.isEmpty)
+        #expect(try await open().restore(recentSince: minute.advanced(by: 1)).recent.isEmpty)
     }
 
-    @Test func sumsStayExactFarBeyondSixtyFourBitNanoseconds() throws {
+    @Test func sumsStayExactFarBeyondSixtyFourBitNanoseconds() async throws {
         let store = try open()
         let huge = HistogramCounts(buckets: [0, 0, 0, 0, 0, 0, 0, 0, 0, 3], exponential: .unrecorded, sumNanoseconds: Int128(Int64.max) + 5)
-        try store.commit(CommitBatch(newSeries: [SeriesRecord(id: 1, key: ttfb)], rollups: [MinuteRollup(seriesID: 1, minute: minute, counts: huge)]))
-        try store.commit(CommitBatch(newSeries: [], rollups: [MinuteRollup(seriesID: 1, minute: minute, counts: huge)]))
-        #expect(try store.restore(recentSince: minute).totals[1]?.sumNanoseconds == 2 * (Int128(Int64.max) + 5))
+        try await store.commit(CommitBatch(newSeries: [SeriesRecord(id: 1, key: ttfb)], rollups: [MinuteRollup(seriesID: 1, minute: minute, counts: huge)]))
+        try await store.commit(CommitBatch(newSeries: [], rollups: [MinuteRollup(seriesID: 1, minute: minute, counts: huge)]))
+        #expect(try await store.restore(recentSince: minute).totals[1]?.sumNanoseconds == 2 * (Int128(Int64.max) + 5))
     }
 
-    @Test func pruningFoldsOldMinutesIntoTheBaseAndKeepsTotalsExact() throws {
+    @Test func pruningFoldsOldMinutesIntoTheBaseAndKeepsTotalsExact() async throws {
         let store = try open()
-        try store.commit(CommitBatch(newSeries: [SeriesRecord(id: 1, key: ttfb)], rollups: []))
+        try await store.commit(CommitBatch(newSeries: [SeriesRecord(id: 1, key: ttfb)], rollups: []))
         var expected = HistogramCounts(bucketCount: layouts[.backendTTFB].bucketCount)
         for offset in 0..<10 {
             let minuteCounts = counts(ttfb, [Int64(offset) * 300_000_001, 1_000_000_000 + Int64(offset)])
             expected.add(minuteCounts)
-            try store.commit(CommitBatch(newSeries: [], rollups: [MinuteRollup(seriesID: 1, minute: minute.advanced(by: Int64(offset)), counts: minuteCounts)]))
+            try await store.commit(CommitBatch(newSeries: [], rollups: [MinuteRollup(seriesID: 1, minute: minute.advanced(by: Int64(offset)), counts: minuteCounts)]))
         }
-        #expect(try store.prune(before: minute.advanced(by: 4), answersBefore: 0) == PruneReport(rollupsFolded: 4))
-        #expect(try store.prune(before: minute.advanced(by: 4), answersBefore: 0) == PruneReport(rollupsFolded: 0))
-        #expect(try store.prune(before: minute.advanced(by: 8), answersBefore: 0) == PruneReport(rollupsFolded: 4))
-        #expect(try store.restore(recentSince: minute).totals[1] == expected)
-        #expect(try open().restore(recentSince: minute).totals[1] == expected)
-        #expect(try store.windowTotals(of: .backendTTFB, series: [1], minutes: minute...minute.advanced(by: 7)).isEmpty)
-        #expect(try store.windowTotals(of: .backendTTFB, series: [1], minutes: minute.advanced(by: 8)...minute.advanced(by: 9))[1]?.count == 4)
+        #expect(try await store.prune(before: minute.advanced(by: 4), answersBefore: 0) == PruneReport(rollupsFolded: 4))
+        #expect(try await store.prune(before: minute.advanced(by: 4), answersBefore: 0) == PruneReport(rollupsFolded: 0))
+        #expect(try await store.prune(before: minute.advanced(by: 8), answersBefore: 0) == PruneReport(rollupsFolded: 4))
+        #expect(try await store.restore(recentSince: minute).totals[1] == expected)
+        #expect(try await open().restore(recentSince: minute).totals[1] == expected)
+        #expect(try await store.windowTotals(of: .backendTTFB, series: [1], minutes: minute...minute.advanced(by: 7)).isEmpty)
+        #expect(try await store.windowTotals(of: .backendTTFB, series: [1], minutes: minute.advanced(by: 8)...minute.advanced(by: 9))[1]?.count == 4)
     }
 
-    @Test func windowTotalsAddTheMinutesInRange() throws {
+    @Test func windowTotalsAddTheMinutesInRange() async throws {
         let store = try open()
-        try store.commit(
+        try await store.commit(
             CommitBatch(
                 newSeries: [SeriesRecord(id: 1, key: ttfb), SeriesRecord(id: 2, key: frontend)],
                 rollups: [
@@ -120,59 +120,59 @@ final class TemporaryFolder {
                 ]
             )
         )
-        let totals = try store.windowTotals(of: .backendTTFB, series: [1], minutes: minute...minute.advanced(by: 1))
+        let totals = try await store.windowTotals(of: .backendTTFB, series: [1], minutes: minute...minute.advanced(by: 1))
         #expect(totals == [1: counts(ttfb, [1, 2, 3])])
-        #expect(try store.windowTotals(of: .frontendProcessing, series: [2], minutes: minute...minute.advanced(by: 2)) == [2: counts(frontend, [4])])
+        #expect(try await store.windowTotals(of: .frontendProcessing, series: [2], minutes: minute...minute.advanced(by: 2)) == [2: counts(frontend, [4])])
     }
 
-    @Test func windowTotalsRefuseCountsOfAnotherLayout() throws {
+    @Test func windowTotalsRefuseCountsOfAnotherLayout() async throws {
         let store = try open()
-        try store.commit(
+        try await store.commit(
             CommitBatch(newSeries: [SeriesRecord(id: 1, key: ttfb)], rollups: [MinuteRollup(seriesID: 1, minute: minute, counts: counts(ttfb, [1]))])
         )
         // Read as the frontend family (8 bounds), a TTFB rollup (9 bounds) is damage, not data.
-        #expect(throws: StoreError.self) {
-            try store.windowTotals(of: .frontendProcessing, series: [1], minutes: minute...minute)
+        await #expect(throws: StoreError.self) {
+            try await store.windowTotals(of: .frontendProcessing, series: [1], minutes: minute...minute)
         }
     }
 
-    @Test func aFailedCommitAppliesNothing() throws {
+    @Test func aFailedCommitAppliesNothing() async throws {
         let store = try open()
-        try store.commit(CommitBatch(newSeries: [SeriesRecord(id: 1, key: ttfb)], rollups: []))
+        try await store.commit(CommitBatch(newSeries: [SeriesRecord(id: 1, key: ttfb)], rollups: []))
         // The second series reuses id 1: the insert fails after the rollup of series 1 was written.
-        #expect(throws: SQLiteError.self) {
-            try store.commit(
+        await #expect(throws: SQLiteError.self) {
+            try await store.commit(
                 CommitBatch(
                     newSeries: [SeriesRecord(id: 1, key: frontend)],
                     rollups: [MinuteRollup(seriesID: 1, minute: minute, counts: counts(ttfb, [1]))]
                 )
             )
         }
-        let restored = try store.restore(recentSince: minute)
+        let restored = try await store.restore(recentSince: minute)
         #expect(restored.series.count == 1)
         #expect(restored.totals[1]?.count == 0)
     }
 
-    @Test func keepsIdempotentAnswersWithTheirCountsUntilTheyExpire() throws {
+    @Test func keepsIdempotentAnswersWithTheirCountsUntilTheyExpire() async throws {
         let answer = IdempotentAnswer(key: "batch-7", bodyFingerprint: .max, status: 200, body: Array(#"{"accepted":1}"#.utf8), createdAt: 1000)
         do {
             let store = try open()
-            try store.commit(CommitBatch(newSeries: [SeriesRecord(id: 1, key: ttfb)], rollups: [], answers: [answer]))
+            try await store.commit(CommitBatch(newSeries: [SeriesRecord(id: 1, key: ttfb)], rollups: [], answers: [answer]))
             // The answer of a failed commit is not kept, like its counts.
-            #expect(throws: SQLiteError.self) {
-                try store.commit(CommitBatch(newSeries: [SeriesRecord(id: 1, key: frontend)], rollups: [], answers: [IdempotentAnswer(key: "lost", bodyFingerprint: 1, status: 200, body: [], createdAt: 1000)]))
+            await #expect(throws: SQLiteError.self) {
+                try await store.commit(CommitBatch(newSeries: [SeriesRecord(id: 1, key: frontend)], rollups: [], answers: [IdempotentAnswer(key: "lost", bodyFingerprint: 1, status: 200, body: [], createdAt: 1000)]))
             }
-            #expect(try store.answer(forKey: "lost", since: 0) == nil)
+            #expect(try await store.answer(forKey: "lost", since: 0) == nil)
         }
         let store = try open()
-        #expect(try store.answer(forKey: "batch-7", since: 1000) == answer)
-        #expect(try store.answer(forKey: "batch-7", since: 1001) == nil)
-        #expect(try store.prune(before: minute, answersBefore: 1000).answersForgotten == 0)
-        #expect(try store.prune(before: minute, answersBefore: 1001).answersForgotten == 1)
-        #expect(try store.answer(forKey: "batch-7", since: 0) == nil)
+        #expect(try await store.answer(forKey: "batch-7", since: 1000) == answer)
+        #expect(try await store.answer(forKey: "batch-7", since: 1001) == nil)
+        #expect(try await store.prune(before: minute, answersBefore: 1000).answersForgotten == 0)
+        #expect(try await store.prune(before: minute, answersBefore: 1001).answersForgotten == 1)
+        #expect(try await store.answer(forKey: "batch-7", since: 0) == nil)
     }
 
-    @Test func refusesAChangedBucketLayout() throws {
+    @Test func refusesAChangedBucketLayout() async throws {
         _ = try open()
         let changed = BucketLayouts(overrides: [.backendTTFB: try BucketLayout(seconds: ["1", "2"])])
         #expect {
@@ -182,7 +182,7 @@ final class TemporaryFolder {
         }
     }
 
-    @Test func refusesADatabaseFromANewerSchema() throws {
+    @Test func refusesADatabaseFromANewerSchema() async throws {
         _ = try open()
         let shipped = try appliedMigrations().count
         var handle: OpaquePointer?
@@ -196,7 +196,7 @@ final class TemporaryFolder {
         }
     }
 
-    @Test func refusesAFileThatIsNotADatabase() throws {
+    @Test func refusesAFileThatIsNotADatabase() async throws {
         try FileManager.default.createDirectory(atPath: folder.path + "/nested", withIntermediateDirectories: true)
         try Data(repeating: 0x41, count: 8192).write(to: URL(fileURLWithPath: folder.database))
         #expect {
@@ -214,9 +214,9 @@ final class TemporaryFolder {
         #expect(sqlite3_exec(handle, sql, nil, nil, nil) == SQLITE_OK)
     }
 
-    @Test func exponentialBucketsStayExactThroughUpsertsRestartsAndPruning() throws {
+    @Test func exponentialBucketsStayExactThroughUpsertsRestartsAndPruning() async throws {
         let store = try open()
-        try store.commit(CommitBatch(newSeries: [SeriesRecord(id: 1, key: ttfb)], rollups: []))
+        try await store.commit(CommitBatch(newSeries: [SeriesRecord(id: 1, key: ttfb)], rollups: []))
         var random = SystemRandomNumberGenerator()
         var expected = HistogramCounts(bucketCount: layouts[.backendTTFB].bucketCount)
         var lastMinutes = HistogramCounts(bucketCount: layouts[.backendTTFB].bucketCount)
@@ -227,16 +227,16 @@ final class TemporaryFolder {
                 let minuteCounts = counts(ttfb, values)
                 expected.add(minuteCounts)
                 if offset >= 4 { lastMinutes.add(minuteCounts) }
-                try store.commit(CommitBatch(newSeries: [], rollups: [MinuteRollup(seriesID: 1, minute: minute.advanced(by: Int64(offset)), counts: minuteCounts)]))
+                try await store.commit(CommitBatch(newSeries: [], rollups: [MinuteRollup(seriesID: 1, minute: minute.advanced(by: Int64(offset)), counts: minuteCounts)]))
             }
         }
         #expect(expected.hasWholeExponential)
-        #expect(try store.windowTotals(of: .backendTTFB, series: [1], minutes: minute...minute.advanced(by: 5))[1] == expected)
-        #expect(try open().restore(recentSince: minute).totals[1] == expected)
-        #expect(try store.prune(before: minute.advanced(by: 4), answersBefore: 0).rollupsFolded == 4)
+        #expect(try await store.windowTotals(of: .backendTTFB, series: [1], minutes: minute...minute.advanced(by: 5))[1] == expected)
+        #expect(try await open().restore(recentSince: minute).totals[1] == expected)
+        #expect(try await store.prune(before: minute.advanced(by: 4), answersBefore: 0).rollupsFolded == 4)
         let reopened = try open()
-        #expect(try reopened.restore(recentSince: minute).totals[1] == expected)
-        #expect(try reopened.windowTotals(of: .backendTTFB, series: [1], minutes: minute...minute.advanced(by: 5))[1] == lastMinutes)
+        #expect(try await reopened.restore(recentSince: minute).totals[1] == expected)
+        #expect(try await reopened.windowTotals(of: .backendTTFB, series: [1], minutes: minute...minute.advanced(by: 5))[1] == lastMinutes)
     }
 
     /// Rows of the exponential log counted in the store's table, from outside.
@@ -253,10 +253,10 @@ final class TemporaryFolder {
     /// Commits append their exponential buckets to a log that is folded into the minute rows every
     /// few dozen commits: whenever a read comes, before or after a fold, in a store reopened with
     /// an unfolded log (as after a crash), and around deleting a series, the answers are exact.
-    @Test func theExponentialLogIsCountedBeforeAndAfterItIsFolded() throws {
+    @Test func theExponentialLogIsCountedBeforeAndAfterItIsFolded() async throws {
         let store = try open()
         let other = SeriesKey(.backendTTFB, ["openai", "gpt-4o", "/v1/chat/completions"])
-        try store.commit(CommitBatch(newSeries: [SeriesRecord(id: 1, key: ttfb), SeriesRecord(id: 2, key: other)], rollups: []))
+        try await store.commit(CommitBatch(newSeries: [SeriesRecord(id: 1, key: ttfb), SeriesRecord(id: 2, key: other)], rollups: []))
         // A seeded linear congruential generator, so a failing case reproduces.
         var state: UInt64 = 11
         func next() -> UInt64 {
@@ -275,61 +275,61 @@ final class TemporaryFolder {
                 perMinute[id][offset].add(added)
                 rollups.append(MinuteRollup(seriesID: Int64(id), minute: minute.advanced(by: Int64(offset)), counts: added))
             }
-            try store.commit(CommitBatch(newSeries: [], rollups: rollups))
+            try await store.commit(CommitBatch(newSeries: [], rollups: rollups))
             guard commit % 7 == 0 else { continue }
-            let totals = try store.windowTotals(of: .backendTTFB, series: [1, 2], minutes: window)
+            let totals = try await store.windowTotals(of: .backendTTFB, series: [1, 2], minutes: window)
             for id in [1, 2] {
                 let expected = perMinute[id].reduce(HistogramCounts(bucketCount: bucketCount)) { var sum = $0; sum.add($1); return sum }
                 #expect(totals[Int64(id)] ?? HistogramCounts(bucketCount: bucketCount) == expected, "series \(id) after commit \(commit)")
             }
-            let steps = try store.groupedTotals(of: .backendTTFB, groups: [1: 0, 2: 1], groupCount: 2, minutes: window, stepMinutes: 1)
+            let steps = try await store.groupedTotals(of: .backendTTFB, groups: [1: 0, 2: 1], groupCount: 2, minutes: window, stepMinutes: 1)
             #expect(steps[0] == Array(perMinute[1]) && steps[1] == Array(perMinute[2]), "steps after commit \(commit)")
         }
         #expect(logRows() > 0 && logRows() < SQLiteRollupStore.foldCommits)
         // Reopened with the log unfolded (no checkpoint, as after a crash): folded at once, nothing lost.
         let reopened = try open()
         #expect(logRows() == 0)
-        let restored = try reopened.restore(recentSince: minute)
+        let restored = try await reopened.restore(recentSince: minute)
         for id in [1, 2] {
             let expected = perMinute[id].reduce(HistogramCounts(bucketCount: bucketCount)) { var sum = $0; sum.add($1); return sum }
             #expect(restored.totals[Int64(id)] == expected)
         }
         // A series deleted while the log holds its buckets leaves none behind for the next to take its id.
-        try reopened.commit(CommitBatch(newSeries: [], rollups: [MinuteRollup(seriesID: 2, minute: minute, counts: counts(ttfb, [5_000_000_000]))]))
-        _ = try reopened.delete([2], recentSince: minute)
-        try reopened.commit(CommitBatch(newSeries: [SeriesRecord(id: 2, key: other)], rollups: [MinuteRollup(seriesID: 2, minute: minute, counts: counts(ttfb, [7_000_000]))]))
-        #expect(try reopened.windowTotals(of: .backendTTFB, series: [2], minutes: window)[2] == counts(ttfb, [7_000_000]))
-        try reopened.checkpoint()
+        try await reopened.commit(CommitBatch(newSeries: [], rollups: [MinuteRollup(seriesID: 2, minute: minute, counts: counts(ttfb, [5_000_000_000]))]))
+        _ = try await reopened.delete([2], recentSince: minute)
+        try await reopened.commit(CommitBatch(newSeries: [SeriesRecord(id: 2, key: other)], rollups: [MinuteRollup(seriesID: 2, minute: minute, counts: counts(ttfb, [7_000_000]))]))
+        #expect(try await reopened.windowTotals(of: .backendTTFB, series: [2], minutes: window)[2] == counts(ttfb, [7_000_000]))
+        try await reopened.checkpoint()
         #expect(logRows() == 0)
     }
 
-    @Test func aStoreFromBeforeExponentialBucketsAnswersClassicOnlyWhereItMust() throws {
+    @Test func aStoreFromBeforeExponentialBucketsAnswersClassicOnlyWhereItMust() async throws {
         let store = try open()
         let old = counts(ttfb, [1_500_000_000, 2_700_000_000])
-        try store.commit(CommitBatch(newSeries: [SeriesRecord(id: 1, key: ttfb)], rollups: [MinuteRollup(seriesID: 1, minute: minute, counts: old)]))
+        try await store.commit(CommitBatch(newSeries: [SeriesRecord(id: 1, key: ttfb)], rollups: [MinuteRollup(seriesID: 1, minute: minute, counts: old)]))
         // As an earlier perfgate left it: no exponential buckets, the series not recorded from its start.
         rewrite("UPDATE rollup SET exponential = NULL; UPDATE series SET exponential_complete = 0")
         let upgraded = try open()
-        let restored = try upgraded.restore(recentSince: minute)
+        let restored = try await upgraded.restore(recentSince: minute)
         #expect(restored.totals[1]?.buckets == old.buckets)
         #expect(restored.totals[1]?.hasWholeExponential == false)
         // New counts in the old minute leave it classic-only; a new minute is whole again.
         let new = counts(ttfb, [1_600_000_000])
-        try upgraded.commit(CommitBatch(newSeries: [SeriesRecord(id: 2, key: frontend)], rollups: [
+        try await upgraded.commit(CommitBatch(newSeries: [SeriesRecord(id: 2, key: frontend)], rollups: [
             MinuteRollup(seriesID: 1, minute: minute, counts: new), MinuteRollup(seriesID: 1, minute: minute.advanced(by: 1), counts: new),
             MinuteRollup(seriesID: 2, minute: minute, counts: counts(frontend, [2_000_000])),
         ]))
-        #expect(try upgraded.windowTotals(of: .backendTTFB, series: [1], minutes: minute...minute)[1]?.hasWholeExponential == false)
-        #expect(try upgraded.windowTotals(of: .backendTTFB, series: [1], minutes: minute.advanced(by: 1)...minute.advanced(by: 1))[1] == new)
-        let again = try open().restore(recentSince: minute)
+        #expect(try await upgraded.windowTotals(of: .backendTTFB, series: [1], minutes: minute...minute)[1]?.hasWholeExponential == false)
+        #expect(try await upgraded.windowTotals(of: .backendTTFB, series: [1], minutes: minute.advanced(by: 1)...minute.advanced(by: 1))[1] == new)
+        let again = try await open().restore(recentSince: minute)
         #expect(again.totals[1]?.hasWholeExponential == false)
         #expect(again.totals[2]?.hasWholeExponential == true)
         // Pruning the old minute keeps the series classic-only: its history is not whole.
-        _ = try upgraded.prune(before: minute.advanced(by: 1), answersBefore: 0)
-        #expect(try open().restore(recentSince: minute).totals[1]?.hasWholeExponential == false)
+        _ = try await upgraded.prune(before: minute.advanced(by: 1), answersBefore: 0)
+        #expect(try await open().restore(recentSince: minute).totals[1]?.hasWholeExponential == false)
     }
 
-    @Test func reportsItsSizeOnDisk() throws {
+    @Test func reportsItsSizeOnDisk() async throws {
         let store = try open()
         #expect(store.sizeInBytes() > 0)
     }

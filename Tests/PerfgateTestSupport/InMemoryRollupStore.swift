@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import PerfgateCore
 import Synchronization
 
@@ -55,9 +52,9 @@ package final class InMemoryRollupStore: RollupStore {
         }
     }
 
-    package func commit(_ batch: CommitBatch) throws {
-        // Polled rather than signalled: a test-only stall, on the writer thread.
-        while state.withLock({ $0.holdCommits }) { usleep(1000) }
+    package func commit(_ batch: CommitBatch) async throws {
+        // Polled rather than signalled: a test-only stall.
+        while state.withLock({ $0.holdCommits }) { try await Task.sleep(for: .milliseconds(1)) }
         try state.withLock { state in
             if let error = state.failCommits { throw error }
             state.series.append(contentsOf: batch.newSeries)

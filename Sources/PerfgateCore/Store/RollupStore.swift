@@ -86,33 +86,39 @@ package struct PruneReport: Equatable, Sendable {
 
 /// Durable minute rollups per series.
 ///
-/// Concurrency: `commit` and `prune` are called by one writer at a time; `windowTotals`,
-/// `sizeInBytes` and `restore` may be called from any thread, concurrently with the writer.
-/// Returned values are copies and are never changed later.
+/// Every call is async, and the store decides where its work runs: the SQLite store on threads
+/// of its own (its calls block on disk), a store reached over the network on its connections'
+/// event loops. Callers never hop to a thread pool for it.
+///
+/// Concurrency: `commit`, `prune`, `delete` and `checkpoint` come from one writer, one at a time;
+/// reads may come at any time, concurrently with the writer and with each other. Returned values
+/// are copies and are never changed later.
 package protocol RollupStore: AnyObject, Sendable {
     /// Reads every series, its cumulative counts, and the rollups from `recentSince` on.
-    func restore(recentSince: Minute) throws -> RestoredState
+    func restore(recentSince: Minute) async throws -> RestoredState
     /// Creates the new series and adds the rollups, all in one transaction: all or nothing.
-    func commit(_ batch: CommitBatch) throws
+    /// Returns once the transaction is durable.
+    func commit(_ batch: CommitBatch) async throws
     /// Folds the rollups of minutes before `cutoff` into their series' base and removes them,
     /// and removes idempotent answers created before `answersBefore` (Unix seconds).
-    func prune(before cutoff: Minute, answersBefore: Int64) throws -> PruneReport
+    func prune(before cutoff: Minute, answersBefore: Int64) async throws -> PruneReport
     /// Removes the series and every row of theirs in one transaction; returns their rollups
     /// from `recentSince` on, so that in-memory windows can take them back out.
-    func delete(_ series: Set<SeriesID>, recentSince: Minute) throws -> [MinuteRollup]
+    func delete(_ series: Set<SeriesID>, recentSince: Minute) async throws -> [MinuteRollup]
     /// The answer kept under `key`, if it was created at or after `since` (Unix seconds).
-    func answer(forKey key: String, since: Int64) throws -> IdempotentAnswer?
+    func answer(forKey key: String, since: Int64) async throws -> IdempotentAnswer?
     /// The counts of each of `series` (all of family `metric`) over a range of minutes; series
     /// with nothing in range are absent. Counts of another layout than the family's are an error.
-    func windowTotals(of metric: HistogramMetric, series: Set<SeriesID>, minutes: ClosedRange<Minute>) throws -> [SeriesID: HistogramCounts]
+    func windowTotals(of metric: HistogramMetric, series: Set<SeriesID>, minutes: ClosedRange<Minute>) async throws -> [SeriesID: HistogramCounts]
     /// The counts of `metric`'s series summed per group and per step of `stepMinutes` over a
     /// range of minutes: `result[group][step]`. `groups` maps each series wanted to its group
     /// (0..<groupCount); rows of other series are skipped.
     func groupedTotals(
         of metric: HistogramMetric, groups: [SeriesID: Int], groupCount: Int, minutes: ClosedRange<Minute>, stepMinutes: Int64
-    ) throws -> [[HistogramCounts]]
-    /// The store's size on disk, in bytes.
-    func sizeInBytes() -> Int64
-    /// Makes the store's main file complete on its own; called after the last write at shutdown.
-    func checkpoint() throws
+    ) async throws -> [[HistogramCounts]]
+    /// The store's size, in bytes (on disk, or as its server counts it).
+    func sizeInBytes() async throws -> Int64
+    /// Makes the store complete on its own (nothing left in logs to replay); called after the last
+    /// write at shutdown.
+    func checkpoint() async throws
 }

@@ -45,14 +45,19 @@ struct EventsController<Context: RequestContext>: Sendable {
         }
 
         let now = clock.now()
+        // A retry is answered before its body is decoded again: the answer must not change with
+        // the clock (events that have since grown too old) or with anything else.
+        let earlier: IdempotentAnswer? = if let key { try await keptAnswer(forKey: key, at: now) } else { nil }
         let decoder = BatchDecoder(rules: EventRules(limits: configuration.effectiveLimits, now: now))
         var fingerprint: UInt64 = 0
         let body = try buffer.withUnsafeReadableBytes { raw in
             if gzipped {
                 let inflated = try inflate(raw)
-                return try inflated.withUnsafeBufferPointer { try readBody($0, key: key, fingerprint: &fingerprint, format: format, decoder: decoder) }
+                return try inflated.withUnsafeBufferPointer {
+                    try readBody($0, key: key, earlier: earlier, fingerprint: &fingerprint, format: format, decoder: decoder)
+                }
             }
-            return try readBody(raw.assumingMemoryBound(to: UInt8.self), key: key, fingerprint: &fingerprint, format: format, decoder: decoder)
+            return try readBody(raw.assumingMemoryBound(to: UInt8.self), key: key, earlier: earlier, fingerprint: &fingerprint, format: format, decoder: decoder)
         }
         let batch: DecodedBatch
         switch body {
@@ -87,21 +92,22 @@ struct EventsController<Context: RequestContext>: Sendable {
         case answered(IdempotentAnswer)
     }
 
-    private func readBody(
-        _ bytes: UnsafeBufferPointer<UInt8>, key: String?, fingerprint: inout UInt64, format: BodyFormat, decoder: BatchDecoder
-    ) throws -> ReadBody {
-        if let key {
-            // A retry is answered before its body is decoded again: the answer must not change
-            // with the clock (events that have since grown too old) or with anything else.
-            fingerprint = BodyFingerprint.of(bytes)
-            let earlier: IdempotentAnswer?
-            do {
-                earlier = try store.answer(forKey: key, since: configuration.oldestKeptAnswer(at: clock.now()))
-            } catch {
-                throw Refusal(.storeError, .unavailable("the store could not be read for Idempotency-Key \(key) (\(error)); nothing was applied, retry later", retryAfterSeconds: 5))
-            }
-            if let earlier { return .answered(earlier) }
+    /// The answer kept under `key`, if any.
+    private func keptAnswer(forKey key: String, at now: Timestamp) async throws -> IdempotentAnswer? {
+        do {
+            return try await store.answer(forKey: key, since: configuration.oldestKeptAnswer(at: now))
+        } catch {
+            throw Refusal(.storeError, .unavailable("the store could not be read for Idempotency-Key \(key) (\(error)); nothing was applied, retry later", retryAfterSeconds: 5))
         }
+    }
+
+    /// The body, decoded, or `earlier` when the request's key has an answer already.
+    private func readBody(
+        _ bytes: UnsafeBufferPointer<UInt8>, key: String?, earlier: IdempotentAnswer?, fingerprint: inout UInt64, format: BodyFormat,
+        decoder: BatchDecoder
+    ) throws -> ReadBody {
+        if key != nil { fingerprint = BodyFingerprint.of(bytes) }
+        if let earlier { return .answered(earlier) }
         return .decoded(try decode(bytes, format: format, decoder: decoder))
     }
 

@@ -15,7 +15,7 @@ struct MetricsController<Context: RequestContext>: Sendable {
 
     @Sendable func scrape(_ request: Request, context: Context) async throws -> Response {
         let format = HeaderParsing.expositionFormat(request.headers[.accept])
-        let page = render(format: format)
+        let page = try await render(format: format)
         var headers: HTTPFields = [.contentType: format.contentType, .vary: "Accept, Accept-Encoding"]
         var body = page
         if HeaderParsing.acceptsGzip(request.headers[.acceptEncoding]) {
@@ -26,11 +26,12 @@ struct MetricsController<Context: RequestContext>: Sendable {
     }
 
     /// The page, from a snapshot copied under the locks and rendered outside them.
-    func render(format: ExpositionWriter.Format = .text) -> [UInt8] {
+    func render(format: ExpositionWriter.Format = .text) async throws -> [UInt8] {
+        let storeSize = try await store.sizeInBytes()
         let snapshot = live.snapshot(at: clock.now())
         let gauges = SelfMetrics.Gauges(
             seriesCounts: snapshot.histograms.mapValues(\.count),
-            storeSizeBytes: store.sizeInBytes(),
+            storeSizeBytes: storeSize,
             queuedEvents: queue.queuedEvents,
             openConnections: connections.open,
             connectionLimitReached: connections.limitReached

@@ -1,6 +1,5 @@
 import HTTPTypes
 import Hummingbird
-import NIOPosix
 import PerfgateCore
 
 /// `GET /`: the status page, rendered on the server; `?fragment=1` renders only the part the
@@ -34,12 +33,7 @@ struct StatusController<Context: RequestContext>: Sendable {
                 throw APIError(.badRequest, "unknown parameter '\(name)'; the page takes window and fragment")
             }
         }
-        let components = self.components
-        let now = components.clock.now()
-        // The store reads block: off the cooperative threads, as the trend endpoint does.
-        let report = try await NIOThreadPool.singleton.runIfActive { [window] in
-            try StatusReport.build(components, window: window, now: now)
-        }
+        let report = try await StatusReport.build(components, window: window, now: components.clock.now())
         let html = fragment ? StatusPageHTML.main(report) : StatusPageHTML.page(report)
         return Response(
             status: .ok,

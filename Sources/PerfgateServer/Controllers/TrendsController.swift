@@ -1,5 +1,4 @@
 import Hummingbird
-import NIOPosix
 import PerfgateCore
 
 /// `GET /v1/trends`: a quantile over the last window against the same window `offset` ago.
@@ -22,15 +21,9 @@ struct TrendsController<Context: RequestContext>: Sendable {
         let now = clock.now()
         let series = live.records(of: query.metric)
         let ids = Set(series.map(\.id))
-        let store = self.store
-        // SQLite reads block; they run on NIO's thread pool, not on a cooperative thread, and
-        // the two windows are read at once (the store has a reader connection for each).
-        async let currentRead = NIOThreadPool.singleton.runIfActive {
-            try store.windowTotals(of: query.metric, series: ids, minutes: query.currentMinutes(at: now))
-        }
-        async let previousRead = NIOThreadPool.singleton.runIfActive {
-            try store.windowTotals(of: query.metric, series: ids, minutes: query.previousMinutes(at: now))
-        }
+        // The two windows are read at once.
+        async let currentRead = store.windowTotals(of: query.metric, series: ids, minutes: query.currentMinutes(at: now))
+        async let previousRead = store.windowTotals(of: query.metric, series: ids, minutes: query.previousMinutes(at: now))
         let (current, previous) = try await (currentRead, previousRead)
         let report = TrendReport(
             query: query, now: now, series: series, current: current, previous: previous,

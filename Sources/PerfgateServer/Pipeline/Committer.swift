@@ -28,7 +28,8 @@ enum WriteError: Error, Sendable {
 
 /// Turns queued deltas into one store transaction, then publishes them to `/metrics`.
 ///
-/// Runs on the writer thread only, which is why it may keep the registry without a lock.
+/// Called by the write queue's drain task, one call at a time, which is why it may keep the
+/// registry without a lock.
 final class Committer: @unchecked Sendable {
     private var registry: SeriesRegistry
     private let store: any RollupStore
@@ -59,7 +60,7 @@ final class Committer: @unchecked Sendable {
 
     /// Writes every request's counts, and the answers of those with a key, in one transaction;
     /// all are applied or none. A request whose key already has an answer applies nothing.
-    func commit(_ writes: [PendingWrite]) -> Result<[CommitReceipt], WriteError> {
+    func commit(_ writes: [PendingWrite]) async -> Result<[CommitReceipt], WriteError> {
         var created: [SeriesRecord] = []
         var merged: [MergeKey: HistogramCounts] = [:]
         var receipts: [CommitReceipt] = []
@@ -70,10 +71,10 @@ final class Committer: @unchecked Sendable {
         for write in writes {
             var receipt = CommitReceipt()
             if let claim = write.claim {
-                // Checked here, on the one writer thread, so two concurrent retries cannot both apply.
-                let earlier: IdempotentAnswer?
+                // Checked here, by the one writer, so two concurrent retries cannot both apply.
+                var earlier = answers[claim.key]
                 do {
-                    earlier = try answers[claim.key] ?? store.answer(forKey: claim.key, since: configuration.oldestKeptAnswer(at: now))
+                    if earlier == nil { earlier = try await store.answer(forKey: claim.key, since: configuration.oldestKeptAnswer(at: now)) }
                 } catch {
                     return fail(error, created: created, requests: writes.count)
                 }
@@ -103,7 +104,7 @@ final class Committer: @unchecked Sendable {
 
         let started = ContinuousClock.now
         do {
-            try store.commit(CommitBatch(newSeries: created, rollups: rollups, answers: Array(answers.values)))
+            try await store.commit(CommitBatch(newSeries: created, rollups: rollups, answers: Array(answers.values)))
         } catch {
             selfMetrics.recordCommit(nanoseconds: Self.nanoseconds(since: started), succeeded: false, overflowed: [:])
             return fail(error, created: created, requests: writes.count)
@@ -124,21 +125,21 @@ final class Committer: @unchecked Sendable {
     }
 
     /// Deletes the series `selector` matches from the store and from `/metrics`.
-    func delete(matching selector: SeriesSelector) -> Result<[SeriesKey], WriteError> {
-        remove(registry.records(matching: selector), reason: .admin)
+    func delete(matching selector: SeriesSelector) async -> Result<[SeriesKey], WriteError> {
+        await remove(registry.records(matching: selector), reason: .admin)
     }
 
     /// Deletes the series not written since before `cutoff`.
-    func expire(idleBefore cutoff: Minute) -> Result<[SeriesKey], WriteError> {
-        remove(registry.records(idleBefore: cutoff), reason: .idle)
+    func expire(idleBefore cutoff: Minute) async -> Result<[SeriesKey], WriteError> {
+        await remove(registry.records(idleBefore: cutoff), reason: .idle)
     }
 
-    private func remove(_ records: [SeriesRecord], reason: SeriesDeletion) -> Result<[SeriesKey], WriteError> {
+    private func remove(_ records: [SeriesRecord], reason: SeriesDeletion) async -> Result<[SeriesKey], WriteError> {
         guard !records.isEmpty else { return .success([]) }
         let recentSince = live.shareWindowStart(at: clock.now())
         let recent: [MinuteRollup]
         do {
-            recent = try store.delete(Set(records.map(\.id)), recentSince: recentSince)
+            recent = try await store.delete(Set(records.map(\.id)), recentSince: recentSince)
         } catch {
             logger.error("deleting series failed; nothing was deleted", metadata: ["store.error": "\(error)", "series": "\(records.count)"])
             return .failure(.storeFailed(String(describing: error)))
@@ -151,9 +152,9 @@ final class Committer: @unchecked Sendable {
     }
 
     /// Folds expired minutes into their series' base.
-    func prune(before cutoff: Minute) -> Result<PruneReport, WriteError> {
+    func prune(before cutoff: Minute) async -> Result<PruneReport, WriteError> {
         do {
-            let report = try store.prune(before: cutoff, answersBefore: configuration.oldestKeptAnswer(at: clock.now()))
+            let report = try await store.prune(before: cutoff, answersBefore: configuration.oldestKeptAnswer(at: clock.now()))
             selfMetrics.recordPrune(report)
             return .success(report)
         } catch {

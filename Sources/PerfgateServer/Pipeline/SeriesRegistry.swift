@@ -2,7 +2,7 @@ import PerfgateCore
 
 /// The writer's map from series to store identifiers, and the per-family series limit.
 ///
-/// Owned by the writer thread alone; no lock. Past a family's limit, new series are folded into
+/// Owned by the committer alone, one commit at a time; no lock. Past a family's limit, new series are folded into
 /// that family's `__overflow__` series, so totals stay right and memory stays bounded.
 struct SeriesRegistry {
     private var ids: [SeriesKey: SeriesID] = [:]

@@ -1,12 +1,12 @@
-import NIOPosix
 import PerfgateCore
 import Synchronization
 
-/// The single write path: requests queue their deltas, one writer thread commits whatever has
+/// The single write path: requests queue their deltas, one drain task commits whatever has
 /// queued in one transaction (group commit), and each request resumes once its data is durable.
 ///
-/// Modelled on the Pushgateway's single writer loop. The writer is a dedicated thread, not a
-/// task, because SQLite's commit blocks on fsync and must not hold a cooperative thread.
+/// Modelled on the Pushgateway's single writer loop. While a commit is in the store, the next
+/// requests queue up and go into the following one; the store decides where its blocking work
+/// runs, so the drain task never holds a cooperative thread while the disk syncs.
 final class WriteQueue: Sendable {
     private enum Job: Sendable {
         case ingest(PendingWrite, CheckedContinuation<CommitReceipt, any Error>)
@@ -25,7 +25,6 @@ final class WriteQueue: Sendable {
     }
 
     private let state = Mutex(State())
-    private let thread: NIOThreadPool
     private let committer: Committer
     /// Most events that may wait at once.
     let capacity: Int
@@ -33,8 +32,6 @@ final class WriteQueue: Sendable {
     init(committer: Committer, capacity: Int) {
         self.committer = committer
         self.capacity = capacity
-        thread = NIOThreadPool(numberOfThreads: 1)
-        thread.start()
     }
 
     /// Queues a delta and returns once it is committed, or throws and applies nothing. With a
@@ -78,7 +75,6 @@ final class WriteQueue: Sendable {
             state.withLock { $0.closed = true }
             enqueue(.barrier(continuation))
         }
-        try? await thread.shutdownGracefully()
     }
 
     /// Events waiting to be committed.
@@ -110,11 +106,12 @@ final class WriteQueue: Sendable {
     }
 
     private func startDraining() {
-        thread.submit { _ in self.drain() }
+        Task { await self.drain() }
     }
 
-    // On the writer thread: take everything queued, write it, resume the waiters, repeat.
-    private func drain() {
+    // One drain task at a time (`draining`): take everything queued, write it, resume the
+    // waiters, repeat until the queue is empty.
+    private func drain() async {
         while true {
             let jobs = state.withLock { state -> [Job] in
                 if state.jobs.isEmpty { state.draining = false }
@@ -122,11 +119,11 @@ final class WriteQueue: Sendable {
                 return state.jobs
             }
             guard !jobs.isEmpty else { return }
-            process(jobs)
+            await process(jobs)
         }
     }
 
-    private func process(_ jobs: [Job]) {
+    private func process(_ jobs: [Job]) async {
         var writes: [PendingWrite] = []
         var waiters: [CheckedContinuation<CommitReceipt, any Error>] = []
         for case .ingest(let write, let continuation) in jobs {
@@ -134,7 +131,7 @@ final class WriteQueue: Sendable {
             waiters.append(continuation)
         }
         if !writes.isEmpty {
-            let result = committer.commit(writes)
+            let result = await committer.commit(writes)
             let events = writes.reduce(0) { $0 + $1.delta.eventCount }
             state.withLock { state in
                 state.queuedEvents -= events
@@ -152,11 +149,11 @@ final class WriteQueue: Sendable {
             case .ingest:
                 continue
             case .prune(let cutoff, let continuation):
-                continuation.resume(with: committer.prune(before: cutoff).mapError { $0 as any Error })
+                continuation.resume(with: await committer.prune(before: cutoff).mapError { $0 as any Error })
             case .delete(let selector, let continuation):
-                continuation.resume(with: committer.delete(matching: selector).mapError { $0 as any Error })
+                continuation.resume(with: await committer.delete(matching: selector).mapError { $0 as any Error })
             case .expire(let cutoff, let continuation):
-                continuation.resume(with: committer.expire(idleBefore: cutoff).mapError { $0 as any Error })
+                continuation.resume(with: await committer.expire(idleBefore: cutoff).mapError { $0 as any Error })
             case .barrier(let continuation):
                 continuation.resume()
             }

@@ -5,7 +5,7 @@ import ServiceLifecycle
 /// Keeps the write queue open while the service runs and drains it on shutdown.
 ///
 /// Listed before the HTTP server, so the server stops first and lets in-flight requests finish
-/// their commits, then this drains what is left, stops the writer thread, and checkpoints the
+/// their commits, then this drains what is left and checkpoints the
 /// store so its main file is complete on its own.
 struct WriterService: Service {
     let queue: WriteQueue
@@ -16,7 +16,7 @@ struct WriterService: Service {
         try? await gracefulShutdown()
         await queue.shutdown()
         do {
-            try store.checkpoint()
+            try await store.checkpoint()
         } catch {
             // Nothing is lost: the write-ahead log still holds every commit and is replayed at the next start.
             logger.warning("could not checkpoint the store at shutdown", metadata: ["store.error": "\(error)"])

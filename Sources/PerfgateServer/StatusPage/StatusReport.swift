@@ -104,7 +104,7 @@ struct StatusReport: Sendable {
 
 extension StatusReport {
     /// Computes the report for `window` at `now`.
-    static func build(_ components: Components, window: StatusWindow, now: Timestamp) throws -> StatusReport {
+    static func build(_ components: Components, window: StatusWindow, now: Timestamp) async throws -> StatusReport {
         let store = components.store
         let layouts = components.configuration.layouts
         let minutes = window.minutes(at: now)
@@ -125,14 +125,20 @@ extension StatusReport {
                 groupsByFamily[metric, default: [:]][record.id] = index
             }
         }
-        func charted(_ metric: HistogramMetric) throws -> [[HistogramCounts]] {
-            try store.groupedTotals(of: metric, groups: groupsByFamily[metric] ?? [:], groupCount: pairKeys.count, minutes: minutes, stepMinutes: window.stepMinutes)
-        }
-        let ttfbSteps = try charted(.backendTTFB)
-        let streamingSteps = try charted(.streamingDuration)
-        let ttfbEarlier = try store.groupedTotals(
-            of: .backendTTFB, groups: groupsByFamily[.backendTTFB] ?? [:], groupCount: pairKeys.count, minutes: earlier, stepMinutes: window.minutes
+        let ttfbGroups = groupsByFamily[.backendTTFB] ?? [:]
+        let streamingGroups = groupsByFamily[.streamingDuration] ?? [:]
+        let pairCount = pairKeys.count
+        // Read at once, as far as the store's readers allow.
+        async let ttfbRead = store.groupedTotals(
+            of: .backendTTFB, groups: ttfbGroups, groupCount: pairCount, minutes: minutes, stepMinutes: window.stepMinutes
         )
+        async let streamingRead = store.groupedTotals(
+            of: .streamingDuration, groups: streamingGroups, groupCount: pairCount, minutes: minutes, stepMinutes: window.stepMinutes
+        )
+        let ttfbEarlier = try await store.groupedTotals(
+            of: .backendTTFB, groups: ttfbGroups, groupCount: pairCount, minutes: earlier, stepMinutes: window.minutes
+        )
+        let (ttfbSteps, streamingSteps) = try await (ttfbRead, streamingRead)
 
         var pairs: [PairRow] = []
         var groupOfPair: [Int] = []
@@ -172,16 +178,16 @@ extension StatusReport {
             now: now,
             pairs: pairs,
             listedPairs: listedPairs,
-            stageBars: try stageBars(components, minutes: minutes, stepMinutes: window.minutes),
-            health: health(components, now: now)
+            stageBars: try await stageBars(components, minutes: minutes, stepMinutes: window.minutes),
+            health: try await health(components, now: now)
         )
     }
 
-    private static func stageBars(_ components: Components, minutes: ClosedRange<Minute>, stepMinutes: Int64) throws -> [StageBar] {
+    private static func stageBars(_ components: Components, minutes: ClosedRange<Minute>, stepMinutes: Int64) async throws -> [StageBar] {
         // One group per (stage, endpoint) series: the family's labels are exactly those.
         let records = components.live.records(of: .requestStageDuration)
         let groups = Dictionary(uniqueKeysWithValues: records.enumerated().map { ($1.id, $0) })
-        let totals = try components.store.groupedTotals(
+        let totals = try await components.store.groupedTotals(
             of: .requestStageDuration, groups: groups, groupCount: records.count, minutes: minutes, stepMinutes: stepMinutes
         )
         var grouped: [String: [StageGroup: Double]] = [:]
@@ -209,14 +215,15 @@ extension StatusReport {
         }
     }
 
-    private static func health(_ components: Components, now: Timestamp) -> Health {
+    private static func health(_ components: Components, now: Timestamp) async throws -> Health {
         let metrics = components.selfMetrics
+        let storeBytes = try await components.store.sizeInBytes()
         return Health(
             eventsPerSecond: metrics.acceptedRate(at: now),
             acceptedEvents: metrics.acceptedEvents,
             rejected: metrics.rejectedEvents(),
             series: HistogramMetric.allCases.reduce(0) { $0 + components.live.records(of: $1).count },
-            storeBytes: components.store.sizeInBytes(),
+            storeBytes: storeBytes,
             uptimeSeconds: (now.nanoseconds - metrics.startTime.nanoseconds) / 1_000_000_000,
             version: metrics.version,
             unready: components.queue.unreadyReason()
