@@ -1,3 +1,4 @@
+import Foundation
 import PerfgateCore
 import PerfgateStore
 import Testing
@@ -58,7 +59,12 @@ import Testing
     @Test(arguments: [
         (["port": "99999"], "--port: must be a whole number from 0 to 65535 (got 99999)"),
         (["retention": "90s"], "--retention: must be whole minutes"),
-        (["retention": "1h"], "the retention must be at least 2h"),
+        (["retention": "1h"], "--retention: must be at least 2h (got 1h)"),
+        (["series-ttl": "1m"], "--series-ttl: must be at least 5m"),
+        (["idempotency-ttl": "31d"], "--idempotency-ttl: must be 1m to 30d (got 31d)"),
+        (["max-body-size": "512"], "--max-body-size: must be at least 1KiB (got 512)"),
+        (["max-body-size": "2MiB", "max-inflated-body-size": "1MiB"], "the inflated body limit must be at least the body limit"),
+        (["tls-key": "k.pem"], "give --tls-certificate and --tls-key together"),
         (["durability": "maybe"], "--durability: must be full or normal"),
         (["max-body-size": "lots"], "--max-body-size: must be a size in bytes"),
         (["log-level": "loud"], "--log-level: must be one of"),
@@ -82,6 +88,23 @@ import Testing
             _ = try ServeSettings.resolve([try .file(Array(#"{"buckets": {"backend_ttfb_seconds": [2, 1]}}"#.utf8), path: "p.json")])
         } throws: { "\($0)".contains("buckets in p.json: backend_ttfb_seconds bounds must increase strictly") }
         #expect(throws: ConfigurationError.self) { _ = try ServeSettings.Layer.file(Array("{".utf8), path: "p.json") }
+    }
+
+    /// The README's table of settings shows each default as the table declares it.
+    @Test func theReadmeShowsEachSettingWithItsDeclaredDefault() throws {
+        let readme = try String(contentsOfFile: #filePath.components(separatedBy: "/Tests/")[0] + "/README.md", encoding: .utf8)
+        let rows = readme.split(separator: "\n").filter { $0.hasPrefix("| `--") }
+        for setting in ServeSettings.all {
+            let row = rows.first { $0.split(separator: "|").first?.contains("`--\(setting.name)`") == true }
+            let cells = row?.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) } ?? []
+            #expect(cells.count >= 3, "no README row for --\(setting.name)")
+            guard cells.count >= 3 else { continue }
+            // The first word of the README's default, against the declared default's.
+            let shown = cells[2].split(whereSeparator: { " (".contains($0) }).first.map { $0.trimmingCharacters(in: CharacterSet(charactersIn: "`")) }
+            let declared = setting.defaultText.split(separator: ":").first.map(String.init)
+            #expect(shown == declared, "--\(setting.name): README says \(cells[2]), the table \(setting.defaultText)")
+            #expect(cells[1].contains(setting.environmentName) || cells[1].contains("…"), "--\(setting.name)")
+        }
     }
 
     @Test func readsByteSizes() throws {

@@ -16,9 +16,6 @@ package enum ServeSettings {
         var roleTokens: [AccessRole: [String]] = [:]
     }
 
-    private static func tokenList(_ text: String) -> [String] {
-        text.split(separator: ",").map { String($0).trimmingCharacters(in: " \t") }.filter { !$0.isEmpty }
-    }
 
     /// One setting: `--name` on the command line, `PERFGATE_NAME` in the environment, `name` in the file.
     package struct Setting: Sendable {
@@ -26,9 +23,21 @@ package enum ServeSettings {
         package let name: String
         /// What it controls.
         package let summary: String
-        /// Its default, as text.
+        /// Its default, as text: shown from the default configuration, where it is written.
         package let defaultText: String
         fileprivate let apply: @Sendable (inout Resolved, String) throws(ConfigurationError) -> Void
+
+        /// A setting of the value at `path`: `parse` reads a text and checks it alone (its error says
+        /// what is wrong with the value; the caller names where it came from), `show` writes the default.
+        fileprivate init<Value>(
+            _ name: String, _ summary: String, _ path: any WritableKeyPath<Resolved, Value> & Sendable,
+            parse: @escaping @Sendable (String) throws(ConfigurationError) -> Value, show: (Value) -> String
+        ) {
+            self.name = name
+            self.summary = summary
+            defaultText = show(Resolved()[keyPath: path])
+            apply = { resolved, text throws(ConfigurationError) in resolved[keyPath: path] = try parse(text) }
+        }
 
         /// The environment variable: `PERFGATE_MAX_BODY_SIZE`.
         package var environmentName: String {
@@ -42,87 +51,59 @@ package enum ServeSettings {
         package var help: String { "\(summary) (env \(environmentName); default \(defaultText))" }
     }
 
-    /// Every scalar setting, in `--help` order. `buckets` and `config` are handled on their own.
+    /// Every scalar setting, in `--help` order: name, help, where it goes, how it is read and
+    /// checked, and how its default (from `ServerConfiguration`) reads. `buckets` and `config` are
+    /// handled on their own; checks across settings are `ServerConfiguration.validate`'s.
     package static let all: [Setting] = [
-        Setting(name: "host", summary: "Address to listen on", defaultText: "127.0.0.1") { resolved, text throws(ConfigurationError) in
-            guard !text.isEmpty else { throw ConfigurationError("must not be empty") }
-            resolved.configuration.host = text
-        },
-        Setting(name: "port", summary: "Port to listen on", defaultText: "9095") { resolved, text throws(ConfigurationError) in
-            resolved.configuration.port = try integer(text, in: 0...65_535)
-        },
-        Setting(name: "db", summary: "SQLite file for the minute windows; its folder is created", defaultText: "data/perfgate.sqlite") { resolved, text throws(ConfigurationError) in
-            guard !text.isEmpty else { throw ConfigurationError("must not be empty") }
-            resolved.configuration.databasePath = text
-        },
-        Setting(name: "retention", summary: "How long minute windows are kept, e.g. 25h or 7d", defaultText: "25h") { resolved, text throws(ConfigurationError) in
-            resolved.configuration.retentionMinutes = try minutes(text)
-        },
-        Setting(name: "percentage-window", summary: "Sliding window of stage_percentage, in whole minutes", defaultText: "5m") { resolved, text throws(ConfigurationError) in
-            resolved.configuration.stageShareWindowMinutes = try minutes(text)
-        },
-        Setting(name: "durability", summary: "full: acknowledged events survive power loss; normal: they survive a process crash", defaultText: "full") { resolved, text throws(ConfigurationError) in
-            guard let durability = Durability(rawValue: text.lowercased()) else { throw ConfigurationError("must be full or normal (got \(text))") }
-            resolved.configuration.durability = durability
-        },
-        Setting(name: "max-body-size", summary: "Largest request body, as sent, e.g. 8MiB", defaultText: "8MiB") { resolved, text throws(ConfigurationError) in
-            resolved.configuration.maxBodyBytes = try byteSize(text)
-        },
-        Setting(name: "max-inflated-body-size", summary: "Largest request body after gzip inflation", defaultText: "64MiB") { resolved, text throws(ConfigurationError) in
-            resolved.configuration.maxInflatedBodyBytes = try byteSize(text)
-        },
-        Setting(name: "max-events-per-batch", summary: "Most events in one request", defaultText: "50000") { resolved, text throws(ConfigurationError) in
-            resolved.configuration.limits.maxEventsPerBatch = try integer(text, in: 1...10_000_000)
-        },
-        Setting(name: "max-label-length", summary: "Longest endpoint, provider or model value, in bytes", defaultText: "128") { resolved, text throws(ConfigurationError) in
-            resolved.configuration.limits.maxLabelValueBytes = try integer(text, in: 1...65_536)
-        },
-        Setting(name: "max-series-per-metric", summary: "Most series per histogram family; more are counted under __overflow__", defaultText: "10000") { resolved, text throws(ConfigurationError) in
-            resolved.configuration.maxSeriesPerMetric = try integer(text, in: 1...10_000_000)
-        },
-        Setting(name: "max-queued-events", summary: "Most events waiting for a commit before ingest answers 503", defaultText: "1000000") { resolved, text throws(ConfigurationError) in
-            resolved.configuration.maxQueuedEvents = try integer(text, in: 1...100_000_000)
-        },
-        Setting(name: "max-connections", summary: "Most connections open at once; more wait in the listen queue until one closes", defaultText: "1000") { resolved, text throws(ConfigurationError) in
-            resolved.configuration.maxConnections = try integer(text, in: 1...1_000_000)
-        },
-        Setting(name: "request-timeout", summary: "Time a connection has to deliver each request, head and body, and most a keep-alive connection may idle, e.g. 30s", defaultText: "30s") { resolved, text throws(ConfigurationError) in
-            guard let seconds = DurationText.seconds(text) else { throw ConfigurationError("must be a duration such as 30s or 2m (got \(text))") }
-            resolved.configuration.requestTimeoutSeconds = seconds
-        },
-        Setting(name: "series-ttl", summary: "Delete series not written for this long, e.g. 7d; 0 keeps them", defaultText: "0") { resolved, text throws(ConfigurationError) in
-            resolved.configuration.seriesTTLMinutes = text == "0" ? 0 : try minutes(text)
-        },
-        Setting(name: "idempotency-ttl", summary: "How long the answer to a batch sent with an Idempotency-Key is kept for its retries", defaultText: "24h") { resolved, text throws(ConfigurationError) in
-            guard let seconds = DurationText.seconds(text) else { throw ConfigurationError("must be a duration such as 24h or 30m (got \(text))") }
-            resolved.configuration.idempotencyTTLSeconds = seconds
-        },
-        Setting(name: "tls-certificate", summary: "PEM certificate chain to serve HTTPS with (with --tls-key)", defaultText: "none: plain HTTP") { resolved, text throws(ConfigurationError) in
-            guard !text.isEmpty else { throw ConfigurationError("must not be empty") }
-            resolved.configuration.tlsCertificatePath = text
-        },
-        Setting(name: "tls-key", summary: "PEM private key of --tls-certificate", defaultText: "none") { resolved, text throws(ConfigurationError) in
-            guard !text.isEmpty else { throw ConfigurationError("must not be empty") }
-            resolved.configuration.tlsKeyPath = text
-        },
-        Setting(name: "tokens-file", summary: "File of bearer tokens, one '<role> <token>' per line, roles ingest, read and admin", defaultText: "none: every endpoint is open") { resolved, text throws(ConfigurationError) in
-            resolved.tokensFile = try AccessTokens.parseFile(try TextFile.read(text), path: text)
-        },
-        Setting(name: "ingest-tokens", summary: "Comma-separated bearer tokens that may post events (prefer the environment or --tokens-file: flags show in ps)", defaultText: "none") { resolved, text throws(ConfigurationError) in
-            resolved.roleTokens[.ingest] = tokenList(text)
-        },
-        Setting(name: "read-tokens", summary: "Comma-separated bearer tokens that may read /metrics and /v1/trends", defaultText: "none") { resolved, text throws(ConfigurationError) in
-            resolved.roleTokens[.read] = tokenList(text)
-        },
-        Setting(name: "admin-tokens", summary: "Comma-separated bearer tokens that may do everything", defaultText: "none") { resolved, text throws(ConfigurationError) in
-            resolved.roleTokens[.admin] = tokenList(text)
-        },
-        Setting(name: "log-level", summary: "trace, debug, info, notice, warning, error or critical", defaultText: "info") { resolved, text throws(ConfigurationError) in
-            guard let level = Logger.Level(rawValue: text.lowercased()) else {
-                throw ConfigurationError("must be one of trace, debug, info, notice, warning, error, critical (got \(text))")
-            }
-            resolved.logLevel = level
-        },
+        Setting("host", "Address to listen on", \.configuration.host, parse: nonEmpty, show: { $0 }),
+        Setting("port", "Port to listen on", \.configuration.port, parse: { text throws(ConfigurationError) in try integer(text, in: 0...65_535) }, show: String.init),
+        Setting("db", "SQLite file for the minute windows; its folder is created", \.configuration.databasePath, parse: nonEmpty, show: { $0 }),
+        Setting("retention", "How long minute windows are kept, e.g. 25h or 7d; at least 2h, so an hour-ago comparison has data", \.configuration.retentionMinutes,
+                parse: { text throws(ConfigurationError) in try minutes(text, atLeast: 120) }, show: minutesText),
+        Setting("percentage-window", "Sliding window of stage_percentage, in whole minutes", \.configuration.stageShareWindowMinutes,
+                parse: { text throws(ConfigurationError) in try minutes(text, atLeast: 1) }, show: minutesText),
+        Setting("durability", "full: acknowledged events survive power loss; normal: they survive a process crash", \.configuration.durability,
+                parse: { text throws(ConfigurationError) in
+                    guard let durability = Durability(rawValue: text.lowercased()) else { throw ConfigurationError("must be full or normal (got \(text))") }
+                    return durability
+                }, show: \.rawValue),
+        Setting("max-body-size", "Largest request body, as sent, e.g. 8MiB; at least 1KiB", \.configuration.maxBodyBytes,
+                parse: { text throws(ConfigurationError) in try byteSize(text, atLeast: 1024) }, show: byteSizeText),
+        Setting("max-inflated-body-size", "Largest request body after gzip inflation; at least the body size", \.configuration.maxInflatedBodyBytes,
+                parse: { text throws(ConfigurationError) in try byteSize(text, atLeast: 1024) }, show: byteSizeText),
+        Setting("max-events-per-batch", "Most events in one request", \.configuration.limits.maxEventsPerBatch,
+                parse: { text throws(ConfigurationError) in try integer(text, in: 1...10_000_000) }, show: String.init),
+        Setting("max-label-length", "Longest endpoint, provider or model value, in bytes", \.configuration.limits.maxLabelValueBytes,
+                parse: { text throws(ConfigurationError) in try integer(text, in: 1...65_536) }, show: String.init),
+        Setting("max-series-per-metric", "Most series per histogram family; more are counted under __overflow__", \.configuration.maxSeriesPerMetric,
+                parse: { text throws(ConfigurationError) in try integer(text, in: 1...10_000_000) }, show: String.init),
+        Setting("max-queued-events", "Most events waiting for a commit before ingest answers 503; at least one full batch", \.configuration.maxQueuedEvents,
+                parse: { text throws(ConfigurationError) in try integer(text, in: 1...100_000_000) }, show: String.init),
+        Setting("max-connections", "Most connections open at once; more wait in the listen queue until one closes", \.configuration.maxConnections,
+                parse: { text throws(ConfigurationError) in try integer(text, in: 1...1_000_000) }, show: String.init),
+        Setting("request-timeout", "Time a connection has to deliver each request, head and body, and most a keep-alive connection may idle, e.g. 30s; 1s to 1h",
+                \.configuration.requestTimeoutSeconds, parse: { text throws(ConfigurationError) in try seconds(text, in: 1...3600) }, show: DurationText.format),
+        Setting("series-ttl", "Delete series not written for this long, e.g. 7d, at least 5m; 0 keeps them", \.configuration.seriesTTLMinutes,
+                parse: { text throws(ConfigurationError) in text == "0" ? 0 : try minutes(text, atLeast: 5) }, show: { $0 == 0 ? "0" : minutesText($0) }),
+        Setting("idempotency-ttl", "How long the answer to a batch sent with an Idempotency-Key is kept for its retries; 1m to 30d", \.configuration.idempotencyTTLSeconds,
+                parse: { text throws(ConfigurationError) in try seconds(text, in: 60...30 * 86_400) }, show: DurationText.format),
+        Setting("tls-certificate", "PEM certificate chain to serve HTTPS with (with --tls-key)", \.configuration.tlsCertificatePath,
+                parse: nonEmpty, show: { $0 ?? "none: plain HTTP" }),
+        Setting("tls-key", "PEM private key of --tls-certificate", \.configuration.tlsKeyPath, parse: nonEmpty, show: { $0 ?? "none" }),
+        Setting("tokens-file", "File of bearer tokens, one '<role> <token>' per line, roles ingest, read and admin", \.tokensFile,
+                parse: { path throws(ConfigurationError) in try AccessTokens.parseFile(try TextFile.read(path), path: path) },
+                show: { $0.isOpen ? "none: every endpoint is open" : "\($0.count(of: .admin) + $0.count(of: .read) + $0.count(of: .ingest)) tokens" }),
+        Setting("ingest-tokens", "Comma-separated bearer tokens that may post events (prefer the environment or --tokens-file: flags show in ps)",
+                \.roleTokens[.ingest], parse: tokenList, show: tokenListText),
+        Setting("read-tokens", "Comma-separated bearer tokens that may read /metrics and /v1/trends", \.roleTokens[.read], parse: tokenList, show: tokenListText),
+        Setting("admin-tokens", "Comma-separated bearer tokens that may do everything", \.roleTokens[.admin], parse: tokenList, show: tokenListText),
+        Setting("log-level", "trace, debug, info, notice, warning, error or critical", \.logLevel,
+                parse: { text throws(ConfigurationError) in
+                    guard let level = Logger.Level(rawValue: text.lowercased()) else {
+                        throw ConfigurationError("must be one of trace, debug, info, notice, warning, error, critical (got \(text))")
+                    }
+                    return level
+                }, show: \.rawValue),
     ]
 
     /// The `--buckets` help text.
@@ -301,6 +282,19 @@ package enum ServeSettings {
         }
     }
 
+    @Sendable static func nonEmpty(_ text: String) throws(ConfigurationError) -> String {
+        guard !text.isEmpty else { throw ConfigurationError("must not be empty") }
+        return text
+    }
+
+    @Sendable static func tokenList(_ text: String) -> [String]? {
+        text.split(separator: ",").map { String($0).trimmingCharacters(in: " \t") }.filter { !$0.isEmpty }
+    }
+
+    static func tokenListText(_ tokens: [String]?) -> String {
+        tokens.map { "\($0.count) tokens" } ?? "none"
+    }
+
     static func integer(_ text: String, in range: ClosedRange<Int>) throws(ConfigurationError) -> Int {
         guard let value = Int(text), range.contains(value) else {
             throw ConfigurationError("must be a whole number from \(range.lowerBound) to \(range.upperBound) (got \(text))")
@@ -308,11 +302,38 @@ package enum ServeSettings {
         return value
     }
 
-    static func minutes(_ text: String) throws(ConfigurationError) -> Int64 {
+    static func minutes(_ text: String, atLeast least: Int64) throws(ConfigurationError) -> Int64 {
         guard let minutes = DurationText.wholeMinutes(text) else {
             throw ConfigurationError("must be whole minutes such as 5m, 1h or 7d (got \(text))")
         }
+        guard minutes >= least else { throw ConfigurationError("must be at least \(minutesText(least)) (got \(text))") }
         return minutes
+    }
+
+    static func minutesText(_ minutes: Int64) -> String {
+        DurationText.format(seconds: minutes * 60)
+    }
+
+    static func seconds(_ text: String, in range: ClosedRange<Int64>) throws(ConfigurationError) -> Int64 {
+        guard let seconds = DurationText.seconds(text) else { throw ConfigurationError("must be a duration such as 30s, 2m or 24h (got \(text))") }
+        guard range.contains(seconds) else {
+            throw ConfigurationError("must be \(DurationText.format(seconds: range.lowerBound)) to \(DurationText.format(seconds: range.upperBound)) (got \(text))")
+        }
+        return seconds
+    }
+
+    static func byteSize(_ text: String, atLeast least: Int) throws(ConfigurationError) -> Int {
+        let size = try byteSize(text)
+        guard size >= least else { throw ConfigurationError("must be at least \(byteSizeText(least)) (got \(text))") }
+        return size
+    }
+
+    /// The shortest exact text of a size: `8388608` → `8MiB`, `1500` → `1500B`.
+    static func byteSizeText(_ bytes: Int) -> String {
+        for (suffix, shift) in [("GiB", 30), ("MiB", 20), ("KiB", 10)] where bytes > 0 && bytes % (1 << shift) == 0 {
+            return "\(bytes >> shift)\(suffix)"
+        }
+        return "\(bytes)B"
     }
 
     static func byteSize(_ text: String) throws(ConfigurationError) -> Int {

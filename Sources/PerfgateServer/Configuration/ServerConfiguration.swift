@@ -60,38 +60,20 @@ package struct ServerConfiguration: Sendable {
         return limits
     }
 
-    /// Checks that the values make sense together; the message names the option to fix.
+    /// Checks what no single setting can: that the values make sense together. Each setting's own
+    /// range is checked where it is declared (`ServeSettings.all`).
     package func validate() throws(ConfigurationError) {
-        guard (1...65_535).contains(port) || port == 0 else { throw ConfigurationError("port must be 1-65535 (got \(port))") }
-        guard !databasePath.isEmpty else { throw ConfigurationError("the database path must not be empty") }
-        guard stageShareWindowMinutes >= 1 else { throw ConfigurationError("the percentage window must be at least 1m") }
-        guard retentionMinutes >= 2 * 60 else {
-            throw ConfigurationError("the retention must be at least 2h so an hour-ago comparison has data (got \(DurationText.format(seconds: retentionMinutes * 60)))")
-        }
         guard stageShareWindowMinutes < retentionMinutes else {
             throw ConfigurationError("the percentage window must be shorter than the retention")
         }
-        guard maxBodyBytes >= 1024, maxInflatedBodyBytes >= maxBodyBytes else {
-            throw ConfigurationError("the body limits must be at least 1 KiB, and the inflated limit at least the body limit")
+        guard maxInflatedBodyBytes >= maxBodyBytes else {
+            throw ConfigurationError("the inflated body limit must be at least the body limit")
         }
-        guard maxSeriesPerMetric >= 1, maxQueuedEvents >= limits.maxEventsPerBatch else {
-            throw ConfigurationError("the series limit must be at least 1 and the queue must hold at least one full batch (\(limits.maxEventsPerBatch) events)")
-        }
-        guard (1...3600).contains(requestTimeoutSeconds) else {
-            throw ConfigurationError("the request timeout must be 1s to 1h (got \(DurationText.format(seconds: requestTimeoutSeconds)))")
+        guard maxQueuedEvents >= limits.maxEventsPerBatch else {
+            throw ConfigurationError("the queue must hold at least one full batch (\(limits.maxEventsPerBatch) events)")
         }
         guard (tlsCertificatePath == nil) == (tlsKeyPath == nil) else {
             throw ConfigurationError("give --tls-certificate and --tls-key together, or neither for plain HTTP")
-        }
-        guard maxConnections >= 1 else { throw ConfigurationError("the connection limit must be at least 1") }
-        guard seriesTTLMinutes == 0 || seriesTTLMinutes >= 5 else {
-            throw ConfigurationError("the series TTL must be 0 (keep series) or at least 5m (got \(DurationText.format(seconds: seriesTTLMinutes * 60)))")
-        }
-        guard (60...30 * 86_400).contains(idempotencyTTLSeconds) else {
-            throw ConfigurationError("the idempotency TTL must be 1m to 30d (got \(DurationText.format(seconds: idempotencyTTLSeconds)))")
-        }
-        guard limits.maxLabelValueBytes >= 1, limits.maxEventsPerBatch >= 1 else {
-            throw ConfigurationError("the label length and batch limits must be at least 1")
         }
     }
 }
