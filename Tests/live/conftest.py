@@ -5,21 +5,14 @@ import http.client
 import json
 import os
 import signal
-import socket
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
+from server_process import ServerProcess, free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 BINARY = Path(os.environ.get("PERFGATE_BIN", ROOT / ".build" / "debug" / "perfgate")).resolve()
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Response:
@@ -36,53 +29,24 @@ class Response:
         return self.body.decode()
 
 
-class Perfgate:
+class Perfgate(ServerProcess):
     """One perfgate process; start() and stop() may be called repeatedly on the same store."""
 
     def __init__(self, workdir, args=(), env=None, ssl_context=None):
         self.workdir = Path(workdir)
+        port = free_port()
         # With an SSL context, requests go over HTTPS (perfgate started with --tls-*).
-        self.ssl_context = ssl_context
-        self.port = free_port()
-        self.args = list(args)
-        self.env = env or {}
-        self.process = None
-        self.log_path = self.workdir / "perfgate.log"
+        super().__init__(
+            [BINARY, "serve", *args], port, "/healthz", self.workdir / "perfgate.log", cwd=self.workdir,
+            env={**os.environ, "PERFGATE_PORT": str(port), **(env or {})}, ssl_context=ssl_context,
+        )
 
     @property
     def base(self):
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout=20):
-        env = {**os.environ, "PERFGATE_PORT": str(self.port), **self.env}
-        self.log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(
-            [str(BINARY), "serve", *self.args], cwd=self.workdir, env=env, stdout=self.log, stderr=subprocess.STDOUT
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"perfgate exited with {self.process.returncode}:\n{self.log_path.read_text()}")
-            try:
-                if self.get("/healthz").status == 200:
-                    return self
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"perfgate did not answer within {timeout}s:\n{self.log_path.read_text()}")
-
     def stop(self, sig=signal.SIGTERM, timeout=20):
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        code = self.process.returncode if self.process else None
-        self.process = None
-        if getattr(self, "log", None):
-            self.log.close()
-        return code
+        return super().stop(sig, timeout)
 
     def request(self, method, path, body=None, headers=None, timeout=10):
         # http.client sends exactly the headers given (urllib would add a form Content-Type).

@@ -1,5 +1,5 @@
-"""alerts/prometheus-alerts-native.yml: generated from the classic rules, checked by promtool, and
-evaluated by a real Prometheus (2.42, native histograms on) over an hour of history written
+"""alerts/prometheus-alerts-native.yml (generated from the classic rules; checked in
+Tests/static/test_alert_rules.py) evaluated by a real Prometheus (2.42, native histograms on) over an hour of history written
 into it by remote write. promtool 2.42 cannot read native histograms in unit tests, so the
 degradation the seed's alert exists for is shown here: a p95 that rises 65% inside the 5-10 s
 classic bucket is degrading in the native rules and invisible to the classic ones."""
@@ -26,17 +26,6 @@ CLASSIC_BOUNDS = [0.1, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 5.0, 10.0]
 
 def rules(path):
     return {rule["alert"]: rule for group in yaml.safe_load(path.read_text())["groups"] for rule in group["rules"]}
-
-
-def test_the_native_rules_are_the_classic_ones_generated_and_promtool_accepts_them():
-    subprocess.run([str(ROOT / "scripts" / "native-variants"), "--check"], check=True)
-    classic, native = rules(ALERTS / "prometheus-alerts.yml"), rules(ALERTS / "prometheus-alerts-native.yml")
-    assert set(classic) == set(native)
-    for name, rule in native.items():
-        assert "_bucket" not in rule["expr"] and "(le" not in rule["expr"], name
-        assert {k: v for k, v in rule.items() if k != "expr"} == {k: v for k, v in classic[name].items() if k != "expr"}, name
-    result = subprocess.run(["promtool", "check", "rules", str(ALERTS / "prometheus-alerts-native.yml")], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0 and "SUCCESS: 11 rules found" in result.stdout, result.stdout + result.stderr
 
 
 def snappy_literal(data):

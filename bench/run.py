@@ -7,11 +7,11 @@ Foundation's JSONDecoder, the Pushgateway serving or taking the same data, an em
 the targets are reported as met or not. No figure fails the run: the machines are shared and
 noisy. Errors do fail it (a non-2xx answer, a server that does not start, wrong counts).
 
-    bench/run                  # release build, full durations (about 4 minutes)
-    bench/run --smoke --bin .build/debug    # seconds; the test command runs this so nothing rots
-    bench/run http scrape      # only some sections: http batch pushgateway scrape trends startup core
-    bench/run --baseline DIR batch trends   # the same sections against an earlier build too, with ratios
-    bench/run --baseline DIR --rounds 3 batch   # alternately, three times each: medians and spread
+    bench/run.py                  # release build, full durations (about 4 minutes)
+    bench/run.py --smoke --bin .build/debug    # seconds; the test command runs this so nothing rots
+    bench/run.py http scrape      # only some sections: http batch pushgateway scrape trends startup core
+    bench/run.py --baseline DIR batch trends   # the same sections against an earlier build too, with ratios
+    bench/run.py --baseline DIR --rounds 3 batch   # alternately, three times each: medians and spread
 """
 import argparse
 import http.client
@@ -19,32 +19,19 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Servers are started and stopped the way the live tests start them.
+sys.path.insert(0, os.path.join(ROOT, "Tests", "live"))
+from server_process import ServerProcess, free_port  # noqa: E402
 WRK = os.path.join(ROOT, "bench", "wrk")
 SECTIONS = ["http", "batch", "pushgateway", "scrape", "trends", "startup", "core"]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.005)
-    raise SystemExit(f"bench: timed out waiting for {what}")
 
 
 PROTOBUF_ACCEPT = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.7,text/plain;version=0.0.4;q=0.3"
@@ -60,23 +47,13 @@ def get(port, path, timeout=30, headers=None):
         connection.close()
 
 
-def answers(port, path):
-    try:
-        return get(port, path, timeout=1)[0] == 200
-    except OSError:
-        return False
-
-
-class Process:
-    """A server started for one benchmark and always stopped."""
+class Process(ServerProcess):
+    """A server started for one benchmark and always stopped, with its CPU time and memory from /proc."""
 
     def __init__(self, argv, port, ready_path, log):
-        self.port = port
-        self.log = open(log, "wb")
-        self.started = time.monotonic()
-        self.process = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT)
-        wait_until(lambda: self.process.poll() is None and answers(port, ready_path), 120, f"{argv[0]} on port {port}")
-        self.ready_after = time.monotonic() - self.started
+        super().__init__(argv, port, ready_path, log)
+        # Long enough for start-up with a million rows on a busy machine.
+        self.start(timeout=120)
 
     def memory_kib(self):
         """Resident set now and at its peak, in KiB, from /proc."""
@@ -112,22 +89,6 @@ class Process:
                 continue  # the thread ended while we looked
             totals[name] = totals.get(name, 0) + spent
         return totals
-
-    def stop(self):
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.log.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
 
 
 class Bench:

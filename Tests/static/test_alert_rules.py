@@ -1,4 +1,5 @@
-"""alerts/prometheus-alerts.yml: every alert of the seed, checked and unit-tested by promtool."""
+"""alerts/prometheus-alerts.yml: every alert of the seed, checked and unit-tested by promtool; and
+prometheus-alerts-native.yml: the same rules over native histograms, generated from them."""
 
 import re
 import subprocess
@@ -23,8 +24,8 @@ SEED_ALERTS = {
 }
 
 
-def rules():
-    document = yaml.safe_load((ALERTS / "prometheus-alerts.yml").read_text())
+def rules(name="prometheus-alerts.yml"):
+    document = yaml.safe_load((ALERTS / name).read_text())
     return {rule["alert"]: rule for group in document["groups"] for rule in group["rules"]}
 
 
@@ -72,3 +73,14 @@ def test_runbook_links_land_on_readme_headings():
     for name, rule in rules().items():
         anchor = rule["annotations"]["runbook_url"].split("#", 1)[1]
         assert anchor in anchors, f"{name} links to #{anchor}, which no README heading makes"
+
+
+def test_the_native_rules_are_the_classic_ones_generated_and_promtool_accepts_them():
+    subprocess.run([str(ALERTS.parent / "scripts" / "native-variants"), "--check"], check=True)
+    classic, native = rules(), rules("prometheus-alerts-native.yml")
+    assert set(classic) == set(native)
+    for name, rule in native.items():
+        assert "_bucket" not in rule["expr"] and "(le" not in rule["expr"], name
+        assert {k: v for k, v in rule.items() if k != "expr"} == {k: v for k, v in classic[name].items() if k != "expr"}, name
+    result = subprocess.run(["promtool", "check", "rules", str(ALERTS / "prometheus-alerts-native.yml")], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "SUCCESS: 11 rules found" in result.stdout, result.stdout + result.stderr
