@@ -86,9 +86,15 @@ package final class SQLiteRollupStore: RollupStore {
         readerThreads.shutdownGracefully { _ in }
     }
 
-    /// Runs `body` on the writer's thread.
+    /// Runs `body` on the writer's thread. Not cancelled with the calling task: a write that was
+    /// asked for is made, or fails on its own.
     private func onWriter<T: Sendable>(_ body: @escaping @Sendable (WriteSide) throws -> T) async throws -> T {
-        try await writerThread.runIfActive { try self.writer.withLock { try body($0) } }
+        try await withCheckedThrowingContinuation { continuation in
+            writerThread.submit { state in
+                guard case .active = state else { return continuation.resume(throwing: StoreError.closed) }
+                continuation.resume(with: Result { try self.writer.withLock { try body($0) } })
+            }
+        }
     }
 
     /// Runs `body` on a reader thread, with a free reader connection.

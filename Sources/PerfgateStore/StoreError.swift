@@ -14,23 +14,27 @@ package enum StoreError: Error, CustomStringConvertible, Sendable {
     case diskFull(path: String)
     /// The file or its folder cannot be written (read-only file, mount or permissions).
     case notWritable(path: String, reason: String)
+    /// The store was closed; it takes no more calls.
+    case closed
 
     package var description: String {
         switch self {
         case .newerSchema(let path, let found, let supported):
-            "\(path) has schema version \(found), newer than this perfgate supports (\(supported)); run a newer perfgate or point --db at another file"
+            "\(path) has schema version \(found), newer than this perfgate supports (\(supported)); run a newer perfgate or open another store file"
         case .layoutChanged(let metric, let stored, let configured):
-            "the buckets of \(metric) changed from \(stored) to \(configured); counts already stored cannot be re-bucketed. Restore the old buckets, or start with a new --db"
+            "the buckets of \(metric) changed from \(stored) to \(configured); counts already stored cannot be re-bucketed. Restore the old buckets, or start with a new store file"
         case .invalidMigrationName(let name):
             "migration \(name) must start with its number, e.g. 0002_add_index.sql"
         case .unreadable(let path, let underlying):
-            "\(path) cannot be read as a perfgate database (\(underlying.message)); it may be damaged or not a SQLite file. Move it aside or point --db elsewhere"
+            "\(path) cannot be read as a perfgate database (\(underlying.message)); it may be damaged or not a SQLite file. Move it aside or open another store file"
         case .damagedRow(let detail):
             "the store holds a damaged row: \(detail)"
         case .diskFull(let path):
             "the disk holding \(path) is full"
         case .notWritable(let path, let reason):
-            "\(path) cannot be written (\(reason)); perfgate must write every batch it acknowledges. Make the file and its folder writable, or point --db elsewhere"
+            "\(path) cannot be written (\(reason)); perfgate must write every batch it acknowledges. Make the file and its folder writable, or open another store file"
+        case .closed:
+            "the store is closed"
         }
     }
 }

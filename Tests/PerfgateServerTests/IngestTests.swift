@@ -184,4 +184,29 @@ import Testing
             #expect(sample(lines, #"perfgate_requests_rejected_total{reason="overloaded"}"#) == "1")
         }
     }
+
+    /// A request that finds the writer idle commits itself; the requests arriving during its
+    /// commit are committed together, in one more transaction, and all are counted.
+    @Test func requestsArrivingDuringACommitShareTheNextOne() async throws {
+        let store = InMemoryRollupStore()
+        let harness = Harness()
+        defer { harness.removeFiles() }
+        try await harness.run(store: store) { components, client in
+            store.holdCommits(true)
+            let one = eventJSON(stages: ["backend_fetch": 1])
+            async let first = client.postEvents(one)
+            while components.queue.queuedEvents < 1 { try await Task.sleep(for: .milliseconds(5)) }
+            let statuses = try await withThrowingTaskGroup(of: HTTPResponse.Status.self) { group in
+                for _ in 0..<20 { group.addTask { try await client.postEvents(one).0 } }
+                while components.queue.queuedEvents < 21 { try await Task.sleep(for: .milliseconds(5)) }
+                store.holdCommits(false)
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(try await first.0 == .ok)
+            #expect(statuses == Array(repeating: .ok, count: 20))
+            let lines = try await client.metricLines()
+            #expect(sample(lines, #"backend_ttfb_seconds_count{provider="openrouter",model="gpt-4o",endpoint="/v1/chat/completions"}"#) == "21")
+            #expect(sample(lines, "perfgate_commits_total") == "2")
+        }
+    }
 }

@@ -1,12 +1,13 @@
 import PerfgateCore
 import Synchronization
 
-/// The single write path: requests queue their deltas, one drain task commits whatever has
-/// queued in one transaction (group commit), and each request resumes once its data is durable.
+/// The single write path: requests queue their deltas, one writer commits whatever has queued
+/// in one transaction (group commit), and each request resumes once its data is durable.
 ///
-/// Modelled on the Pushgateway's single writer loop. While a commit is in the store, the next
-/// requests queue up and go into the following one; the store decides where its blocking work
-/// runs, so the drain task never holds a cooperative thread while the disk syncs.
+/// Modelled on the Pushgateway's single writer loop. A request that finds the writer idle is the
+/// writer for its own commit (no hand-off to another task on an idle server); requests arriving
+/// meanwhile queue up, and one drain task commits them together once it is done. The store
+/// decides where its blocking work runs, so no writer holds a cooperative thread during fsync.
 final class WriteQueue: Sendable {
     private enum Job: Sendable {
         case ingest(PendingWrite, CheckedContinuation<CommitReceipt, any Error>)
@@ -19,6 +20,7 @@ final class WriteQueue: Sendable {
     private struct State {
         var jobs: [Job] = []
         var queuedEvents = 0
+        /// A writer is at work: a request committing itself, or the drain task.
         var draining = false
         var closed = false
         var lastFailure: (at: ContinuousClock.Instant, message: String)?
@@ -37,20 +39,29 @@ final class WriteQueue: Sendable {
     /// Queues a delta and returns once it is committed, or throws and applies nothing. With a
     /// claim, the request's answer is kept with its counts, or an earlier answer is returned.
     func submit(_ delta: RollupDelta, claim: IdempotencyClaim? = nil) async throws -> CommitReceipt {
-        try await withCheckedThrowingContinuation { continuation in
-            // One critical section per request: check the bounds, queue, and learn whether to wake the writer.
-            let outcome = state.withLock { state -> Result<Bool, WriteError> in
-                if state.closed { return .failure(.shuttingDown) }
-                if state.queuedEvents + delta.eventCount > capacity {
-                    return .failure(.overloaded(queued: state.queuedEvents, capacity: capacity))
-                }
-                state.queuedEvents += delta.eventCount
-                return .success(Self.append(.ingest(PendingWrite(delta: delta, claim: claim), continuation), to: &state))
+        let write = PendingWrite(delta: delta, claim: claim)
+        // Check the bounds, and take the writer's turn when it is idle (nothing is queued then).
+        let leads = try state.withLock { state throws(WriteError) -> Bool in
+            if state.closed { throw .shuttingDown }
+            if state.queuedEvents + delta.eventCount > capacity {
+                throw .overloaded(queued: state.queuedEvents, capacity: capacity)
             }
-            switch outcome {
-            case .failure(let refusal): continuation.resume(throwing: refusal)
-            case .success(let wakeWriter): if wakeWriter { startDraining() }
+            state.queuedEvents += delta.eventCount
+            defer { state.draining = true }
+            return !state.draining
+        }
+        if leads {
+            let result = await commit([write])
+            // Whatever queued during the commit goes to a drain task; this request answers now.
+            let more = state.withLock { state -> Bool in
+                if state.jobs.isEmpty { state.draining = false }
+                return state.draining
             }
+            if more { startDraining() }
+            return try result.get()[0]
+        }
+        return try await withCheckedThrowingContinuation { continuation in
+            if state.withLock({ Self.append(.ingest(write, continuation), to: &$0) }) { startDraining() }
         }
     }
 
@@ -109,8 +120,8 @@ final class WriteQueue: Sendable {
         Task { await self.drain() }
     }
 
-    // One drain task at a time (`draining`): take everything queued, write it, resume the
-    // waiters, repeat until the queue is empty.
+    // One writer at a time (`draining`): take everything queued, write it, resume the waiters,
+    // repeat until the queue is empty.
     private func drain() async {
         while true {
             let jobs = state.withLock { state -> [Job] in
@@ -123,6 +134,17 @@ final class WriteQueue: Sendable {
         }
     }
 
+    /// Commits `writes` and takes their events off the queue's count; by the writer only.
+    private func commit(_ writes: [PendingWrite]) async -> Result<[CommitReceipt], WriteError> {
+        let result = await committer.commit(writes)
+        let events = writes.reduce(0) { $0 + $1.delta.eventCount }
+        state.withLock { state in
+            state.queuedEvents -= events
+            if case .failure(.storeFailed(let message)) = result { state.lastFailure = (.now, message) }
+        }
+        return result
+    }
+
     private func process(_ jobs: [Job]) async {
         var writes: [PendingWrite] = []
         var waiters: [CheckedContinuation<CommitReceipt, any Error>] = []
@@ -131,12 +153,7 @@ final class WriteQueue: Sendable {
             waiters.append(continuation)
         }
         if !writes.isEmpty {
-            let result = await committer.commit(writes)
-            let events = writes.reduce(0) { $0 + $1.delta.eventCount }
-            state.withLock { state in
-                state.queuedEvents -= events
-                if case .failure(.storeFailed(let message)) = result { state.lastFailure = (.now, message) }
-            }
+            let result = await commit(writes)
             switch result {
             case .success(let receipts):
                 for (waiter, receipt) in zip(waiters, receipts) { waiter.resume(returning: receipt) }
