@@ -45,10 +45,7 @@ func buildComponents(
     let tls = try configuration.tlsCertificatePath.map { certificate in
         try TLSFiles.serverConfiguration(certificate: certificate, key: configuration.tlsKeyPath ?? "")
     }
-    let store: any RollupStore =
-        if let store { store } else {
-            try await SQLiteRollupStore.open(path: configuration.databasePath, layouts: configuration.layouts, durability: configuration.durability)
-        }
+    let store = if let store { store } else { try await openStore(configuration) }
     let now = clock.now()
     let window = StageShareWindow(widthMinutes: configuration.stageShareWindowMinutes)
     let restored = try await store.restore(recentSince: window.firstMinute(at: now))
@@ -85,6 +82,11 @@ func buildComponents(
         configuration: configuration, clock: clock, store: store, live: live,
         selfMetrics: selfMetrics, queue: queue, pruner: pruner, connections: connections, tls: tls
     )
+}
+
+/// The store `configuration` names: every kind of store is opened here, by what `--db` says.
+func openStore(_ configuration: ServerConfiguration) async throws -> any RollupStore {
+    try await SQLiteRollupStore.open(path: configuration.databasePath, layouts: configuration.layouts, durability: configuration.durability)
 }
 
 func buildApplication(_ components: Components, logger: Logger) throws -> some ApplicationProtocol {
