@@ -1,5 +1,5 @@
 // The one libFuzzer entry point of the fuzz binary: PERFGATE_FUZZ_TARGET picks the harness
-// (events or query), so scripts/fuzz compiles PerfgateCore's sources once for both.
+// (events, query or otlp), so scripts/fuzz compiles PerfgateCore's sources once for all.
 import Glibc
 
 private let target: String = getenv("PERFGATE_FUZZ_TARGET").map { String(cString: $0) } ?? "events"
@@ -8,6 +8,7 @@ private let target: String = getenv("PERFGATE_FUZZ_TARGET").map { String(cString
 public func fuzzOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     switch target {
     case "query": fuzzQueryString(data, size)
+    case "otlp": fuzzTraceDecoder(data, size)
     default: fuzzEventParser(data, size)
     }
 }

@@ -45,4 +45,7 @@ package enum StageName {
 
     /// The stages whose sum is `frontend_processing_seconds`.
     package static let frontend: Set<String> = [requestParsing, authValidation, requestPreparation]
+
+    /// The seed's five stages.
+    package static let seed: Set<String> = frontend.union([backendFetch, streamProcessing])
 }

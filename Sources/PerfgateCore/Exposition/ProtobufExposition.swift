@@ -25,20 +25,20 @@ struct ProtobufExposition {
         familyOpen = true
         familyKind = kind
         family.removeAll(keepingCapacity: true)
-        Self.string(1, name, into: &family)
-        Self.string(2, help, into: &family)
+        ProtobufWriter.string(1, name, into: &family)
+        ProtobufWriter.string(2, help, into: &family)
         // MetricType: COUNTER 0, GAUGE 1, HISTOGRAM 4.
-        Self.varintField(3, kind == .counter ? 0 : kind == .gauge ? 1 : 4, into: &family)
+        ProtobufWriter.varint(3, kind == .counter ? 0 : kind == .gauge ? 1 : 4, into: &family)
     }
 
     mutating func sample(labels: RenderedLabels, value: Double) {
         var metric: [UInt8] = []
         Self.labels(labels, into: &metric)
         var inner: [UInt8] = []
-        Self.double(1, value, into: &inner)
+        ProtobufWriter.double(1, value, into: &inner)
         // Metric.counter = 3, Metric.gauge = 2.
-        Self.message(familyKind == .counter ? 3 : 2, inner, into: &metric)
-        Self.message(4, metric, into: &family)
+        ProtobufWriter.bytes(familyKind == .counter ? 3 : 2, inner, into: &metric)
+        ProtobufWriter.bytes(4, metric, into: &family)
     }
 
     mutating func histogram(upperBounds: [Double], labels: RenderedLabels, counts: HistogramCounts) {
@@ -46,37 +46,37 @@ struct ProtobufExposition {
         Self.labels(labels, into: &metric)
         var histogram: [UInt8] = []
         let total = counts.count
-        Self.varintField(1, total, into: &histogram)  // sample_count
-        Self.double(2, Double(counts.sumNanoseconds) / 1e9, into: &histogram)  // sample_sum
+        ProtobufWriter.varint(1, total, into: &histogram)  // sample_count
+        ProtobufWriter.double(2, Double(counts.sumNanoseconds) / 1e9, into: &histogram)  // sample_sum
         var cumulative: UInt64 = 0
         for (index, bound) in upperBounds.enumerated() {  // finite bounds; +Inf is implied
             cumulative &+= counts.buckets[index]
             // A Bucket written in place: its length is known without building it apart.
-            Self.tag(3, 2, into: &histogram)
+            ProtobufWriter.tag(3, .lengthDelimited, into: &histogram)
             Varint.append(UInt64(1 + Varint.size(cumulative) + 1 + 8), to: &histogram)
-            Self.varintField(1, cumulative, into: &histogram)  // cumulative_count
-            Self.double(2, bound, into: &histogram)  // upper_bound
+            ProtobufWriter.varint(1, cumulative, into: &histogram)  // cumulative_count
+            ProtobufWriter.double(2, bound, into: &histogram)  // upper_bound
         }
         if counts.hasWholeExponential {
             Self.native(counts.exponential, into: &histogram)
         }
-        Self.message(7, histogram, into: &metric)  // Metric.histogram
-        Self.message(4, metric, into: &family)  // MetricFamily.metric
+        ProtobufWriter.bytes(7, histogram, into: &metric)  // Metric.histogram
+        ProtobufWriter.bytes(4, metric, into: &family)  // MetricFamily.metric
     }
 
     /// The native histogram fields: schema 5, zero_threshold 6, zero_count 7, positive_span 12,
     /// positive_delta 13.
     private static func native(_ buckets: ExponentialBuckets, into out: inout [UInt8]) {
-        sint64Field(5, Int64(ExponentialBuckets.schema), into: &out)
-        double(6, 0, into: &out)
-        varintField(7, buckets.zeroCount, into: &out)
+        ProtobufWriter.sint64(5, Int64(ExponentialBuckets.schema), into: &out)
+        ProtobufWriter.double(6, 0, into: &out)
+        ProtobufWriter.varint(7, buckets.zeroCount, into: &out)
         guard !buckets.indices.isEmpty else {
             // A no-op span: with a zero threshold of 0 and no buckets, it is what tells
             // Prometheus this is a native histogram at all.
             var span: [UInt8] = []
-            sint64Field(1, 0, into: &span)
-            varintField(2, 0, into: &span)
-            message(12, span, into: &out)
+            ProtobufWriter.sint64(1, 0, into: &span)
+            ProtobufWriter.varint(2, 0, into: &span)
+            ProtobufWriter.bytes(12, span, into: &out)
             return
         }
         // Runs of consecutive indices become spans; each span's offset is the gap after the
@@ -87,9 +87,9 @@ struct ProtobufExposition {
             if position < buckets.indices.count && buckets.indices[position] == buckets.indices[position - 1] + 1 { continue }
             let first = buckets.indices[spanStart]
             var span: [UInt8] = []
-            sint64Field(1, Int64(spanStart == 0 ? first : first - previousEnd), into: &span)
-            varintField(2, UInt64(position - spanStart), into: &span)
-            message(12, span, into: &out)
+            ProtobufWriter.sint64(1, Int64(spanStart == 0 ? first : first - previousEnd), into: &span)
+            ProtobufWriter.varint(2, UInt64(position - spanStart), into: &span)
+            ProtobufWriter.bytes(12, span, into: &out)
             previousEnd = buckets.indices[position - 1] + 1
             spanStart = position
         }
@@ -97,7 +97,7 @@ struct ProtobufExposition {
         var previous: Int64 = 0
         for count in buckets.counts {
             let value = Int64(bitPattern: count)
-            sint64Field(13, value &- previous, into: &out)
+            ProtobufWriter.sint64(13, value &- previous, into: &out)
             previous = value
         }
     }
@@ -139,44 +139,9 @@ struct ProtobufExposition {
             }
             position += 2  // `",`
             var pair: [UInt8] = []
-            bytesField(1, name, into: &pair)
-            bytesField(2, value, into: &pair)
-            message(1, pair, into: &out)
+            ProtobufWriter.bytes(1, name, into: &pair)
+            ProtobufWriter.bytes(2, value, into: &pair)
+            ProtobufWriter.bytes(1, pair, into: &out)
         }
-    }
-
-    // MARK: Wire format
-
-    private static func tag(_ field: Int, _ wireType: UInt64, into out: inout [UInt8]) {
-        Varint.append(UInt64(field) << 3 | wireType, to: &out)
-    }
-
-    private static func varintField(_ field: Int, _ value: UInt64, into out: inout [UInt8]) {
-        tag(field, 0, into: &out)
-        Varint.append(value, to: &out)
-    }
-
-    private static func sint64Field(_ field: Int, _ value: Int64, into out: inout [UInt8]) {
-        tag(field, 0, into: &out)
-        Varint.append(Varint.zigzag(value), to: &out)
-    }
-
-    private static func double(_ field: Int, _ value: Double, into out: inout [UInt8]) {
-        tag(field, 1, into: &out)
-        withUnsafeBytes(of: value.bitPattern.littleEndian) { out.append(contentsOf: $0) }
-    }
-
-    private static func string(_ field: Int, _ value: String, into out: inout [UInt8]) {
-        bytesField(field, Array(value.utf8), into: &out)
-    }
-
-    private static func bytesField(_ field: Int, _ value: [UInt8], into out: inout [UInt8]) {
-        tag(field, 2, into: &out)
-        Varint.append(UInt64(value.count), to: &out)
-        out.append(contentsOf: value)
-    }
-
-    private static func message(_ field: Int, _ body: [UInt8], into out: inout [UInt8]) {
-        bytesField(field, body, into: &out)
     }
 }
