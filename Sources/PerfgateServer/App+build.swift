@@ -65,18 +65,19 @@ func buildComponents(
 
     let connections = ConnectionCounts()
     let selfMetrics = SelfMetrics(version: perfgateVersion, startTime: now)
+    selfMetrics.recordWaitingTraces(restored.pendingTraces.count)
     let committer = Committer(
         registry: SeriesRegistry(
             records: restored.series, limit: configuration.maxSeriesPerMetric,
             lastMinutes: restored.lastMinutes, olderThanKept: now.minute.advanced(by: -configuration.retentionMinutes)
         ),
-        store: store, live: live, selfMetrics: selfMetrics, clock: clock,
+        pendingTraces: restored.pendingTraces, store: store, live: live, selfMetrics: selfMetrics, clock: clock,
         configuration: configuration, logger: logger
     )
     let queue = WriteQueue(committer: committer, capacity: configuration.maxQueuedEvents)
     let pruner = PruneService(
         queue: queue, clock: clock, retentionMinutes: configuration.retentionMinutes, seriesTTLMinutes: configuration.seriesTTLMinutes,
-        intervalSeconds: configuration.pruneIntervalSeconds, logger: logger
+        traceWaitSeconds: configuration.traceWaitSeconds, intervalSeconds: configuration.pruneIntervalSeconds, logger: logger
     )
     return Components(
         configuration: configuration, clock: clock, store: store, live: live,
@@ -123,6 +124,9 @@ func buildRouter(_ components: Components) -> Router<BasicRequestContext> {
         queue: components.queue, store: components.store, selfMetrics: components.selfMetrics,
         clock: components.clock, configuration: components.configuration
     )
+    let traces = TracesController<BasicRequestContext>(
+        queue: components.queue, selfMetrics: components.selfMetrics, clock: components.clock, configuration: components.configuration
+    )
     let trends = TrendsController<BasicRequestContext>(
         live: components.live, store: components.store, clock: components.clock, configuration: components.configuration
     )
@@ -139,6 +143,7 @@ func buildRouter(_ components: Components) -> Router<BasicRequestContext> {
             switch route {
             case .statusPage: status.page
             case .postEvents: events.post
+            case .postTraces: traces.post
             case .metrics: metrics.scrape
             case .trends: trends.trends
             case .listSeries: series.list

@@ -209,7 +209,12 @@ package final class SQLiteRollupStore: RollupStore {
                 }
             }
             sums.finish()
-            return RestoredState(series: series, totals: sums.totals(includingEmpty: true), recent: recent, lastMinutes: lastMinutes)
+            var pendingTraces: Set<TraceID> = []
+            let traceRows = try connection.prepare("SELECT DISTINCT trace_high, trace_low FROM pending_span")
+            while try traceRows.step() { pendingTraces.insert(Self.traceID(traceRows, 0)) }
+            return RestoredState(
+                series: series, totals: sums.totals(includingEmpty: true), recent: recent, lastMinutes: lastMinutes, pendingTraces: pendingTraces
+            )
         }
     }
 
@@ -266,6 +271,17 @@ package final class SQLiteRollupStore: RollupStore {
                 side.insertAnswer.bind(4, blob: answer.body)
                 side.insertAnswer.bind(5, answer.createdAt)
                 try side.insertAnswer.run()
+            }
+            for trace in batch.settledTraces {
+                Self.bind(trace, to: side.deletePendingTrace, at: 1)
+                try side.deletePendingTrace.run()
+            }
+            for pending in batch.pendingSpans {
+                Self.bind(pending.span.traceID, to: side.insertPendingSpan, at: 1)
+                side.insertPendingSpan.bind(3, Int64(bitPattern: pending.span.spanID))
+                side.insertPendingSpan.bind(4, pending.receivedAt)
+                side.insertPendingSpan.bind(5, blob: pending.span.encoded())
+                try side.insertPendingSpan.run()
             }
         }
         // Counted once the transaction is durable: a rolled-back fold or log row never happened.
@@ -367,6 +383,53 @@ package final class SQLiteRollupStore: RollupStore {
                 body: row.withBlob(2) { Array($0) }, createdAt: row.int64(3)
             )
         }
+    }
+
+    package func pendingSpans(of traces: Set<TraceID>) async throws -> [PendingSpan] {
+        guard !traces.isEmpty else { return [] }
+        return try await onReader { connection in try connection.readTransaction {
+            let rows = try connection.prepare("SELECT received_at, span FROM pending_span WHERE trace_high = ? AND trace_low = ?")
+            var spans: [PendingSpan] = []
+            for trace in traces {
+                Self.bind(trace, to: rows, at: 1)
+                while try rows.step() { spans.append(try Self.pendingSpan(rows, receivedAt: 0, span: 1)) }
+                rows.reset()
+            }
+            return spans
+        } }
+    }
+
+    package func dropPendingSpans(receivedBefore cutoff: Int64) async throws -> [PendingSpan] {
+        try await onWriter { side in
+            try side.connection.transaction {
+                // Whole traces go: a trace whose first span waited too long is given up as one.
+                let expired = "(trace_high, trace_low) IN (SELECT trace_high, trace_low FROM pending_span WHERE received_at < ?1)"
+                let rows = try side.connection.prepare("SELECT received_at, span FROM pending_span WHERE \(expired)")
+                rows.bind(1, cutoff)
+                var dropped: [PendingSpan] = []
+                while try rows.step() { dropped.append(try Self.pendingSpan(rows, receivedAt: 0, span: 1)) }
+                let delete = try side.connection.prepare("DELETE FROM pending_span WHERE \(expired)")
+                delete.bind(1, cutoff)
+                try delete.run()
+                return dropped
+            }
+        }
+    }
+
+    private static func bind(_ trace: TraceID, to statement: SQLiteStatement, at index: Int32) {
+        statement.bind(index, Int64(bitPattern: trace.high))
+        statement.bind(index + 1, Int64(bitPattern: trace.low))
+    }
+
+    private static func traceID(_ row: SQLiteStatement, _ column: Int32) -> TraceID {
+        TraceID(high: UInt64(bitPattern: row.int64(column)), low: UInt64(bitPattern: row.int64(column + 1)))
+    }
+
+    private static func pendingSpan(_ row: SQLiteStatement, receivedAt: Int32, span: Int32) throws -> PendingSpan {
+        guard let decoded = row.withBlob(span, { OTLPSpan(encoded: $0.assumingMemoryBound(to: UInt8.self)) }) else {
+            throw StoreError.damagedRow("a row of pending_span is damaged")
+        }
+        return PendingSpan(decoded, receivedAt: row.int64(receivedAt))
     }
 
     package func prune(before cutoff: Minute, answersBefore: Int64) async throws -> PruneReport {
@@ -550,6 +613,8 @@ private final class WriteSide {
     let selectLog: SQLiteStatement
     let foldLog: SQLiteStatement
     let deleteLog: SQLiteStatement
+    let insertPendingSpan: SQLiteStatement
+    let deletePendingTrace: SQLiteStatement
     /// Commits and bytes in the log since it was last folded.
     var unfolded: (commits: Int, bytes: Int) = (0, 0)
 
@@ -598,5 +663,10 @@ private final class WriteSide {
         // perfgate_add_exponential keeps a classic-only minute (NULL) classic-only.
         foldLog = try connection.prepare("UPDATE rollup SET exponential = perfgate_add_exponential(exponential, ?1) WHERE minute = ?2 AND series_id = ?3")
         deleteLog = try connection.prepare("DELETE FROM exponential_log")
+        // IGNORE: a span sent again (an exporter's retry) waits once.
+        insertPendingSpan = try connection.prepare(
+            "INSERT OR IGNORE INTO pending_span (trace_high, trace_low, span_id, received_at, span) VALUES (?, ?, ?, ?, ?)"
+        )
+        deletePendingTrace = try connection.prepare("DELETE FROM pending_span WHERE trace_high = ? AND trace_low = ?")
     }
 }

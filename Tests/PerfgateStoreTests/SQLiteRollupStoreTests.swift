@@ -51,9 +51,9 @@ final class TemporaryFolder {
 
     @Test func createsItsFolderAndAppliesMigrationsOnce() async throws {
         _ = try open()
-        #expect(try appliedMigrations() == ["0001_init.sql", "0002_idempotency.sql", "0003_exponential_buckets.sql", "0004_exponential_log.sql"])
+        #expect(try appliedMigrations() == ["0001_init.sql", "0002_idempotency.sql", "0003_exponential_buckets.sql", "0004_exponential_log.sql", "0005_pending_spans.sql"])
         _ = try open()
-        #expect(try appliedMigrations() == ["0001_init.sql", "0002_idempotency.sql", "0003_exponential_buckets.sql", "0004_exponential_log.sql"])
+        #expect(try appliedMigrations() == ["0001_init.sql", "0002_idempotency.sql", "0003_exponential_buckets.sql", "0004_exponential_log.sql", "0005_pending_spans.sql"])
     }
 
     @Test func reopeningRestoresExactCounts() async throws {

@@ -12,6 +12,7 @@ package final class InMemoryRollupStore: RollupStore {
         var base: [SeriesID: HistogramCounts] = [:]
         var rollups: [Minute: [SeriesID: HistogramCounts]] = [:]
         var answers: [String: IdempotentAnswer] = [:]
+        var pending: [TraceID: [UInt64: PendingSpan]] = [:]
         var failCommits: (any Error)?
         var holdCommits = false
     }
@@ -48,7 +49,7 @@ package final class InMemoryRollupStore: RollupStore {
                     }
                 }
             }
-            return RestoredState(series: state.series, totals: totals, recent: recent, lastMinutes: lastMinutes)
+            return RestoredState(series: state.series, totals: totals, recent: recent, lastMinutes: lastMinutes, pendingTraces: Set(state.pending.keys))
         }
     }
 
@@ -63,6 +64,10 @@ package final class InMemoryRollupStore: RollupStore {
                     .add(rollup.counts)
             }
             for answer in batch.answers { state.answers[answer.key] = answer }
+            for trace in batch.settledTraces { state.pending[trace] = nil }
+            for pending in batch.pendingSpans where state.pending[pending.span.traceID]?[pending.span.spanID] == nil {
+                state.pending[pending.span.traceID, default: [:]][pending.span.spanID] = pending
+            }
         }
     }
 
@@ -83,6 +88,18 @@ package final class InMemoryRollupStore: RollupStore {
 
     package func answer(forKey key: String, since: Int64) throws -> IdempotentAnswer? {
         state.withLock { state in state.answers[key].flatMap { $0.createdAt >= since ? $0 : nil } }
+    }
+
+    package func pendingSpans(of traces: Set<TraceID>) throws -> [PendingSpan] {
+        state.withLock { state in traces.flatMap { state.pending[$0].map { Array($0.values) } ?? [] } }
+    }
+
+    package func dropPendingSpans(receivedBefore cutoff: Int64) throws -> [PendingSpan] {
+        state.withLock { state in
+            let expired = state.pending.filter { $0.value.values.contains { $0.receivedAt < cutoff } }
+            for trace in expired.keys { state.pending[trace] = nil }
+            return expired.values.flatMap { Array($0.values) }
+        }
     }
 
     package func prune(before cutoff: Minute, answersBefore: Int64) throws -> PruneReport {

@@ -139,7 +139,7 @@ def test_past_timestamps_are_accepted_within_the_retention(perfgate):
 def test_unknown_routes_and_methods_say_what_is_served(perfgate):
     response = perfgate.request("GET", "/v1/nothing")
     assert response.status == 404
-    assert response.json()["error"].startswith("no route for GET /v1/nothing; perfgate serves GET /, POST /v1/events, GET /metrics")
+    assert response.json()["error"].startswith("no route for GET /v1/nothing; perfgate serves GET /, POST /v1/events, POST /v1/traces, GET /metrics")
     # A known path with another method is 405 (every route and method: test_route_access.py).
     for method, path, allow in [("GET", "/v1/events", "POST, OPTIONS"), ("DELETE", "/metrics", "GET, HEAD, OPTIONS")]:
         response = perfgate.request(method, path)

@@ -96,6 +96,21 @@ def test_every_route_answers_as_documented(check):
     check("post", "/v1/events", 401, json.dumps(EVENT), J)
     check("post", "/v1/events", 403, json.dumps(EVENT), {**J, **bearer(READ)})
     check("post", "/v1/events", 431, json.dumps(EVENT), {**J, **bearer(INGEST), "X-Padding": "a" * 90_000})
+    # POST /v1/traces: OTLP/JSON and protobuf
+    span = {"traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174", "name": "backend_fetch",
+            "startTimeUnixNano": "1", "endTimeUnixNano": "2", "attributes": [{"key": "http.route", "value": {"stringValue": "/x"}}]}
+    export = {"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}
+    X = {"Content-Type": "application/x-protobuf"}
+    check("post", "/v1/traces", 200, json.dumps({"resourceSpans": []}), {**J, **bearer(INGEST)})
+    check("post", "/v1/traces", 200, json.dumps(export), {**J, **bearer(INGEST)})  # far too old: a partial success
+    check("post", "/v1/traces", 200, b"", {**X, **bearer(INGEST)})
+    check("post", "/v1/traces", 400, "{", {**J, **bearer(INGEST)})
+    check("post", "/v1/traces", 400, b"\x0a\x05", {**X, **bearer(INGEST)})
+    check("post", "/v1/traces", 413, json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [span] * 20}]}]}), {**J, **bearer(INGEST)})
+    check("post", "/v1/traces", 415, "<spans/>", {"Content-Type": "application/xml", **bearer(INGEST)})
+    check("post", "/v1/traces", 401, json.dumps(export), J)
+    check("post", "/v1/traces", 403, json.dumps(export), {**J, **bearer(READ)})
+    check("post", "/v1/traces", 431, json.dumps(export), {**J, **bearer(INGEST), "X-Padding": "a" * 90_000})
     # GET /metrics
     page = check("get", "/metrics", 200, headers=bearer(READ))
     assert b"backend_ttfb_seconds_bucket" in page.body

@@ -32,8 +32,8 @@ package struct MinuteRollup: Equatable, Sendable {
     }
 }
 
-/// Everything one group commit writes: series seen for the first time, counts to add, and the
-/// answers of the requests that sent an `Idempotency-Key`.
+/// Everything one group commit writes: series seen for the first time, counts to add, the
+/// answers of the requests that sent an `Idempotency-Key`, and OTLP spans waiting for their root.
 package struct CommitBatch: Sendable {
     /// Series to create, with identifiers the writer chose.
     package var newSeries: [SeriesRecord]
@@ -41,12 +41,35 @@ package struct CommitBatch: Sendable {
     package var rollups: [MinuteRollup]
     /// Answers to keep, replacing any expired answer under the same key.
     package var answers: [IdempotentAnswer]
+    /// Traces whose waiting spans are all replaced by `pendingSpans`' (none, once a trace is an event).
+    package var settledTraces: [TraceID]
+    /// Spans to keep until their trace's local root arrives.
+    package var pendingSpans: [PendingSpan]
 
-    /// A commit of new series, rollup additions and kept answers.
-    package init(newSeries: [SeriesRecord], rollups: [MinuteRollup], answers: [IdempotentAnswer] = []) {
+    /// A commit of new series, rollup additions, kept answers and waiting spans.
+    package init(
+        newSeries: [SeriesRecord], rollups: [MinuteRollup], answers: [IdempotentAnswer] = [],
+        settledTraces: [TraceID] = [], pendingSpans: [PendingSpan] = []
+    ) {
         self.newSeries = newSeries
         self.rollups = rollups
         self.answers = answers
+        self.settledTraces = settledTraces
+        self.pendingSpans = pendingSpans
+    }
+}
+
+/// An OTLP span kept until its trace's local root span arrives.
+package struct PendingSpan: Equatable, Sendable {
+    /// The span.
+    package var span: OTLPSpan
+    /// When it was acknowledged, in Unix seconds: it waits at most `--trace-wait` from then.
+    package var receivedAt: Int64
+
+    /// A span received at `receivedAt`.
+    package init(_ span: OTLPSpan, receivedAt: Int64) {
+        self.span = span
+        self.receivedAt = receivedAt
     }
 }
 
@@ -60,13 +83,19 @@ package struct RestoredState: Sendable {
     package var recent: [MinuteRollup]
     /// The last minute each series counted something in, among the minutes still kept.
     package var lastMinutes: [SeriesID: Minute]
+    /// The traces that have spans waiting for their root.
+    package var pendingTraces: Set<TraceID>
 
     /// A restored state.
-    package init(series: [SeriesRecord], totals: [SeriesID: HistogramCounts], recent: [MinuteRollup], lastMinutes: [SeriesID: Minute] = [:]) {
+    package init(
+        series: [SeriesRecord], totals: [SeriesID: HistogramCounts], recent: [MinuteRollup], lastMinutes: [SeriesID: Minute] = [:],
+        pendingTraces: Set<TraceID> = []
+    ) {
         self.series = series
         self.totals = totals
         self.recent = recent
         self.lastMinutes = lastMinutes
+        self.pendingTraces = pendingTraces
     }
 }
 
@@ -107,6 +136,11 @@ package protocol RollupStore: AnyObject, Sendable {
     func delete(_ series: Set<SeriesID>, recentSince: Minute) async throws -> [MinuteRollup]
     /// The answer kept under `key`, if it was created at or after `since` (Unix seconds).
     func answer(forKey key: String, since: Int64) async throws -> IdempotentAnswer?
+    /// The spans of `traces` that wait for their root.
+    func pendingSpans(of traces: Set<TraceID>) async throws -> [PendingSpan]
+    /// Removes the waiting spans received before `receivedBefore` (Unix seconds), with every
+    /// other waiting span of their traces; returns the spans removed.
+    func dropPendingSpans(receivedBefore: Int64) async throws -> [PendingSpan]
     /// The counts of each of `series` (all of family `metric`) over a range of minutes; series
     /// with nothing in range are absent. Counts of another layout than the family's are an error.
     func windowTotals(of metric: HistogramMetric, series: Set<SeriesID>, minutes: ClosedRange<Minute>) async throws -> [SeriesID: HistogramCounts]

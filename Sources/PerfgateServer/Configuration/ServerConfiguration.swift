@@ -34,6 +34,10 @@ package struct ServerConfiguration: Sendable {
     package var requestTimeoutSeconds: Int64 = 30
     /// Minutes a series may go unwritten before it leaves `/metrics` and the store; 0 keeps series forever.
     package var seriesTTLMinutes: Int64 = 0
+    /// Seconds an OTLP span may wait for its trace's local root span before the trace is given up.
+    package var traceWaitSeconds: Int64 = 300
+    /// Most spans in one OTLP export.
+    package var maxSpansPerExport = 50_000
     /// How long the answer to a request with an `Idempotency-Key` is kept, in seconds.
     package var idempotencyTTLSeconds: Int64 = 24 * 3600
     /// Most connections open at once; past it new ones wait to be accepted.

@@ -8,12 +8,25 @@ struct CommitReceipt: Sendable {
     var overflowed: [HistogramMetric: Int] = [:]
     /// The answer already kept under the request's key.
     var replayed: IdempotentAnswer?
+    /// What the request's OTLP spans came to, with the spans waiting for them.
+    var traces: TraceAssembly.Outcome?
 }
 
-/// One request's part of a group commit.
+/// One request's part of a group commit: counts already aggregated, or OTLP spans the writer
+/// assembles with the spans already waiting for their root.
 struct PendingWrite: Sendable {
     let delta: RollupDelta
     let claim: IdempotencyClaim?
+    var traces: TraceWrite?
+
+    /// Events or spans the write holds, as the queue's bound counts them.
+    var size: Int { traces?.spans.count ?? delta.eventCount }
+}
+
+/// A request's OTLP spans and the rules their events follow.
+struct TraceWrite: Sendable {
+    let spans: [OTLPSpan]
+    let rules: EventRules
 }
 
 /// Why a write was not made; nothing of the request was applied.
@@ -39,12 +52,15 @@ final class Committer: @unchecked Sendable {
     private let logger: Logger
     /// For how long idempotent answers are kept.
     private let configuration: ServerConfiguration
+    /// Traces with spans in the store waiting for their root.
+    private var pendingTraces: Set<TraceID>
 
     init(
-        registry: SeriesRegistry, store: any RollupStore, live: LiveMetrics, selfMetrics: SelfMetrics,
+        registry: SeriesRegistry, pendingTraces: Set<TraceID> = [], store: any RollupStore, live: LiveMetrics, selfMetrics: SelfMetrics,
         clock: any WallClock, configuration: ServerConfiguration, logger: Logger
     ) {
         self.configuration = configuration
+        self.pendingTraces = pendingTraces
         self.registry = registry
         self.store = store
         self.live = live
@@ -66,6 +82,8 @@ final class Committer: @unchecked Sendable {
         var receipts: [CommitReceipt] = []
         var answers: [String: IdempotentAnswer] = [:]
         var overflowTotal: [HistogramMetric: Int] = [:]
+        // The waiting spans of every trace this commit touches, as they stand after each write.
+        var waiting: [TraceID: [PendingSpan]] = [:]
         let now = clock.now()
         receipts.reserveCapacity(writes.count)
         for write in writes {
@@ -84,7 +102,17 @@ final class Committer: @unchecked Sendable {
                     continue
                 }
             }
-            for (key, counts) in write.delta.entries {
+            var delta = write.delta
+            if let traces = write.traces {
+                do {
+                    let outcome = try await assemble(traces, waiting: &waiting, now: now)
+                    delta.add(outcome.columns, layouts: configuration.layouts)
+                    receipt.traces = outcome
+                } catch {
+                    return fail(error, created: created, requests: writes.count)
+                }
+            }
+            for (key, counts) in delta.entries {
                 let (id, overflowed) = registry.resolve(key.series, created: &created)
                 if overflowed {
                     receipt.overflowed[key.series.metric, default: 0] += Int(counts.count)
@@ -104,18 +132,75 @@ final class Committer: @unchecked Sendable {
 
         let started = ContinuousClock.now
         do {
-            try await store.commit(CommitBatch(newSeries: created, rollups: rollups, answers: Array(answers.values)))
+            try await store.commit(CommitBatch(
+                newSeries: created, rollups: rollups, answers: Array(answers.values),
+                settledTraces: Array(waiting.keys), pendingSpans: waiting.values.flatMap { $0 }
+            ))
         } catch {
             selfMetrics.recordCommit(nanoseconds: Self.nanoseconds(since: started), succeeded: false, overflowed: [:])
             return fail(error, created: created, requests: writes.count)
         }
         selfMetrics.recordCommit(nanoseconds: Self.nanoseconds(since: started), succeeded: true, overflowed: overflowTotal)
         for rollup in rollups { registry.touch(rollup.seriesID, at: now.minute) }
+        if !waiting.isEmpty {
+            for (trace, spans) in waiting {
+                if spans.isEmpty { pendingTraces.remove(trace) } else { pendingTraces.insert(trace) }
+            }
+            selfMetrics.recordWaitingTraces(pendingTraces.count)
+        }
 
         // Label text is rendered here, once per new series, outside the lock scrapes take.
         let newSeries = created.map { (record: $0, labels: RenderedLabels($0.key)) }
         live.apply(newSeries: newSeries, rollups: rollups, now: now)
         return .success(receipts)
+    }
+
+    /// Assembles a request's spans with those of their traces already waiting (in `waiting` from
+    /// this commit's earlier writes, else in the store); leaves in `waiting` what still waits.
+    private func assemble(_ traces: TraceWrite, waiting: inout [TraceID: [PendingSpan]], now: Timestamp) async throws -> TraceAssembly.Outcome {
+        let involved = Set(traces.spans.map(\.traceID))
+        let stored = involved.filter { waiting[$0] == nil && pendingTraces.contains($0) }
+        for trace in involved where waiting[trace] == nil { waiting[trace] = [] }
+        for pending in try await store.pendingSpans(of: stored) { waiting[pending.span.traceID]!.append(pending) }
+        var receivedAt: [SpanKey: Int64] = [:]
+        var spans: [OTLPSpan] = []
+        for trace in involved {
+            for pending in waiting[trace]! {
+                receivedAt[SpanKey(pending.span)] = pending.receivedAt
+                spans.append(pending.span)
+            }
+            waiting[trace] = []
+        }
+        spans += traces.spans
+        let outcome = TraceAssembly.assemble(spans, rules: traces.rules)
+        for span in outcome.pending {
+            waiting[span.traceID]!.append(PendingSpan(span, receivedAt: receivedAt[SpanKey(span)] ?? now.seconds))
+        }
+        return outcome
+    }
+
+    /// A span's identity.
+    private struct SpanKey: Hashable {
+        let trace: TraceID
+        let span: UInt64
+
+        init(_ span: OTLPSpan) {
+            trace = span.traceID
+            self.span = span.spanID
+        }
+    }
+
+    /// Gives up the traces whose spans have waited since before `cutoff` (Unix seconds).
+    func dropWaitingSpans(receivedBefore cutoff: Int64) async -> Result<[PendingSpan], WriteError> {
+        do {
+            let dropped = try await store.dropPendingSpans(receivedBefore: cutoff)
+            for span in dropped { pendingTraces.remove(span.span.traceID) }
+            selfMetrics.recordDroppedSpans(dropped.count, waitingTraces: pendingTraces.count)
+            return .success(dropped)
+        } catch {
+            logger.error("dropping expired spans failed", metadata: ["store.error": "\(error)"])
+            return .failure(.storeFailed(String(describing: error)))
+        }
     }
 
     private func fail(_ error: any Error, created: [SeriesRecord], requests: Int) -> Result<[CommitReceipt], WriteError> {

@@ -12,6 +12,7 @@ final class WriteQueue: Sendable {
     private enum Job: Sendable {
         case ingest(PendingWrite, CheckedContinuation<CommitReceipt, any Error>)
         case prune(Minute, CheckedContinuation<PruneReport, any Error>)
+        case dropWaitingSpans(Int64, CheckedContinuation<[PendingSpan], any Error>)
         case delete(SeriesSelector, CheckedContinuation<[SeriesKey], any Error>)
         case expire(Minute, CheckedContinuation<[SeriesKey], any Error>)
         case barrier(CheckedContinuation<Void, Never>)
@@ -39,14 +40,23 @@ final class WriteQueue: Sendable {
     /// Queues a delta and returns once it is committed, or throws and applies nothing. With a
     /// claim, the request's answer is kept with its counts, or an earlier answer is returned.
     func submit(_ delta: RollupDelta, claim: IdempotencyClaim? = nil) async throws -> CommitReceipt {
-        let write = PendingWrite(delta: delta, claim: claim)
+        try await submit(PendingWrite(delta: delta, claim: claim))
+    }
+
+    /// Queues OTLP spans and returns once they are committed, as events or as spans waiting for
+    /// their root; or throws and applies nothing.
+    func submit(traces: TraceWrite) async throws -> CommitReceipt {
+        try await submit(PendingWrite(delta: RollupDelta(), claim: nil, traces: traces))
+    }
+
+    private func submit(_ write: PendingWrite) async throws -> CommitReceipt {
         // Check the bounds, and take the writer's turn when it is idle (nothing is queued then).
         let leads = try state.withLock { state throws(WriteError) -> Bool in
             if state.closed { throw .shuttingDown }
-            if state.queuedEvents + delta.eventCount > capacity {
+            if state.queuedEvents + write.size > capacity {
                 throw .overloaded(queued: state.queuedEvents, capacity: capacity)
             }
-            state.queuedEvents += delta.eventCount
+            state.queuedEvents += write.size
             defer { state.draining = true }
             return !state.draining
         }
@@ -68,6 +78,12 @@ final class WriteQueue: Sendable {
     /// Folds minutes before `cutoff` into series bases, in turn with the commits.
     func prune(before cutoff: Minute) async throws -> PruneReport {
         try await withCheckedThrowingContinuation { enqueue(.prune(cutoff, $0)) }
+    }
+
+    /// Gives up the traces whose spans have waited since before `cutoff` (Unix seconds), in turn
+    /// with the commits; returns the spans dropped.
+    func dropWaitingSpans(receivedBefore cutoff: Int64) async throws -> [PendingSpan] {
+        try await withCheckedThrowingContinuation { enqueue(.dropWaitingSpans(cutoff, $0)) }
     }
 
     /// Deletes the series `selector` matches, in turn with the commits; returns their keys.
@@ -137,7 +153,7 @@ final class WriteQueue: Sendable {
     /// Commits `writes` and takes their events off the queue's count; by the writer only.
     private func commit(_ writes: [PendingWrite]) async -> Result<[CommitReceipt], WriteError> {
         let result = await committer.commit(writes)
-        let events = writes.reduce(0) { $0 + $1.delta.eventCount }
+        let events = writes.reduce(0) { $0 + $1.size }
         state.withLock { state in
             state.queuedEvents -= events
             if case .failure(.storeFailed(let message)) = result { state.lastFailure = (.now, message) }
@@ -167,6 +183,8 @@ final class WriteQueue: Sendable {
                 continue
             case .prune(let cutoff, let continuation):
                 continuation.resume(with: await committer.prune(before: cutoff).mapError { $0 as any Error })
+            case .dropWaitingSpans(let cutoff, let continuation):
+                continuation.resume(with: await committer.dropWaitingSpans(receivedBefore: cutoff).mapError { $0 as any Error })
             case .delete(let selector, let continuation):
                 continuation.resume(with: await committer.delete(matching: selector).mapError { $0 as any Error })
             case .expire(let cutoff, let continuation):

@@ -8,6 +8,7 @@ import HTTPTypes
 package enum Route: CaseIterable, Sendable {
     case statusPage
     case postEvents
+    case postTraces
     case metrics
     case trends
     case listSeries
@@ -19,7 +20,7 @@ package enum Route: CaseIterable, Sendable {
     package var method: HTTPRequest.Method {
         switch self {
         case .statusPage, .metrics, .trends, .listSeries, .healthz, .readyz: .get
-        case .postEvents: .post
+        case .postEvents, .postTraces: .post
         case .deleteSeries: .delete
         }
     }
@@ -29,6 +30,7 @@ package enum Route: CaseIterable, Sendable {
         switch self {
         case .statusPage: "/"
         case .postEvents: "/v1/events"
+        case .postTraces: "/v1/traces"
         case .metrics: "/metrics"
         case .trends: "/v1/trends"
         case .listSeries, .deleteSeries: "/v1/series"
@@ -40,7 +42,7 @@ package enum Route: CaseIterable, Sendable {
     /// Who may call it.
     package var access: RouteAccess {
         switch self {
-        case .postEvents: .role(.ingest)
+        case .postEvents, .postTraces: .role(.ingest)
         case .statusPage, .metrics, .trends, .listSeries: .role(.read)
         case .deleteSeries: .role(.admin)
         // Probes carry no secrets and must work before anyone has a token.
@@ -53,6 +55,7 @@ package enum Route: CaseIterable, Sendable {
         switch self {
         case .statusPage: "the status page"
         case .postEvents: "send timing events"
+        case .postTraces: "send OpenTelemetry spans (OTLP/HTTP)"
         case .metrics: "Prometheus exposition"
         case .trends: "a quantile now against an earlier window"
         case .listSeries: "list the series a label selector matches"

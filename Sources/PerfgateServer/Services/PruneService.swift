@@ -3,13 +3,16 @@ import PerfgateCore
 import ServiceLifecycle
 
 /// Every interval, folds the minute windows older than the retention into their series' base,
-/// and deletes the series idle for longer than the series TTL (when one is set).
+/// gives up OTLP traces whose spans waited longer than the trace wait for their root, and
+/// deletes the series idle for longer than the series TTL (when one is set).
 struct PruneService: Service {
     let queue: WriteQueue
     let clock: any WallClock
     let retentionMinutes: Int64
     /// Minutes a series may go unwritten before it is deleted; 0 keeps series forever.
     let seriesTTLMinutes: Int64
+    /// Seconds an OTLP span may wait for its trace's root span.
+    let traceWaitSeconds: Int64
     let intervalSeconds: Int64
     let logger: Logger
 
@@ -36,6 +39,17 @@ struct PruneService: Service {
             }
         } catch {
             logger.warning("prune failed; will retry", metadata: ["prune.error": "\(error)"])
+        }
+        do {
+            let dropped = try await queue.dropWaitingSpans(receivedBefore: clock.now().seconds - traceWaitSeconds)
+            if !dropped.isEmpty {
+                logger.warning(
+                    "dropped spans whose trace's root span did not arrive in time",
+                    metadata: ["otlp.spans": "\(dropped.count)", "otlp.traces": "\(Set(dropped.map(\.span.traceID)).count)"]
+                )
+            }
+        } catch {
+            logger.warning("dropping expired spans failed; will retry", metadata: ["prune.error": "\(error)"])
         }
         guard seriesTTLMinutes > 0 else { return }
         do {

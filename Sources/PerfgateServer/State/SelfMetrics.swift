@@ -43,6 +43,11 @@ final class SelfMetrics: Sendable {
         var prunedRollups: UInt64 = 0
         var replays: UInt64 = 0
         var deletedSeries: [SeriesDeletion: UInt64] = [:]
+        var spansReceived: UInt64 = 0
+        var spansRefused: UInt64 = 0
+        var spansDropped: UInt64 = 0
+        var traces: [TraceOutcome: UInt64] = [:]
+        var waitingTraces: UInt64 = 0
         /// Events accepted per wall-clock minute, the last few only: the status page's rate.
         var acceptedByMinute: [Minute: UInt64] = [:]
     }
@@ -79,6 +84,32 @@ final class SelfMetrics: Sendable {
                 counters.acceptedByMinute = counters.acceptedByMinute.filter { $0.key > minute.advanced(by: -Self.rateMinutes) }
             }
             for reason in firstReasons.values { counters.eventsRejected[reason, default: 0] += 1 }
+        }
+    }
+
+    /// Records an OTLP export that was committed: its spans, those refused, and what the traces
+    /// completed in its commit came to.
+    func recordTraces(spans: Int, refused: Int, outcome: TraceAssembly.Outcome, at now: Timestamp) {
+        recordBatch(accepted: outcome.columns.events.count, rejections: [], at: now)
+        counters.withLock { counters in
+            counters.spansReceived += UInt64(spans)
+            counters.spansRefused += UInt64(refused + outcome.refusedSpans)
+            counters.traces[.event, default: 0] += UInt64(outcome.columns.events.count)
+            counters.traces[.refused, default: 0] += UInt64(outcome.refused.count)
+            counters.traces[.noStages, default: 0] += UInt64(outcome.withoutStages)
+        }
+    }
+
+    /// Records the traces waiting for their root span now.
+    func recordWaitingTraces(_ count: Int) {
+        counters.withLock { $0.waitingTraces = UInt64(count) }
+    }
+
+    /// Records spans dropped because their trace's root span did not arrive in time.
+    func recordDroppedSpans(_ count: Int, waitingTraces: Int) {
+        counters.withLock { counters in
+            counters.spansDropped += UInt64(count)
+            counters.waitingTraces = UInt64(waitingTraces)
         }
     }
 
@@ -191,6 +222,20 @@ final class SelfMetrics: Sendable {
                 "perfgate_series_deleted_total", "Series removed from /metrics and the store, by DELETE /v1/series (admin) or the idle TTL (idle).", .counter,
                 SeriesDeletion.allCases.map { (labeled("reason", $0.rawValue), Double(counters.deletedSeries[$0] ?? 0)) }
             ),
+            family("perfgate_otlp_spans_received_total", "OTLP spans in exports committed to /v1/traces.", .counter, [(.none, Double(counters.spansReceived))]),
+            family(
+                "perfgate_otlp_spans_refused_total", "OTLP spans refused (unusable ids, or their trace's event broke a rule); reported in partial_success.", .counter,
+                [(.none, Double(counters.spansRefused))]
+            ),
+            family(
+                "perfgate_otlp_spans_dropped_total", "OTLP spans dropped because their trace's root span did not arrive within --trace-wait.", .counter,
+                [(.none, Double(counters.spansDropped))]
+            ),
+            family(
+                "perfgate_otlp_traces_total", "OTLP traces completed (one per local root span), by outcome: an event, refused, or no stage span to count.", .counter,
+                TraceOutcome.allCases.map { (labeled("outcome", $0.rawValue), Double(counters.traces[$0] ?? 0)) }
+            ),
+            family("perfgate_otlp_waiting_traces", "OTLP traces with spans waiting for their root span.", .gauge, [(.none, Double(counters.waitingTraces))]),
             family("perfgate_pruned_rollups_total", "Minute rollups folded into series bases after the retention.", .counter, [(.none, Double(counters.prunedRollups))]),
             family("perfgate_store_size_bytes", "Size of the SQLite store on disk, WAL included.", .gauge, [(.none, Double(gauges.storeSizeBytes))]),
             family("perfgate_write_queue_events", "Events waiting for the next group commit.", .gauge, [(.none, Double(gauges.queuedEvents))]),
@@ -201,4 +246,11 @@ final class SelfMetrics: Sendable {
             ),
         ]
     }
+}
+
+/// What an OTLP trace came to.
+enum TraceOutcome: String, CaseIterable, Sendable {
+    case event
+    case refused
+    case noStages = "no_stages"
 }

@@ -1,0 +1,181 @@
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import PerfgateCore
+
+/// `POST /v1/traces`: OTLP/HTTP trace exports, protobuf or JSON. Spans become timing events, one
+/// per local root span, once their root has arrived; a 2xx means the spans are committed, as
+/// events or as spans waiting for their root.
+struct TracesController<Context: RequestContext>: Sendable {
+    let queue: WriteQueue
+    let selfMetrics: SelfMetrics
+    let clock: any WallClock
+    let configuration: ServerConfiguration
+
+    /// At most this many reasons are named in a partial success' message; the rest are counted.
+    static var maxListedReasons: Int { 10 }
+
+    /// The two encodings OTLP/HTTP defines.
+    enum Encoding: Sendable {
+        case protobuf, json
+
+        var contentType: String {
+            switch self {
+            case .protobuf: "application/x-protobuf"
+            case .json: "application/json"
+            }
+        }
+    }
+
+    @Sendable func post(_ request: Request, context: Context) async throws -> Response {
+        // Errors are answered in the request's encoding when it is one of OTLP's, JSON otherwise.
+        let encoding = Self.encoding(request.headers[.contentType])
+        do {
+            return try await export(request, encoding: encoding)
+        } catch let refusal as EventsController<Context>.Refusal {
+            selfMetrics.recordRejectedRequest(refusal.reason)
+            throw OTLPStatus(refusal.error, encoding: encoding ?? .json)
+        }
+    }
+
+    private func export(_ request: Request, encoding: Encoding?) async throws -> Response {
+        guard let encoding else {
+            throw EventsController<Context>.Refusal(.unsupportedMediaType, APIError(
+                .unsupportedMediaType,
+                "Content-Type \(request.headers[.contentType] ?? "(none)") is not accepted; OTLP/HTTP sends application/x-protobuf or application/json"
+            ))
+        }
+        let gzipped = try EventsController<Context>.isGzipped(request.headers[.contentEncoding])
+        let tooLarge = EventsController<Context>.Refusal(
+            .bodyTooLarge, APIError(.contentTooLarge, "the body is larger than \(configuration.maxBodyBytes) bytes; export smaller batches or gzip them")
+        )
+        if let length = request.headers[.contentLength].flatMap(Int.init), length > configuration.maxBodyBytes { throw tooLarge }
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.body.collect(upTo: configuration.maxBodyBytes)
+        } catch is NIOTooManyBytesError {
+            throw tooLarge
+        }
+        let now = clock.now()
+        let decoded = try buffer.withUnsafeReadableBytes { raw in
+            if gzipped {
+                let inflated = try inflate(raw)
+                return try inflated.withUnsafeBufferPointer { try decode($0, encoding: encoding) }
+            }
+            return try decode(raw.assumingMemoryBound(to: UInt8.self), encoding: encoding)
+        }
+
+        var outcome = TraceAssembly.Outcome()
+        if !decoded.spans.isEmpty {
+            let rules = EventRules(limits: configuration.effectiveLimits, now: now)
+            do {
+                outcome = try await queue.submit(traces: TraceWrite(spans: decoded.spans, rules: rules)).traces ?? outcome
+            } catch let error as WriteError {
+                throw EventsController<Context>.apiError(for: error)
+            }
+        }
+        selfMetrics.recordTraces(spans: decoded.spanCount, refused: decoded.refused.count, outcome: outcome, at: now)
+        let reasons = decoded.refused.map { "\($0.place): \($0.reason)" } + outcome.refused.map { $0.reason }
+        let body = Self.answer(rejected: decoded.refused.count + outcome.refusedSpans, reasons: reasons, encoding: encoding)
+        return Response(status: .ok, headers: [.contentType: encoding.contentType], body: .init(byteBuffer: ByteBuffer(bytes: body)))
+    }
+
+    private func decode(_ bytes: UnsafeBufferPointer<UInt8>, encoding: Encoding) throws -> DecodedTraces {
+        do {
+            switch encoding {
+            case .protobuf: return try TraceRequestDecoder.protobuf(bytes, maxSpans: configuration.maxSpansPerExport)
+            case .json: return try TraceRequestDecoder.json(Array(bytes), maxSpans: configuration.maxSpansPerExport)
+            }
+        } catch {
+            if error.tooManySpans { throw EventsController<Context>.Refusal(.tooManyEvents, APIError(.contentTooLarge, error.message)) }
+            throw EventsController<Context>.Refusal(.malformedBody, APIError(.badRequest, error.message))
+        }
+    }
+
+    private func inflate(_ raw: UnsafeRawBufferPointer) throws -> [UInt8] {
+        do {
+            return try Gzip.inflate(raw, limit: configuration.maxInflatedBodyBytes)
+        } catch .tooLarge(let limit) {
+            throw EventsController<Context>.Refusal(.bodyTooLarge, APIError(.contentTooLarge, "the body inflates to more than \(limit) bytes; export smaller batches"))
+        } catch .invalid(let reason) {
+            throw EventsController<Context>.Refusal(.malformedBody, APIError(.badRequest, "Content-Encoding is gzip but \(reason)"))
+        }
+    }
+
+    static func encoding(_ contentType: String?) -> Encoding? {
+        switch contentType.map(HeaderParsing.mediaType) {
+        case "application/x-protobuf", "application/protobuf": .protobuf
+        case "application/json": .json
+        default: nil
+        }
+    }
+
+    /// `ExportTraceServiceResponse`: empty when every span was taken, else `partial_success`
+    /// with the number of spans refused and why.
+    static func answer(rejected: Int, reasons: [String], encoding: Encoding) -> [UInt8] {
+        var message = reasons.prefix(maxListedReasons).joined(separator: "; ")
+        if reasons.count > maxListedReasons { message += "; and \(reasons.count - maxListedReasons) more" }
+        switch encoding {
+        case .protobuf:
+            guard rejected > 0 else { return [] }
+            var partial: [UInt8] = []
+            ProtobufWriter.varint(1, UInt64(rejected), into: &partial)
+            ProtobufWriter.string(2, message, into: &partial)
+            var out: [UInt8] = []
+            ProtobufWriter.bytes(1, partial, into: &out)
+            return out
+        case .json:
+            var writer = JSONWriter()
+            writer.object { w in
+                guard rejected > 0 else { return }
+                w.key("partialSuccess")
+                w.object { w in
+                    // int64 is a decimal string in protobuf's JSON mapping.
+                    w.member("rejectedSpans", String(rejected))
+                    w.member("errorMessage", message)
+                }
+            }
+            return writer.bytes
+        }
+    }
+}
+
+/// A refused export, answered as OTLP/HTTP requires: a `google.rpc.Status` in the request's
+/// encoding, with the HTTP status and headers (`Retry-After`) of the refusal.
+struct OTLPStatus<Context: RequestContext>: HTTPResponseError {
+    let error: APIError
+    let encoding: TracesController<Context>.Encoding
+
+    init(_ error: APIError, encoding: TracesController<Context>.Encoding) {
+        self.error = error
+        self.encoding = encoding
+    }
+
+    var status: HTTPResponse.Status { error.status }
+
+    func response(from request: Request, context: some RequestContext) throws -> Response {
+        // gRPC codes: INVALID_ARGUMENT, RESOURCE_EXHAUSTED, UNAVAILABLE, else UNKNOWN.
+        let code = switch error.status {
+        case .badRequest, .unsupportedMediaType: 3
+        case .contentTooLarge, .tooManyRequests: 8
+        case .serviceUnavailable: 14
+        default: 2
+        }
+        var body: [UInt8] = []
+        switch encoding {
+        case .protobuf:
+            ProtobufWriter.varint(1, UInt64(code), into: &body)
+            ProtobufWriter.string(2, error.message, into: &body)
+        case .json:
+            var writer = JSONWriter()
+            writer.object { w in
+                w.member("code", code)
+                w.member("message", error.message)
+            }
+            body = writer.bytes
+        }
+        var response = Response(status: error.status, headers: [.contentType: encoding.contentType], body: .init(byteBuffer: ByteBuffer(bytes: body)))
+        response.headers.append(contentsOf: error.headers)
+        return response
+    }
+}

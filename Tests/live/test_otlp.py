@@ -1,0 +1,180 @@
+"""POST /v1/traces with the real OpenTelemetry SDK and its OTLP/HTTP exporter, unmodified: traces
+with known span durations give /metrics equal, bucket for bucket, to an independent computation
+over the same timings, whether the spans arrive in one export or one by one, children first."""
+
+import gzip
+import json
+import random
+import signal
+import time
+from decimal import Decimal
+
+import pytest
+from google.rpc import status_pb2
+from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+from opentelemetry.proto.common.v1 import common_pb2
+from opentelemetry.proto.trace.v1 import trace_pb2
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+
+from exposition import samples, value
+from test_metrics import SEED_BUCKETS, expected_histograms, random_events
+
+SEED_STAGES = ("request_parsing", "auth_validation", "request_preparation", "backend_fetch", "stream_processing")
+
+
+def histograms(server):
+    text = server.metrics_text()
+    return {
+        (name, frozenset(labels.items())): Decimal(raw)
+        for name, labels, raw in samples(text)
+        if any(name.startswith(metric) for metric in SEED_BUCKETS)
+    }
+
+
+def send_traces(server, events, processor, seed):
+    """Each event as a trace from the SDK: a root span with http.route, one span per stage (a seed
+    stage by its name, any other by perfgate.stage), provider and model as GenAI attributes on
+    the backend span (or on the root when there is none; absent when 'unknown')."""
+    rng = random.Random(seed)
+    provider = TracerProvider()
+    exporter = OTLPSpanExporter(endpoint=f"{server.base}/v1/traces", timeout=10)
+    provider.add_span_processor(processor(exporter))
+    tracer = provider.get_tracer("perfgate-live-test")
+    now = time.time_ns()
+    for event in events:
+        start = now - rng.randrange(1, 600) * 1_000_000_000
+        labels = {}
+        if event["provider"] != "unknown":
+            labels["gen_ai.provider.name"] = event["provider"]
+        labels["gen_ai.request.model"] = event["model"]
+        root_attributes = {"http.route": event["endpoint"]}
+        if "backend_fetch" not in event["stages"]:
+            root_attributes.update(labels)
+        root = tracer.start_span("POST " + event["endpoint"], start_time=start, attributes=root_attributes)
+        context = trace.set_span_in_context(root)
+        offset = 0
+        for stage, text in event["stages"].items():
+            nanoseconds = int(Decimal(text) * 1_000_000_000)
+            attributes = dict(labels) if stage == "backend_fetch" else {}
+            name = stage
+            if stage not in SEED_STAGES:
+                attributes["perfgate.stage"] = stage
+                name = "cache GET"
+            span = tracer.start_span(name, context=context, start_time=start + offset, attributes=attributes)
+            span.end(end_time=start + offset + nanoseconds)
+            offset += nanoseconds
+        root.end(end_time=start + offset + 1000)
+    assert provider.force_flush(30_000)
+    provider.shutdown()
+
+
+@pytest.mark.parametrize("processor", [BatchSpanProcessor, SimpleSpanProcessor], ids=["batch", "simple"])
+def test_sdk_traces_give_the_histograms_of_their_timings(perfgate, processor):
+    events = random_events(120 if processor is SimpleSpanProcessor else 400, random.Random(20261201))
+    send_traces(perfgate, events, processor, seed=7)
+    assert histograms(perfgate) == expected_histograms(events)
+    text = perfgate.metrics_text()
+    assert value(text, "perfgate_otlp_traces_total", outcome="event") == len(events)
+    assert value(text, "perfgate_otlp_waiting_traces") == Decimal("0")
+    assert value(text, "perfgate_otlp_spans_refused_total") == Decimal("0")
+
+
+def otlp_span(trace_id, span_id, name, start, end, parent=b"", attributes=None, flags=None):
+    span = trace_pb2.Span(trace_id=trace_id, span_id=span_id, parent_span_id=parent, name=name, start_time_unix_nano=start, end_time_unix_nano=end)
+    for key, text in (attributes or {}).items():
+        span.attributes.append(common_pb2.KeyValue(key=key, value=common_pb2.AnyValue(string_value=text)))
+    if flags is not None:
+        span.flags = flags
+    return span
+
+
+def export(server, spans, gzipped=False):
+    request = trace_service_pb2.ExportTraceServiceRequest()
+    request.resource_spans.add().scope_spans.add().spans.extend(spans)
+    body = request.SerializeToString()
+    headers = {"Content-Type": "application/x-protobuf"}
+    if gzipped:
+        body = gzip.compress(body)
+        headers["Content-Encoding"] = "gzip"
+    return server.request("POST", "/v1/traces", body, headers)
+
+
+def test_partial_success_names_what_was_refused_and_counts_the_rest(perfgate):
+    now = time.time_ns() - 10_000_000_000
+    good = bytes(range(1, 17))
+    spans = [
+        otlp_span(good, b"\x00" * 7 + b"\x01", "POST /chat", now, now + 3_000_000, attributes={"http.route": "/chat"}),
+        otlp_span(good, b"\x00" * 7 + b"\x02", "backend_fetch", now, now + 1_500_000_000, parent=b"\x00" * 7 + b"\x01"),
+        otlp_span(b"\x01" * 8, b"\x00" * 7 + b"\x03", "backend_fetch", now, now + 1),  # trace id of 8 bytes
+        # A trace that names no endpoint: its two spans are refused, with why.
+        otlp_span(b"\x02" * 16, b"\x00" * 7 + b"\x04", "job", now, now + 5),
+        otlp_span(b"\x02" * 16, b"\x00" * 7 + b"\x05", "stream_processing", now, now + 5, parent=b"\x00" * 7 + b"\x04"),
+    ]
+    response = export(perfgate, spans, gzipped=True)
+    assert response.status == 200 and response.headers["Content-Type"] == "application/x-protobuf"
+    answer = trace_service_pb2.ExportTraceServiceResponse.FromString(response.body)
+    assert answer.partial_success.rejected_spans == 3
+    message = answer.partial_success.error_message
+    assert "spans[2]: trace id must be 16 bytes (32 hex digits), not all zero (got 8 bytes)" in message
+    assert "no endpoint: set http.route on the root span or perfgate.endpoint" in message
+    text = perfgate.metrics_text()
+    assert value(text, "backend_ttfb_seconds_count", provider="unknown", model="unknown", endpoint="/chat") == Decimal("1")
+    assert value(text, "perfgate_otlp_spans_refused_total") == Decimal("3")
+
+
+def test_an_otlp_json_body_written_by_hand(perfgate):
+    start = time.time_ns() - 60_000_000_000
+    body = {"resourceSpans": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "gateway"}}]},
+        "scopeSpans": [{"scope": {"name": "hand"}, "spans": [
+            {"traceId": "5B8EFFF798038103D269B633813FC60C", "spanId": "EEE19B7EC3C1B174", "name": "POST /v1/responses", "kind": 2,
+             "startTimeUnixNano": str(start), "endTimeUnixNano": str(start + 2_000_000_000),
+             "attributes": [{"key": "http.route", "value": {"stringValue": "/v1/responses"}},
+                            {"key": "http.response.status_code", "value": {"intValue": "200"}}]},
+            {"traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b175", "parentSpanId": "eee19b7ec3c1b174",
+             "name": "chat gpt-4o", "startTimeUnixNano": start, "endTimeUnixNano": start + 1_234_000_000,
+             "attributes": [{"key": "perfgate.stage", "value": {"stringValue": "backend_fetch"}},
+                            {"key": "gen_ai.system", "value": {"stringValue": "openai"}},
+                            {"key": "perfgate.model", "value": {"stringValue": "gpt-4o"}}]},
+        ]}]}]}
+    response = perfgate.request("POST", "/v1/traces", json.dumps(body).encode(), {"Content-Type": "application/json"})
+    assert response.status == 200 and response.json() == {}, response.text
+    text = perfgate.metrics_text()
+    assert value(text, "backend_ttfb_seconds_sum", provider="openai", model="gpt-4o", endpoint="/v1/responses") == Decimal("1.234")
+
+
+def test_bodies_that_are_not_exports_are_refused_with_a_status(perfgate):
+    response = perfgate.request("POST", "/v1/traces", b"\x0a\xff\xff\xff\xff\x0f", {"Content-Type": "application/x-protobuf"})
+    assert response.status == 400
+    status = status_pb2.Status.FromString(response.body)
+    assert status.code == 3 and "runs past the end of its message" in status.message
+    response = perfgate.request("POST", "/v1/traces", b"{\"resourceSpans\": 5}", {"Content-Type": "application/json"})
+    assert response.status == 400 and response.json()["message"] == "resourceSpans must be an array"
+    response = perfgate.request("POST", "/v1/traces", b"x", {"Content-Type": "text/plain"})
+    assert response.status == 415 and "application/x-protobuf or application/json" in response.json()["message"]
+
+
+def test_spans_acknowledged_before_a_sigkill_wait_for_their_root_across_the_restart(perfgate):
+    start = time.time_ns() - 30_000_000_000
+    trace_id, root_id = bytes(range(16, 32)), b"\x00" * 7 + b"\x09"
+    children = [
+        otlp_span(trace_id, b"\x00" * 7 + b"\x0a", "backend_fetch", start, start + 2_500_000_000, parent=root_id,
+                  attributes={"gen_ai.provider.name": "portkey", "gen_ai.request.model": "claude-3"}),
+        otlp_span(trace_id, b"\x00" * 7 + b"\x0b", "stream_processing", start, start + 700_000_000, parent=root_id),
+    ]
+    assert export(perfgate, children[:1]).status == 200
+    assert export(perfgate, children[1:]).status == 200
+    assert value(perfgate.metrics_text(), "perfgate_otlp_waiting_traces") == Decimal("1")
+    perfgate.stop(signal.SIGKILL)
+    perfgate.start()
+    text = perfgate.metrics_text()
+    assert value(text, "backend_ttfb_seconds_count", provider="portkey", model="claude-3", endpoint="/chat") is None
+    assert value(text, "perfgate_otlp_waiting_traces") == Decimal("1")
+    root = otlp_span(trace_id, root_id, "POST /chat", start, start + 3_300_000_000, attributes={"http.route": "/chat"})
+    assert export(perfgate, [root]).status == 200
+    text = perfgate.metrics_text()
+    assert value(text, "backend_ttfb_seconds_sum", provider="portkey", model="claude-3", endpoint="/chat") == Decimal("2.5")
+    assert value(text, "streaming_duration_seconds_sum", provider="portkey", model="claude-3", endpoint="/chat") == Decimal("0.7")
+    assert value(text, "perfgate_otlp_waiting_traces") == Decimal("0")
