@@ -9,7 +9,7 @@ noisy. Errors do fail it (a non-2xx answer, a server that does not start, wrong 
 
     bench/run.py                  # release build, full durations (about 4 minutes)
     bench/run.py --smoke --bin .build/debug    # seconds; the test command runs this so nothing rots
-    bench/run.py http scrape      # only some sections: http batch pushgateway scrape trends startup core
+    bench/run.py http scrape      # only some sections: http batch otlp pushgateway scrape trends startup core
     bench/run.py --baseline DIR batch trends   # the same sections against an earlier build too, with ratios
     bench/run.py --baseline DIR --rounds 3 batch   # alternately, three times each: medians and spread
 """
@@ -31,7 +31,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "Tests", "live"))
 from server_process import ServerProcess, free_port  # noqa: E402
 WRK = os.path.join(ROOT, "bench", "wrk")
-SECTIONS = ["http", "batch", "pushgateway", "scrape", "trends", "startup", "core"]
+SECTIONS = ["http", "batch", "otlp", "pushgateway", "scrape", "trends", "startup", "core"]
 
 
 PROTOBUF_ACCEPT = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.7,text/plain;version=0.0.4;q=0.3"
@@ -45,6 +45,51 @@ def get(port, path, timeout=30, headers=None):
         return response.status, response.read()
     finally:
         connection.close()
+
+
+def otlp_export(traces):
+    """An OTLP ExportTraceServiceRequest (protobuf) of `traces` traces of eight spans each: a root
+    with http.route, the five seed stages (provider and model on backend_fetch) and two spans that
+    are no stage; and the same traces as /v1/events events. Written by hand: field numbers from
+    opentelemetry-proto (collector/trace/v1, trace/v1, common/v1)."""
+
+    def varint(value):
+        out = bytearray()
+        while True:
+            byte = value & 0x7F
+            value >>= 7
+            out.append(byte | (0x80 if value else 0))
+            if not value:
+                return bytes(out)
+
+    def field(number, payload):
+        return varint(number << 3 | 2) + varint(len(payload)) + payload
+
+    def fixed64(number, value):
+        return varint(number << 3 | 1) + value.to_bytes(8, "little")
+
+    def attribute(key, value):
+        return field(9, field(1, key.encode()) + field(2, field(1, value.encode())))
+
+    providers, models = ["openrouter", "openai", "anthropic", "bedrock"], ["gpt-4o", "gpt-4o-mini", "claude-sonnet", "llama-3-70b"]
+    start = (time.time_ns() // 1_000_000_000 - 60) * 1_000_000_000
+    spans, events = bytearray(), []
+    for trace in range(traces):
+        trace_id = (0xABCD0000 + trace).to_bytes(16, "big")
+        provider, model, endpoint = providers[trace % 4], models[trace // 4 % 4], ["/v1/chat/completions", "/v1/completions"][trace // 16 % 2]
+        stages = {"request_parsing": 50_000 + trace * 1000, "auth_validation": 30_000 + trace * 700, "request_preparation": 20_000 + trace * 300,
+                  "backend_fetch": 200_000_000 + trace * 7_919_000, "stream_processing": 500_000_000 + trace * 10_472_900}
+        root = field(1, trace_id) + field(2, (1).to_bytes(8, "big")) + field(5, b"POST " + endpoint.encode()) + fixed64(7, start) + fixed64(8, start + 2_000_000_000)
+        spans += field(2, root + attribute("http.route", endpoint))
+        for index, (name, nanoseconds) in enumerate(list(stages.items()) + [("db query", 1_000_000), ("cache GET", 200_000)]):
+            span = field(1, trace_id) + field(2, (index + 2).to_bytes(8, "big")) + field(4, (1).to_bytes(8, "big"))
+            span += field(5, name.encode()) + fixed64(7, start) + fixed64(8, start + nanoseconds)
+            if name == "backend_fetch":
+                span += attribute("gen_ai.provider.name", provider) + attribute("gen_ai.request.model", model)
+            spans += field(2, span)
+        events.append({"endpoint": endpoint, "provider": provider, "model": model, "timestamp": start // 1_000_000_000,
+                       "stages": {name: nanoseconds / 1e9 for name, nanoseconds in stages.items()}})
+    return field(1, field(2, bytes(spans))), events
 
 
 class Process(ServerProcess):
@@ -288,6 +333,35 @@ class Bench:
                         events >= 1_000_000 and (decoder is None or events >= 5 * decoder),
                     )
 
+    def otlp(self):
+        print("== otlp: OTLP protobuf exports of 512 spans (64 traces of 8 spans) against the same traces as /v1/events, 32 connections")
+        body, events = otlp_export(traces=64)
+        path = os.path.join(self.work, "otlp-export.pb")
+        with open(path, "wb") as out:
+            out.write(body)
+        with self.perfgate("otlp") as server:
+            spans = self.wrk(server.port, "/v1/traces", 32, "otlp.lua", [path], server=server)
+            # Every span counted: no trace refused, none without its stages.
+            page = get(server.port, "/metrics")[1].decode()
+            counted = {name: float(value) for name, value in re.findall(r'^(perfgate_otlp_(?:spans_refused_total|traces_total\{outcome="\w+"\})) (\S+)$', page, re.M)}
+            if counted.get("perfgate_otlp_spans_refused_total") != 0 or counted.get('perfgate_otlp_traces_total{outcome="no_stages"}') != 0 \
+                    or not counted.get('perfgate_otlp_traces_total{outcome="event"}'):
+                raise SystemExit(f"bench: the OTLP exports were not all counted as events: {counted}")
+            with open(os.path.join(self.work, "otlp-events.json"), "w") as out:
+                json.dump(events, out)
+            same = self.wrk(server.port, "/v1/events", 32, "file.lua", [os.path.join(self.work, "otlp-events.json")], server=server)
+        span_rate, event_rate = spans["rps"] * 512, same["rps"] * 64
+        self.keep("OTLP 512-span exports, spans/s", span_rate, "spans/s", True)
+        self.keep("OTLP 512-span exports, server CPU per span", spans["cpu_us"] * 1000 / 512, "ns", False)
+        self.report("/v1/events, the same 64 traces as events", f"{event_rate:11,.0f} events/s  (server CPU {same['cpu_us'] * 1000 / 64:.0f} ns/event)")
+        self.report(
+            "/v1/traces, 512-span protobuf exports",
+            f"{span_rate:11,.0f} spans/s  ({spans['rps'] * 64:,.0f} traces/s, p99 {spans['p99']:.1f} ms, server CPU {spans['cpu_us'] * 1000 / 512:.0f} ns/span)",
+            f"{span_rate / event_rate:.2f}x the events/s of /v1/events",
+            "spans/s >= events/s of /v1/events for the same traces",
+            span_rate >= event_rate,
+        )
+
     def pushgateway_ingest(self):
         print("== pushgateway: one event's histograms pushed per request, against perfgate's one-event POST")
         with self.pushgateway("pushgateway-ingest") as gateway, self.perfgate("pushgateway-ingest") as server:
@@ -467,7 +541,7 @@ class Bench:
 
     def run_sections(self, sections):
         for section in sections:
-            {"http": self.http, "batch": self.batch, "pushgateway": self.pushgateway_ingest, "scrape": self.scrape,
+            {"http": self.http, "batch": self.batch, "otlp": self.otlp, "pushgateway": self.pushgateway_ingest, "scrape": self.scrape,
              "trends": self.trends, "startup": self.startup, "core": self.core}[section]()
 
     def run(self, sections):

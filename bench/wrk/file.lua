@@ -1,0 +1,10 @@
+-- POST a JSON body read from a file: wrk ... -s file.lua <url> -- <file>
+function init(args)
+  local file = assert(io.open(args[1], "rb"))
+  wrk.body = file:read("*a")
+  file:close()
+  wrk.method = "POST"
+  wrk.headers["Content-Type"] = "application/json"
+end
+
+-- Any answer but 200 is counted by wrk as an error ("Non-2xx or 3xx responses").
