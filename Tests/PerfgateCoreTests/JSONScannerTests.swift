@@ -80,6 +80,16 @@ import Testing
             #expect(TextPosition(offset: 13, in: buffer) == TextPosition(line: 3, column: 3))
         }
     }
+
+    /// A parsed document is bounded in depth like a skipped one: 100,000 brackets are an error
+    /// naming the limit, not a stack overflow.
+    @Test func parsedDocumentsAreBoundedInDepth() throws {
+        for body in ["[" * 100_000, "{\"a\":" * 100_000] {
+            #expect { _ = try JSONValue.parse(body) } throws: { "\($0)".contains("nesting deeper than 64 levels") }
+        }
+        let deepest = String(repeating: "[", count: 64) + String(repeating: "]", count: 64)
+        #expect(try JSONValue.parse(deepest) != .null)
+    }
 }
 
 extension TextPosition {
@@ -88,3 +98,5 @@ extension TextPosition {
         self = bytes.withUnsafeBufferPointer { TextPosition(offset: bytes.count, in: $0) }
     }
 }
+
+private func * (text: String, count: Int) -> String { String(repeating: text, count: count) }

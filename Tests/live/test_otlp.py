@@ -178,3 +178,68 @@ def test_spans_acknowledged_before_a_sigkill_wait_for_their_root_across_the_rest
     assert value(text, "backend_ttfb_seconds_sum", provider="portkey", model="claude-3", endpoint="/chat") == Decimal("2.5")
     assert value(text, "streaming_duration_seconds_sum", provider="portkey", model="claude-3", endpoint="/chat") == Decimal("0.7")
     assert value(text, "perfgate_otlp_waiting_traces") == Decimal("0")
+
+
+def varint(value):
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def ld(number, payload):
+    return varint(number << 3 | 2) + varint(len(payload)) + payload
+
+
+def nested_unknown(depth):
+    """An unknown field of an unknown field of ... `depth` deep: skipped without descending."""
+    body = b"x"
+    for _ in range(depth):
+        body = ld(15, body)
+    return body
+
+
+SPAN_OK = ld(1, bytes(range(1, 17))) + ld(2, bytes(range(1, 9))) + ld(5, b"backend_fetch")
+X = {"Content-Type": "application/x-protobuf"}
+J = {"Content-Type": "application/json"}
+# (case, headers, body, status, words the google.rpc.Status message must contain)
+HOSTILE = [
+    ("truncated varint", X, b"\x0a\xff\xff", 400, "the message ends inside a varint at byte 1"),
+    ("varint of eleven bytes", X, b"\x10" + b"\xff" * 10 + b"\x01", 400, "a varint is longer than 64 bits at byte 1"),
+    ("length past the end", X, b"\x0a\xff\xff\xff\xff\x0f", 400, "runs past the end of its message"),
+    ("length past its parent", X, ld(1, ld(2, b"\x12\x7f" + b"s" * 3)), 400, "a length of 127 bytes runs past the end of its message (3 bytes left)"),
+    ("wrong wire type for resource_spans", X, b"\x09" + b"\x00" * 8, 400, "ExportTraceServiceRequest field 1 must be length-delimited, got fixed64"),
+    ("wrong wire type for a span's start", X, ld(1, ld(2, ld(2, SPAN_OK + b"\x3a\x00"))), 400, "Span field 7 must be fixed64, got length-delimited"),
+    ("start group", X, b"\x0b", 400, "field 1 has wire type 3, which OTLP does not use"),
+    ("field number zero", X, b"\x02\x00", 400, "field number 0 is out of range"),
+    ("fixed64 cut short", X, ld(1, ld(2, ld(2, SPAN_OK + b"\x39\x01\x02"))), 400, "the message ends inside a fixed64 value"),
+    ("span name not UTF-8", X, ld(1, ld(2, ld(2, SPAN_OK + ld(5, b"\xc3\x28")))), 400, "a string field is not valid UTF-8"),
+    ("deep unknown nesting", X, ld(1, nested_unknown(20000)), 200, ""),
+    ("deep JSON nesting", J, b'{"resourceSpans": ' + b"[" * 100000, 400, "nesting deeper than 64 levels"),
+    ("JSON that is an array", J, b"[]", 400, "the body must be a JSON object with resourceSpans"),
+    ("JSON span id a number", J, b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"spanId": 1}]}]}]}', 400, "spans[0].spanId must be a string of hex digits"),
+    ("JSON time with a fraction", J, b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"endTimeUnixNano": 0.5}]}]}]}', 400, "endTimeUnixNano must be a whole number"),
+    ("JSON time of 20 digits", J, b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"endTimeUnixNano": "12345678901234567890"}]}]}]}', 400, "or a string of at most 19 digits"),
+    ("gzip that is not gzip", {**X, "Content-Encoding": "gzip"}, b"plain", 400, "Content-Encoding is gzip but"),
+    ("gzip bomb", {**X, "Content-Encoding": "gzip"}, gzip.compress(b"\x00" * (80 * 1024 * 1024)), 413, "inflates to more than"),
+    ("form body", {"Content-Type": "application/x-www-form-urlencoded"}, b"a=b", 415, "OTLP/HTTP sends application/x-protobuf or application/json"),
+    ("no content type", {}, SPAN_OK, 415, "Content-Type (none) is not accepted"),
+]
+
+
+@pytest.mark.parametrize("case", HOSTILE, ids=[case[0] for case in HOSTILE])
+def test_hostile_exports_get_a_status_that_says_where_and_change_nothing(perfgate, case):
+    name, headers, body, status, words = case
+    before = histograms(perfgate)
+    response = perfgate.request("POST", "/v1/traces", body, headers, timeout=30)
+    assert response.status == status, f"{name}: {response.status} {response.body[:300]!r}"
+    if status != 200:
+        if response.headers["Content-Type"] == "application/x-protobuf":
+            message = status_pb2.Status.FromString(response.body).message
+        else:
+            message = response.json()["message"]
+        assert words in message, f"{name}: {message!r}"
+    assert perfgate.get("/healthz").status == 200
+    assert histograms(perfgate) == before

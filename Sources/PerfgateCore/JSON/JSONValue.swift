@@ -14,7 +14,7 @@ package indirect enum JSONValue: Equatable, Sendable {
         try bytes.withUnsafeBufferPointer { buffer in
             var scanner = JSONScanner(bytes: buffer)
             do {
-                let value = try read(&scanner)
+                let value = try read(&scanner, depth: 0)
                 scanner.skipWhitespace()
                 guard scanner.isAtEnd else { throw scanner.error("unexpected data after the JSON value") }
                 return value
@@ -29,15 +29,21 @@ package indirect enum JSONValue: Equatable, Sendable {
         try parse(Array(text.utf8))
     }
 
-    private static func read(_ scanner: inout JSONScanner) throws -> JSONValue {
-        switch try scanner.peekKind() {
+    /// A value `depth` levels deep: nesting is bounded as the scanner bounds it when it skips,
+    /// so a hostile body is an error, never a stack overflow.
+    private static func read(_ scanner: inout JSONScanner, depth: Int) throws -> JSONValue {
+        let kind = try scanner.peekKind()
+        if kind == .object || kind == .array, depth >= scanner.maximumDepth {
+            throw scanner.error("nesting deeper than \(scanner.maximumDepth) levels")
+        }
+        switch kind {
         case .object:
             var members: [(String, JSONValue)] = []
-            try scanner.readObject { key, _, scanner in members.append((key, try read(&scanner))) }
+            try scanner.readObject { key, _, scanner in members.append((key, try read(&scanner, depth: depth + 1))) }
             return .object(members)
         case .array:
             var elements: [JSONValue] = []
-            try scanner.readArray { _, scanner in elements.append(try read(&scanner)) }
+            try scanner.readArray { _, scanner in elements.append(try read(&scanner, depth: depth + 1)) }
             return .array(elements)
         case .string:
             return .string(try scanner.readString())
