@@ -22,6 +22,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        // Only the OTLP decode benchmark: perfgate's own decoder measured against generated code.
+        .package(url: "https://github.com/apple/swift-protobuf", exact: "1.39.0"),
     ],
     targets: [
         // System libraries: the platform's SQLite and zlib, no vendored copies.
@@ -113,6 +115,16 @@ let package = Package(
             name: "core-benchmark",
             dependencies: ["PerfgateCore"],
             path: "Benchmarks/CoreBenchmark",
+            swiftSettings: swiftSettings
+        ),
+
+        // Decoding an OTLP export: perfgate's decoder against swift-protobuf's generated code
+        // (otlp_trace.pb.swift, generated once from otlp_trace.proto by protoc and protoc-gen-swift 1.39.0, and committed).
+        .executableTarget(
+            name: "otlp-decode-benchmark",
+            dependencies: ["PerfgateCore", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            path: "Benchmarks/OTLPDecodeBenchmark",
+            exclude: ["otlp_trace.proto"],
             swiftSettings: swiftSettings
         ),
 

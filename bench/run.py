@@ -350,6 +350,12 @@ class Bench:
             with open(os.path.join(self.work, "otlp-events.json"), "w") as out:
                 json.dump(events, out)
             same = self.wrk(server.port, "/v1/events", 32, "file.lua", [os.path.join(self.work, "otlp-events.json")], server=server)
+        decode = os.path.join(self.bin, "otlp-decode-benchmark")
+        if os.path.exists(decode):
+            # The decoder alone, against swift-protobuf's generated code for the same messages.
+            output = subprocess.run([decode] + (["--smoke"] if self.smoke else []), capture_output=True, text=True, check=True, timeout=600).stdout
+            for line in output.splitlines()[1:]:
+                print("  decode only: " + line.strip())
         span_rate, event_rate = spans["rps"] * 512, same["rps"] * 64
         self.keep("OTLP 512-span exports, spans/s", span_rate, "spans/s", True)
         self.keep("OTLP 512-span exports, server CPU per span", spans["cpu_us"] * 1000 / 512, "ns", False)
@@ -594,6 +600,7 @@ def main():
         subprocess.run(["swift", "build", "-c", "release", "--product", "perfgate"], cwd=ROOT, check=True)
         subprocess.run(["swift", "build", "-c", "release", "--product", "core-benchmark"], cwd=ROOT, check=True)
         subprocess.run(["swift", "build", "-c", "release", "--product", "store-fixture"], cwd=ROOT, check=True)
+        subprocess.run(["swift", "build", "-c", "release", "--product", "otlp-decode-benchmark"], cwd=ROOT, check=True)
         options.bin = subprocess.run(["swift", "build", "-c", "release", "--show-bin-path"], cwd=ROOT, check=True, capture_output=True, text=True).stdout.strip()
     print(f"perfgate benchmarks: {'smoke mode, figures mean nothing' if options.smoke else 'full run'}; binaries in {options.bin}; "
           f"{os.cpu_count()} cores; {time.strftime('%Y-%m-%d %H:%M:%S')}", flush=True)
