@@ -340,7 +340,7 @@ class Bench:
         with open(path, "wb") as out:
             out.write(body)
         with self.perfgate("otlp") as server:
-            spans = self.wrk(server.port, "/v1/traces", 32, "otlp.lua", [path], server=server)
+            spans = self.wrk(server.port, "/v1/traces", 32, "file.lua", [path, "application/x-protobuf"], server=server)
             # Every span counted: no trace refused, none without its stages.
             page = get(server.port, "/metrics")[1].decode()
             counted = {name: float(value) for name, value in re.findall(r'^(perfgate_otlp_(?:spans_refused_total|traces_total\{outcome="\w+"\})) (\S+)$', page, re.M)}
