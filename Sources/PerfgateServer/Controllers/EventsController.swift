@@ -34,15 +34,7 @@ struct EventsController<Context: RequestContext>: Sendable {
         let format = try Self.bodyFormat(request.headers[.contentType])
         let gzipped = try Self.isGzipped(request.headers[.contentEncoding])
         let key = try Self.idempotencyKey(request.headers[values: .idempotencyKey])
-        if let length = request.headers[.contentLength].flatMap(Int.init), length > configuration.maxBodyBytes {
-            throw bodyTooLarge()
-        }
-        let buffer: ByteBuffer
-        do {
-            buffer = try await request.body.collect(upTo: configuration.maxBodyBytes)
-        } catch is NIOTooManyBytesError {
-            throw bodyTooLarge()
-        }
+        let buffer = try await Self.collectBody(request, limit: configuration.maxBodyBytes, advice: "send smaller batches")
 
         let now = clock.now()
         // A retry is answered before its body is decoded again: the answer must not change with
@@ -50,14 +42,8 @@ struct EventsController<Context: RequestContext>: Sendable {
         let earlier: IdempotentAnswer? = if let key { try await keptAnswer(forKey: key, at: now) } else { nil }
         let decoder = BatchDecoder(rules: EventRules(limits: configuration.effectiveLimits, now: now))
         var fingerprint: UInt64 = 0
-        let body = try buffer.withUnsafeReadableBytes { raw in
-            if gzipped {
-                let inflated = try inflate(raw)
-                return try inflated.withUnsafeBufferPointer {
-                    try readBody($0, key: key, earlier: earlier, fingerprint: &fingerprint, format: format, decoder: decoder)
-                }
-            }
-            return try readBody(raw.assumingMemoryBound(to: UInt8.self), key: key, earlier: earlier, fingerprint: &fingerprint, format: format, decoder: decoder)
+        let body = try Self.withBytes(of: buffer, gzipped: gzipped, inflatedLimit: configuration.maxInflatedBodyBytes, advice: "send smaller batches") {
+            try readBody($0, key: key, earlier: earlier, fingerprint: &fingerprint, format: format, decoder: decoder)
         }
         let batch: DecodedBatch
         switch body {
@@ -136,18 +122,36 @@ struct EventsController<Context: RequestContext>: Sendable {
         }
     }
 
-    private func inflate(_ raw: UnsafeRawBufferPointer) throws -> [UInt8] {
+    // MARK: Body (shared with /v1/traces)
+
+    /// The request's body, refused with 413 past `limit` bytes; `advice` says what to send instead.
+    static func collectBody(_ request: Request, limit: Int, advice: String) async throws -> ByteBuffer {
+        let tooLarge = Refusal(.bodyTooLarge, APIError(.contentTooLarge, "the body is larger than \(limit) bytes; \(advice) or gzip them"))
+        if let length = request.headers[.contentLength].flatMap(Int.init), length > limit { throw tooLarge }
         do {
-            return try Gzip.inflate(raw, limit: configuration.maxInflatedBodyBytes)
-        } catch .tooLarge(let limit) {
-            throw Refusal(.bodyTooLarge, APIError(.contentTooLarge, "the body inflates to more than \(limit) bytes; send smaller batches"))
-        } catch .invalid(let reason) {
-            throw Refusal(.malformedBody, APIError(.badRequest, "Content-Encoding is gzip but \(reason)"))
+            return try await request.body.collect(upTo: limit)
+        } catch is NIOTooManyBytesError {
+            throw tooLarge
         }
     }
 
-    private func bodyTooLarge() -> Refusal {
-        Refusal(.bodyTooLarge, APIError(.contentTooLarge, "the body is larger than \(configuration.maxBodyBytes) bytes; send smaller batches or gzip them"))
+    /// Calls `body` with the bytes of `buffer`, inflated first when `gzipped` (refused with 413
+    /// past `inflatedLimit`, 400 when it is not gzip data); plain bytes are not copied.
+    static func withBytes<T>(
+        of buffer: ByteBuffer, gzipped: Bool, inflatedLimit: Int, advice: String, _ body: (UnsafeBufferPointer<UInt8>) throws -> T
+    ) throws -> T {
+        try buffer.withUnsafeReadableBytes { raw in
+            guard gzipped else { return try body(raw.assumingMemoryBound(to: UInt8.self)) }
+            let inflated: [UInt8]
+            do throws(Gzip.InflateError) {
+                inflated = try Gzip.inflate(raw, limit: inflatedLimit)
+            } catch .tooLarge(let limit) {
+                throw Refusal(.bodyTooLarge, APIError(.contentTooLarge, "the body inflates to more than \(limit) bytes; \(advice)"))
+            } catch .invalid(let reason) {
+                throw Refusal(.malformedBody, APIError(.badRequest, "Content-Encoding is gzip but \(reason)"))
+            }
+            return try inflated.withUnsafeBufferPointer(body)
+        }
     }
 
     // MARK: Headers

@@ -46,24 +46,11 @@ struct TracesController<Context: RequestContext>: Sendable {
             ))
         }
         let gzipped = try EventsController<Context>.isGzipped(request.headers[.contentEncoding])
-        let tooLarge = EventsController<Context>.Refusal(
-            .bodyTooLarge, APIError(.contentTooLarge, "the body is larger than \(configuration.maxBodyBytes) bytes; export smaller batches or gzip them")
-        )
-        if let length = request.headers[.contentLength].flatMap(Int.init), length > configuration.maxBodyBytes { throw tooLarge }
-        let buffer: ByteBuffer
-        do {
-            buffer = try await request.body.collect(upTo: configuration.maxBodyBytes)
-        } catch is NIOTooManyBytesError {
-            throw tooLarge
-        }
+        let buffer = try await EventsController<Context>.collectBody(request, limit: configuration.maxBodyBytes, advice: "export smaller batches")
         let now = clock.now()
-        let decoded = try buffer.withUnsafeReadableBytes { raw in
-            if gzipped {
-                let inflated = try inflate(raw)
-                return try inflated.withUnsafeBufferPointer { try decode($0, encoding: encoding) }
-            }
-            return try decode(raw.assumingMemoryBound(to: UInt8.self), encoding: encoding)
-        }
+        let decoded = try EventsController<Context>.withBytes(
+            of: buffer, gzipped: gzipped, inflatedLimit: configuration.maxInflatedBodyBytes, advice: "export smaller batches"
+        ) { try decode($0, encoding: encoding) }
 
         var outcome = TraceAssembly.Outcome()
         if !decoded.spans.isEmpty {
@@ -89,16 +76,6 @@ struct TracesController<Context: RequestContext>: Sendable {
         } catch {
             if error.tooManySpans { throw EventsController<Context>.Refusal(.tooManyEvents, APIError(.contentTooLarge, error.message)) }
             throw EventsController<Context>.Refusal(.malformedBody, APIError(.badRequest, error.message))
-        }
-    }
-
-    private func inflate(_ raw: UnsafeRawBufferPointer) throws -> [UInt8] {
-        do {
-            return try Gzip.inflate(raw, limit: configuration.maxInflatedBodyBytes)
-        } catch .tooLarge(let limit) {
-            throw EventsController<Context>.Refusal(.bodyTooLarge, APIError(.contentTooLarge, "the body inflates to more than \(limit) bytes; export smaller batches"))
-        } catch .invalid(let reason) {
-            throw EventsController<Context>.Refusal(.malformedBody, APIError(.badRequest, "Content-Encoding is gzip but \(reason)"))
         }
     }
 
