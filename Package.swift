@@ -22,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
         // Only the OTLP decode benchmark: perfgate's own decoder measured against generated code.
         .package(url: "https://github.com/apple/swift-protobuf", exact: "1.39.0"),
     ],
@@ -43,11 +44,16 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
-        // Durable minute rollups in SQLite, on threads of the store's own; schema from the
-        // top-level migrations/ folder.
+        // Durable minute rollups: in SQLite on threads of the store's own (the embedded default), or
+        // in PostgreSQL shared by several replicas; schemas from the top-level migrations/ folder.
         .target(
             name: "PerfgateStore",
-            dependencies: ["PerfgateCore", "CSQLite", .product(name: "NIOPosix", package: "swift-nio")],
+            dependencies: [
+                "PerfgateCore", "CSQLite",
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings,
             plugins: ["EmbedMigrations"]
         ),
@@ -159,7 +165,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PerfgateStoreTests",
-            dependencies: ["PerfgateStore"],
+            dependencies: ["PerfgateStore", .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

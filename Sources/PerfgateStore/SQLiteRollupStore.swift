@@ -169,7 +169,7 @@ package final class SQLiteRollupStore: RollupStore {
             var incomplete: [Int] = []
             while try seriesRows.step() {
                 let id = seriesRows.int64(0)
-                let key = try Self.seriesKey(metric: seriesRows.text(1), labelValues: seriesRows.text(2), id: id)
+                let key = try SeriesText.key(metric: seriesRows.text(1), labelValues: seriesRows.text(2), id: id)
                 let complete = seriesRows.int64(7) == 1
                 if !complete { incomplete.append(series.count) }
                 if !seriesRows.isNull(3) || !seriesRows.isNull(6) {
@@ -240,7 +240,7 @@ package final class SQLiteRollupStore: RollupStore {
             for record in batch.newSeries {
                 side.insertSeries.bind(1, record.id)
                 side.insertSeries.bind(2, record.key.metric.name)
-                side.insertSeries.bind(3, Self.joined(record.key.labelValues))
+                side.insertSeries.bind(3, SeriesText.joined(record.key.labelValues))
                 try side.insertSeries.run()
             }
             for rollup in batch.rollups {
@@ -533,23 +533,6 @@ package final class SQLiteRollupStore: RollupStore {
     }
 
     // MARK: Encoding
-
-    private static let labelSeparator: Character = "\u{1F}"
-
-    private static func joined(_ values: [String]) -> String {
-        values.joined(separator: String(labelSeparator))
-    }
-
-    private static func seriesKey(metric name: String, labelValues: String, id: SeriesID) throws -> SeriesKey {
-        guard let metric = HistogramMetric(name: name) else {
-            throw StoreError.damagedRow("series \(id) has unknown metric \(name)")
-        }
-        let values = labelValues.split(separator: labelSeparator, omittingEmptySubsequences: false).map(String.init)
-        guard values.count == metric.labelNames.count else {
-            throw StoreError.damagedRow("series \(id) has \(values.count) label values, \(metric.name) has \(metric.labelNames.count) labels")
-        }
-        return SeriesKey(metric, values)
-    }
 
     private static func buckets(_ raw: UnsafeRawBufferPointer, expected: Int?, what: String) throws -> [UInt64] {
         guard let buckets = CountsBlob.decode(raw), expected == nil || buckets.count == expected else {

@@ -16,6 +16,10 @@ package enum StoreError: Error, CustomStringConvertible, Sendable {
     case notWritable(path: String, reason: String)
     /// The store was closed; it takes no more calls.
     case closed
+    /// The database server could not be reached.
+    case unavailable(what: String, reason: String)
+    /// The database server refused a statement.
+    case postgres(String)
 
     package var description: String {
         switch self {
@@ -35,6 +39,10 @@ package enum StoreError: Error, CustomStringConvertible, Sendable {
             "\(path) cannot be written (\(reason)); perfgate must write every batch it acknowledges. Make the file and its folder writable, or open another store file"
         case .closed:
             "the store is closed"
+        case .unavailable(let what, let reason):
+            "the database \(what) is unavailable: \(reason)"
+        case .postgres(let message):
+            "PostgreSQL: \(message)"
         }
     }
 }

@@ -27,10 +27,7 @@ final class TemporaryFolder {
     let frontend = SeriesKey(.frontendProcessing, ["/v1/chat/completions"])
 
     private func counts(_ key: SeriesKey, _ values: [Int64]) -> HistogramCounts {
-        let layout = layouts[key.metric]
-        var counts = HistogramCounts(bucketCount: layout.bucketCount)
-        for value in values { counts.observe(nanoseconds: value, bucket: layout.bucketIndex(for: value)) }
-        return counts
+        observed(key, values, layouts: layouts)
     }
 
     private func open() throws -> SQLiteRollupStore {

@@ -33,3 +33,24 @@ package struct SeriesKey: Hashable, Sendable, Comparable {
         return lhs.labelValues.lexicographicallyPrecedes(rhs.labelValues)
     }
 }
+
+extension SeriesKey {
+    /// The identifier a shared store knows this series by: a 63-bit FNV-1a hash of the family name
+    /// and the label values, each ended by U+001F, so that every replica and every release names
+    /// a series alike without asking the others. Never 0.
+    package var sharedID: SeriesID {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        func mix(_ text: String) {
+            for byte in text.utf8 {
+                hash ^= UInt64(byte)
+                hash &*= 0x0000_0100_0000_01b3
+            }
+            hash ^= 0x1F
+            hash &*= 0x0000_0100_0000_01b3
+        }
+        mix(metric.name)
+        for value in labelValues { mix(value) }
+        let id = SeriesID(bitPattern: hash & UInt64(Int64.max))
+        return id == 0 ? 1 : id
+    }
+}

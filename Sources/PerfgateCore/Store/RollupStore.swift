@@ -45,17 +45,21 @@ package struct CommitBatch: Sendable {
     package var settledTraces: [TraceID]
     /// Spans to keep until their trace's local root arrives.
     package var pendingSpans: [PendingSpan]
+    /// Answers created before this (Unix seconds) have expired and give way to `answers`; a kept
+    /// answer under one of their keys that has not expired fails the commit with `answerTaken`.
+    package var answersKeptSince: Int64
 
     /// A commit of new series, rollup additions, kept answers and waiting spans.
     package init(
         newSeries: [SeriesRecord], rollups: [MinuteRollup], answers: [IdempotentAnswer] = [],
-        settledTraces: [TraceID] = [], pendingSpans: [PendingSpan] = []
+        settledTraces: [TraceID] = [], pendingSpans: [PendingSpan] = [], answersKeptSince: Int64 = .min
     ) {
         self.newSeries = newSeries
         self.rollups = rollups
         self.answers = answers
         self.settledTraces = settledTraces
         self.pendingSpans = pendingSpans
+        self.answersKeptSince = answersKeptSince
     }
 }
 
@@ -155,4 +159,60 @@ package protocol RollupStore: AnyObject, Sendable {
     /// Makes the store complete on its own (nothing left in logs to replay); called after the last
     /// write at shutdown.
     func checkpoint() async throws
+}
+
+/// The time one series counted in one minute, over every replica.
+package struct SeriesMinuteSum: Equatable, Sendable {
+    /// The series.
+    package var seriesID: SeriesID
+    /// The minute.
+    package var minute: Minute
+    /// The sum of its observations, in nanoseconds.
+    package var sumNanoseconds: Int128
+
+    /// A series-minute's time.
+    package init(seriesID: SeriesID, minute: Minute, sumNanoseconds: Int128) {
+        self.seriesID = seriesID
+        self.minute = minute
+        self.sumNanoseconds = sumNanoseconds
+    }
+}
+
+/// A store several replicas share. Each replica writes under its instance name: `restore` gives
+/// it its own cumulative counts, while minute windows, series and idempotent answers are every
+/// replica's. Series identifiers are `SeriesKey.sharedID`, the same on every replica.
+///
+/// Commits of two replicas may run at once. A commit whose answer key another replica's commit
+/// took meanwhile fails with `answerTaken`, having applied nothing. `prune` and
+/// `dropPendingSpans` may be called by every replica; each removed row is folded or returned once.
+package protocol SharedRollupStore: RollupStore {
+    /// The series any replica created from `since` on (nil: all of them), with where the next call
+    /// starts; a series may come back more than once.
+    func series(createdSince since: CatalogCursor?) async throws -> (records: [SeriesRecord], next: CatalogCursor)
+    /// Every replica's time per series-minute of the `metrics`' series from `since` on.
+    func minuteSums(of metrics: [HistogramMetric], since: Minute) async throws -> [SeriesMinuteSum]
+    /// Those of `series` some replica wrote in `since` or later.
+    func written(_ series: Set<SeriesID>, since: Minute) async throws -> Set<SeriesID>
+}
+
+/// Where a reading of the series catalog left off: the database's clock at that reading.
+package struct CatalogCursor: Sendable {
+    /// Microseconds since the Unix epoch, by the database's clock.
+    package var microseconds: Int64
+
+    /// A cursor at a time of the database's clock.
+    package init(microseconds: Int64) {
+        self.microseconds = microseconds
+    }
+}
+
+/// A commit refused because another replica holds unexpired answers under some of its keys.
+package struct AnswerTaken: Error, Sendable {
+    /// The keys already answered.
+    package var keys: [String]
+
+    /// A refusal naming the keys.
+    package init(keys: [String]) {
+        self.keys = keys
+    }
 }

@@ -1,0 +1,701 @@
+import Foundation
+import Logging
+import PerfgateCore
+import PostgresNIO
+import Synchronization
+
+/// The `SharedRollupStore` in PostgreSQL: several replicas write one database, each under its
+/// instance name, and every read sees all of them.
+///
+/// Commits append rows and never update another replica's: replicas do not wait for each
+/// other, except on a series both create at once or an idempotency key both answer. Each replica
+/// folds its own rows of a series-minute into one every `compactCommits` commits, in a commit's
+/// transaction. Calls that find no connection within `leaseTimeout` (the database is down or
+/// unreachable) fail at once with `StoreError.unavailable`, so ingest answers 503 and retries.
+package final class PostgresRollupStore: SharedRollupStore {
+    /// Where the database is, without its password.
+    package let location: PostgresLocation
+    /// This replica's name: its rows and the cumulative counts it restores.
+    package let instance: String
+    private let layouts: BucketLayouts
+    private let client: PostgresClient
+    private let running: Task<Void, Never>
+    private let logger: Logger
+    /// The minutes this replica wrote since it last folded its rows, and the commits since.
+    /// Only the one writer reaches it.
+    private let unfolded = Mutex<(minutes: Set<Int64>, commits: Int)>(([], 0))
+    /// Set while the last call found no connection.
+    private let down = Atomic<Bool>(false)
+
+    /// Commits after which a replica folds its rows of the minutes it wrote into one per series-minute.
+    package static let compactCommits = 32
+    /// How long a call waits for a connection before it fails.
+    package static let leaseTimeout: Duration = .seconds(5)
+    /// How long it waits once a call found the database unreachable, until one gets through:
+    /// while the database is down, ingest answers 503 at once rather than after `leaseTimeout`.
+    package static let leaseTimeoutWhileDown: Duration = .milliseconds(250)
+    /// How far back a reading of the series catalog looks before the last one: a series is
+    /// created in a commit that may still be open when another replica reads (statement timeout: 30 s).
+    static let catalogMargin: Int64 = 60_000_000
+
+    /// Connects, applies pending migrations (once, whichever replica gets there first), and checks
+    /// that the bucket layouts match the ones the database was written with.
+    package static func open(
+        _ location: PostgresLocation, instance: String, layouts: BucketLayouts, logger: Logger = Logger(label: "perfgate.postgres")
+    ) async throws -> PostgresRollupStore {
+        let store = try PostgresRollupStore(location, instance: instance, layouts: layouts, logger: logger)
+        do {
+            try await store.withConnection { connection in
+                try await PostgresMigrator(connection: connection, logger: logger, location: location).migrate(Migration.embeddedPostgres)
+                try await store.checkLayouts(on: connection)
+            }
+        } catch {
+            store.running.cancel()
+            throw error
+        }
+        return store
+    }
+
+    private init(_ location: PostgresLocation, instance: String, layouts: BucketLayouts, logger: Logger) throws {
+        self.location = location
+        self.instance = instance
+        self.layouts = layouts
+        self.logger = logger
+        // A writer and two trend windows read at once, plus the replica view and pruning.
+        let client = PostgresClient(configuration: try location.clientConfiguration(maximumConnections: 6), backgroundLogger: logger)
+        self.client = client
+        running = Task { await client.run() }
+    }
+
+    deinit {
+        running.cancel()
+    }
+
+    // MARK: Connections
+
+    /// Runs `body` on a pooled connection. Fails with `unavailable` when no connection comes within
+    /// the lease timeout; once `body` has begun it runs to its end (a commit is not cut in half by a
+    /// timer; the statement timeout bounds each query). The wait for a connection is left behind
+    /// rather than awaited: the pool may take until its next connection attempt to give it up.
+    private func withConnection<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        let timeout = down.load(ordering: .relaxed) ? Self.leaseTimeoutWhileDown : Self.leaseTimeout
+        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+            let call = LeasedCall(continuation)
+            let work = Task { [client] in
+                do {
+                    let value = try await client.withConnection { connection in
+                        guard call.begin() else { throw CancellationError() }
+                        self.down.store(false, ordering: .relaxed)
+                        return try await body(connection)
+                    }
+                    call.finish(.success(value))
+                } catch {
+                    call.finish(.failure(Self.described(error)))
+                }
+            }
+            call.timer = Task { [location] in
+                try? await Task.sleep(for: timeout)
+                guard !Task.isCancelled else { return }
+                if call.finish(.failure(StoreError.unavailable(what: "\(location)", reason: "no connection within \(timeout)")), onlyIfWaiting: true) {
+                    self.down.store(true, ordering: .relaxed)
+                    work.cancel()
+                }
+            }
+        }
+    }
+
+    /// One call's continuation, resumed once: by its result, or by the lease timeout while it waits for a connection.
+    private final class LeasedCall<T: Sendable>: Sendable {
+        private enum Phase {
+            case waiting(CheckedContinuation<T, any Error>)
+            case running(CheckedContinuation<T, any Error>)
+            case done
+        }
+
+        private let phase: Mutex<Phase>
+        private let timerTask = Mutex<Task<Void, Never>?>(nil)
+
+        init(_ continuation: CheckedContinuation<T, any Error>) {
+            phase = Mutex(.waiting(continuation))
+        }
+
+        /// The timer, cancelled once the call is done.
+        var timer: Task<Void, Never>? {
+            get { timerTask.withLock { $0 } }
+            set {
+                let finished = phase.withLock { if case .done = $0 { true } else { false } }
+                if finished { newValue?.cancel() } else { timerTask.withLock { $0 = newValue } }
+            }
+        }
+
+        /// The call has its connection; false when it already timed out.
+        func begin() -> Bool {
+            phase.withLock { phase in
+                guard case .waiting(let continuation) = phase else { return false }
+                phase = .running(continuation)
+                return true
+            }
+        }
+
+        /// Resumes the caller unless it was resumed already (or, with `onlyIfWaiting`, once the
+        /// call has its connection); true when this resumed it.
+        @discardableResult
+        func finish(_ result: Result<T, any Error>, onlyIfWaiting: Bool = false) -> Bool {
+            let continuation = phase.withLock { phase -> CheckedContinuation<T, any Error>? in
+                switch phase {
+                case .waiting(let continuation):
+                    phase = .done
+                    return continuation
+                case .running(let continuation) where !onlyIfWaiting:
+                    phase = .done
+                    return continuation
+                default:
+                    return nil
+                }
+            }
+            guard let continuation else { return false }
+            continuation.resume(with: result)
+            timerTask.withLock { $0 }?.cancel()
+            return true
+        }
+    }
+
+    /// Runs `body` in a transaction on `connection`: committed when it returns, rolled back when it throws.
+    private func transaction<T: Sendable>(_ connection: PostgresConnection, _ body: () async throws -> T) async throws -> T {
+        try await run(connection, "BEGIN")
+        do {
+            let value = try await body()
+            try await run(connection, "COMMIT")
+            return value
+        } catch {
+            try? await run(connection, "ROLLBACK")
+            throw Self.described(error)
+        }
+    }
+
+    private func run(_ connection: PostgresConnection, _ sql: String) async throws {
+        do {
+            try await connection.query(PostgresQuery(unsafeSQL: sql), logger: logger)
+        } catch {
+            throw Self.described(error)
+        }
+    }
+
+    /// postgres-nio hides the server's message from `description`, to keep data out of logs by
+    /// default; perfgate's queries hold no secrets, and an operator needs the message.
+    static func described(_ error: any Error) -> any Error {
+        guard let error = error as? PSQLError else { return error }
+        if let info = error.serverInfo {
+            let state = info[.sqlState].map { " (SQLSTATE \($0))" } ?? ""
+            return StoreError.postgres("\(info[.severity] ?? "ERROR"): \(info[.message] ?? "no message")\(state)")
+        }
+        return StoreError.postgres("\(error.code)")
+    }
+
+    private func checkLayouts(on connection: PostgresConnection) async throws {
+        for metric in HistogramMetric.allCases {
+            let configured = layouts[metric].description
+            // Written once by the first replica; later ones, and later starts, compare.
+            try await connection.query(
+                "INSERT INTO bucket_layout (metric, bounds) VALUES (\(metric.name), \(configured)) ON CONFLICT (metric) DO NOTHING", logger: logger
+            )
+            for try await stored in try await connection.query("SELECT bounds FROM bucket_layout WHERE metric = \(metric.name)", logger: logger).decode(String.self) {
+                guard stored == configured else {
+                    throw StoreError.layoutChanged(metric: metric.name, stored: stored, configured: configured)
+                }
+            }
+        }
+    }
+
+    // MARK: Encoding
+
+    fileprivate static func buffer(_ bytes: [UInt8]) -> ByteBuffer {
+        ByteBuffer(bytes: bytes)
+    }
+
+    /// Counts of many rows as the row columns hold them (buckets, whole seconds, nanoseconds,
+    /// exponential buckets, empty when never recorded), one array per column for `unnest`.
+    private struct CountColumns {
+        var buckets: [ByteBuffer] = []
+        var seconds: [Int64] = []
+        var nanoseconds: [Int64] = []
+        var exponentials: [ByteBuffer] = []
+
+        mutating func append(_ counts: HistogramCounts) {
+            let sum = StoredSum(counts.sumNanoseconds)
+            buckets.append(PostgresRollupStore.buffer(CountsBlob.encode(counts.buckets)))
+            seconds.append(sum.seconds)
+            nanoseconds.append(sum.nanoseconds)
+            exponentials.append(counts.exponential.isComplete ? PostgresRollupStore.buffer(ExponentialEncoding.encode(counts.exponential)) : ByteBuffer())
+        }
+    }
+
+    /// Adds a row's counts into `slot`; false when its blobs are damaged.
+    private static func add(buckets: ByteBuffer, exponential: ByteBuffer, sum: Int128, into sums: inout RollupSums, slot: Int) -> Bool {
+        buckets.withUnsafeReadableBytes { classic in
+            exponential.withUnsafeReadableBytes { encoded in
+                sums.add(classic, exponential: encoded.isEmpty ? nil : encoded, sum: sum, to: slot)
+            }
+        }
+    }
+
+    private static func counts(buckets: ByteBuffer, sumSeconds: Int64, sumNanoseconds: Int64, exponential: ByteBuffer, what: String) throws -> HistogramCounts {
+        guard let classic = buckets.withUnsafeReadableBytes({ CountsBlob.decode($0) }) else {
+            throw StoreError.damagedRow("\(what) has \(buckets.readableBytes) bytes of bucket counts")
+        }
+        var result = HistogramCounts(
+            buckets: classic, exponential: .unrecorded, sumNanoseconds: StoredSum(seconds: sumSeconds, nanoseconds: sumNanoseconds).total
+        )
+        if exponential.readableBytes > 0 {
+            guard let decoded = exponential.withUnsafeReadableBytes({ ExponentialEncoding.decode($0) }) else {
+                throw StoreError.damagedRow("\(what) has damaged exponential buckets")
+            }
+            result.exponential = decoded
+        }
+        return result
+    }
+
+    private typealias CountsRow = (Int64, Int64, ByteBuffer, Int64, Int64, ByteBuffer)
+
+    // MARK: RollupStore
+
+    package func restore(recentSince: Minute) async throws -> RestoredState {
+        try await withConnection { [self] connection in
+            try await transaction(connection) {
+                var series: [SeriesRecord] = []
+                for try await (id, metric, values) in try await connection.query(
+                    "SELECT id, metric, label_values FROM series ORDER BY id", logger: logger
+                ).decode((Int64, String, String).self) {
+                    series.append(SeriesRecord(id: id, key: try SeriesText.key(metric: metric, labelValues: values, id: id)))
+                }
+                var sums = RollupSums(series: series.map { ($0.id, layouts[$0.key.metric].bucketCount) })
+                // This replica's own counts: what its pruned minutes left in the base, and its minutes.
+                let own = try await connection.query(
+                    """
+                    SELECT 0::bigint, series_id, buckets, sum_s, sum_ns, exponential FROM series_base WHERE instance = \(instance)
+                    UNION ALL
+                    SELECT minute, series_id, buckets, sum_s, sum_ns, exponential FROM rollup WHERE instance = \(instance)
+                    """, logger: logger
+                )
+                for try await (_, id, buckets, seconds, nanoseconds, exponential) in own.decode(CountsRow.self) {
+                    guard let slot = sums.slot(of: id) else { throw StoreError.damagedRow("a row of \(instance) names unknown series \(id)") }
+                    guard Self.add(buckets: buckets, exponential: exponential, sum: StoredSum(seconds: seconds, nanoseconds: nanoseconds).total, into: &sums, slot: slot) else {
+                        throw StoreError.damagedRow("a row of series \(id) has \(buckets.readableBytes) bytes of bucket counts or damaged exponential buckets")
+                    }
+                }
+                sums.finish()
+                // Every replica's recent minutes, for the stage share window.
+                var recent: [SeriesID: [Minute: HistogramCounts]] = [:]
+                for try await (minute, id, buckets, seconds, nanoseconds, exponential) in try await connection.query(
+                    "SELECT minute, series_id, buckets, sum_s, sum_ns, exponential FROM rollup WHERE minute >= \(recentSince.index)", logger: logger
+                ).decode(CountsRow.self) {
+                    let counts = try Self.counts(buckets: buckets, sumSeconds: seconds, sumNanoseconds: nanoseconds, exponential: exponential, what: "a rollup of series \(id)")
+                    recent[id, default: [:]][Minute(index: minute), default: HistogramCounts(bucketCount: counts.buckets.count)].add(counts)
+                }
+                var lastMinutes: [SeriesID: Minute] = [:]
+                for try await (id, minute) in try await connection.query(
+                    "SELECT series_id, max(minute) FROM rollup GROUP BY series_id", logger: logger
+                ).decode((Int64, Int64).self) {
+                    lastMinutes[id] = Minute(index: minute)
+                }
+                var pendingTraces: Set<TraceID> = []
+                for try await (high, low) in try await connection.query(
+                    "SELECT DISTINCT trace_high, trace_low FROM pending_span", logger: logger
+                ).decode((Int64, Int64).self) {
+                    pendingTraces.insert(TraceID(high: UInt64(bitPattern: high), low: UInt64(bitPattern: low)))
+                }
+                return RestoredState(
+                    series: series, totals: sums.totals(includingEmpty: true),
+                    recent: recent.flatMap { id, minutes in minutes.map { MinuteRollup(seriesID: id, minute: $0.key, counts: $0.value) } },
+                    lastMinutes: lastMinutes, pendingTraces: pendingTraces
+                )
+            }
+        }
+    }
+
+    package func commit(_ batch: CommitBatch) async throws {
+        let compacting = unfolded.withLock { state in
+            for rollup in batch.rollups { state.minutes.insert(rollup.minute.index) }
+            return state.commits + 1 >= Self.compactCommits ? state.minutes : nil
+        }
+        try await withConnection { [self] connection in
+            try await transaction(connection) {
+                try await write(batch, on: connection)
+                if let compacting { try await compact(minutes: compacting, on: connection) }
+            }
+        }
+        unfolded.withLock { state in
+            if let compacting {
+                state.minutes.subtract(compacting)
+                state.commits = 0
+            } else {
+                state.commits += 1
+            }
+        }
+    }
+
+    private func write(_ batch: CommitBatch, on connection: PostgresConnection) async throws {
+        if !batch.newSeries.isEmpty {
+            // In id order, so two replicas creating the same series lock them in the same order.
+            let records = batch.newSeries.sorted { $0.id < $1.id }
+            let ids = records.map(\.id)
+            let metrics = records.map(\.key.metric.name)
+            let values = records.map { SeriesText.joined($0.key.labelValues) }
+            try await connection.query(
+                """
+                INSERT INTO series (id, metric, label_values)
+                SELECT * FROM unnest(\(ids)::bigint[], \(metrics)::text[], \(values)::text[])
+                ON CONFLICT DO NOTHING
+                """, logger: logger
+            )
+            // Two keys of one hash would mix their counts: refuse rather than mix.
+            for try await (id, metric, stored) in try await connection.query(
+                """
+                SELECT s.id, s.metric, s.label_values FROM series s
+                JOIN unnest(\(ids)::bigint[], \(metrics)::text[], \(values)::text[]) AS n (id, metric, label_values) ON s.id = n.id
+                WHERE s.metric <> n.metric OR s.label_values <> n.label_values
+                """, logger: logger
+            ).decode((Int64, String, String).self) {
+                throw StoreError.damagedRow("series id \(id) is already taken by \(metric) {\(stored.split(separator: SeriesText.separator).joined(separator: ", "))}")
+            }
+        }
+        if !batch.answers.isEmpty {
+            let answers = batch.answers.sorted { $0.key < $1.key }
+            let keys = answers.map(\.key)
+            var taken = Set(keys)
+            for try await key in try await connection.query(
+                """
+                INSERT INTO idempotent_answer (key, body_fingerprint, status, body, created_at)
+                SELECT * FROM unnest(
+                    \(keys)::text[], \(answers.map { Int64(bitPattern: $0.bodyFingerprint) })::bigint[],
+                    \(answers.map { Int32($0.status) })::integer[], \(answers.map { Self.buffer($0.body) })::bytea[],
+                    \(answers.map(\.createdAt))::bigint[])
+                ON CONFLICT (key) DO UPDATE SET
+                    body_fingerprint = excluded.body_fingerprint, status = excluded.status, body = excluded.body, created_at = excluded.created_at
+                WHERE idempotent_answer.created_at < \(batch.answersKeptSince)
+                RETURNING key
+                """, logger: logger
+            ).decode(String.self) {
+                taken.remove(key)
+            }
+            if !taken.isEmpty { throw AnswerTaken(keys: taken.sorted()) }
+        }
+        if !batch.rollups.isEmpty {
+            try await insert(batch.rollups, on: connection)
+        }
+        if !batch.settledTraces.isEmpty {
+            try await connection.query(
+                """
+                DELETE FROM pending_span WHERE (trace_high, trace_low) IN (
+                    SELECT * FROM unnest(\(batch.settledTraces.map { Int64(bitPattern: $0.high) })::bigint[], \(batch.settledTraces.map { Int64(bitPattern: $0.low) })::bigint[]))
+                """, logger: logger
+            )
+        }
+        if !batch.pendingSpans.isEmpty {
+            let spans = batch.pendingSpans
+            try await connection.query(
+                """
+                INSERT INTO pending_span (trace_high, trace_low, span_id, received_at, span)
+                SELECT * FROM unnest(
+                    \(spans.map { Int64(bitPattern: $0.span.traceID.high) })::bigint[], \(spans.map { Int64(bitPattern: $0.span.traceID.low) })::bigint[],
+                    \(spans.map { Int64(bitPattern: $0.span.spanID) })::bigint[], \(spans.map(\.receivedAt))::bigint[],
+                    \(spans.map { Self.buffer($0.span.encoded()) })::bytea[])
+                ON CONFLICT DO NOTHING
+                """, logger: logger
+            )
+        }
+    }
+
+    /// Appends rows of this replica, one statement for all of them.
+    private func insert(_ rollups: [MinuteRollup], on connection: PostgresConnection) async throws {
+        var columns = CountColumns()
+        for rollup in rollups { columns.append(rollup.counts) }
+        try await connection.query(
+            """
+            INSERT INTO rollup (instance, minute, series_id, buckets, sum_s, sum_ns, exponential)
+            SELECT \(instance), * FROM unnest(
+                \(rollups.map(\.minute.index))::bigint[], \(rollups.map(\.seriesID))::bigint[], \(columns.buckets)::bytea[],
+                \(columns.seconds)::bigint[], \(columns.nanoseconds)::bigint[], \(columns.exponentials)::bytea[])
+            """, logger: logger
+        )
+    }
+
+    /// Folds this replica's rows of `minutes` into one per series-minute, in the caller's transaction.
+    private func compact(minutes: Set<Int64>, on connection: PostgresConnection) async throws {
+        guard !minutes.isEmpty else { return }
+        var merged: [MergeKey: HistogramCounts] = [:]
+        var rows = 0
+        for try await (minute, id, buckets, seconds, nanoseconds, exponential) in try await connection.query(
+            """
+            DELETE FROM rollup WHERE instance = \(instance) AND minute = ANY(\(Array(minutes))::bigint[])
+            RETURNING minute, series_id, buckets, sum_s, sum_ns, exponential
+            """, logger: logger
+        ).decode(CountsRow.self) {
+            let counts = try Self.counts(buckets: buckets, sumSeconds: seconds, sumNanoseconds: nanoseconds, exponential: exponential, what: "a rollup of series \(id)")
+            let key = MergeKey(series: id, minute: minute)
+            if merged[key] == nil { merged[key] = counts } else { merged[key]!.add(counts) }
+            rows += 1
+        }
+        guard rows > 0 else { return }
+        try await insert(merged.map { MinuteRollup(seriesID: $0.key.series, minute: Minute(index: $0.key.minute), counts: $0.value) }, on: connection)
+    }
+
+    private struct MergeKey: Hashable {
+        let series: SeriesID
+        let minute: Int64
+    }
+
+    package func prune(before cutoff: Minute, answersBefore: Int64) async throws -> PruneReport {
+        try await withConnection { [self] connection in
+            try await transaction(connection) {
+                // One replica prunes at a time; the others find the lock taken and leave it to it.
+                var locked = false
+                for try await granted in try await connection.query("SELECT pg_try_advisory_xact_lock(\(Self.pruneLock))", logger: logger).decode(Bool.self) {
+                    locked = granted
+                }
+                guard locked else { return PruneReport(rollupsFolded: 0) }
+                var folded: [BaseKey: HistogramCounts] = [:]
+                var rows = 0
+                for try await (instance, id, buckets, seconds, nanoseconds, exponential) in try await connection.query(
+                    "DELETE FROM rollup WHERE minute < \(cutoff.index) RETURNING instance, series_id, buckets, sum_s, sum_ns, exponential", logger: logger
+                ).decode((String, Int64, ByteBuffer, Int64, Int64, ByteBuffer).self) {
+                    let counts = try Self.counts(buckets: buckets, sumSeconds: seconds, sumNanoseconds: nanoseconds, exponential: exponential, what: "a rollup of series \(id)")
+                    let key = BaseKey(instance: instance, series: id)
+                    if folded[key] == nil { folded[key] = counts } else { folded[key]!.add(counts) }
+                    rows += 1
+                }
+                if !folded.isEmpty {
+                    let keys = Array(folded.keys)
+                    for try await (instance, id, buckets, seconds, nanoseconds, exponential) in try await connection.query(
+                        """
+                        DELETE FROM series_base WHERE (instance, series_id) IN (SELECT * FROM unnest(\(keys.map(\.instance))::text[], \(keys.map(\.series))::bigint[]))
+                        RETURNING instance, series_id, buckets, sum_s, sum_ns, exponential
+                        """, logger: logger
+                    ).decode((String, Int64, ByteBuffer, Int64, Int64, ByteBuffer).self) {
+                        let base = try Self.counts(buckets: buckets, sumSeconds: seconds, sumNanoseconds: nanoseconds, exponential: exponential, what: "the base of series \(id)")
+                        folded[BaseKey(instance: instance, series: id)]!.add(base)
+                    }
+                    let bases = Array(folded)
+                    var columns = CountColumns()
+                    for (_, counts) in bases { columns.append(counts) }
+                    try await connection.query(
+                        """
+                        INSERT INTO series_base (instance, series_id, buckets, sum_s, sum_ns, exponential)
+                        SELECT * FROM unnest(
+                            \(bases.map(\.key.instance))::text[], \(bases.map(\.key.series))::bigint[], \(columns.buckets)::bytea[],
+                            \(columns.seconds)::bigint[], \(columns.nanoseconds)::bigint[], \(columns.exponentials)::bytea[])
+                        """, logger: logger
+                    )
+                }
+                var forgotten = 0
+                for try await _ in try await connection.query(
+                    "DELETE FROM idempotent_answer WHERE created_at < \(answersBefore) RETURNING 1", logger: logger
+                ) {
+                    forgotten += 1
+                }
+                return PruneReport(rollupsFolded: rows, answersForgotten: forgotten)
+            }
+        }
+    }
+
+    /// The advisory lock key pruning takes ("perfgate" in ASCII).
+    private static let pruneLock: Int64 = 0x7065_7266_6761_7465
+
+    private struct BaseKey: Hashable {
+        let instance: String
+        let series: SeriesID
+    }
+
+    package func delete(_ series: Set<SeriesID>, recentSince: Minute) async throws -> [MinuteRollup] {
+        let ids = Array(series)
+        return try await withConnection { [self] connection in
+            try await transaction(connection) {
+                var recent: [MergeKey: HistogramCounts] = [:]
+                for try await (minute, id, buckets, seconds, nanoseconds, exponential) in try await connection.query(
+                    "DELETE FROM rollup WHERE series_id = ANY(\(ids)::bigint[]) RETURNING minute, series_id, buckets, sum_s, sum_ns, exponential", logger: logger
+                ).decode(CountsRow.self) where minute >= recentSince.index {
+                    let counts = try Self.counts(buckets: buckets, sumSeconds: seconds, sumNanoseconds: nanoseconds, exponential: exponential, what: "a rollup of series \(id)")
+                    let key = MergeKey(series: id, minute: minute)
+                    if recent[key] == nil { recent[key] = counts } else { recent[key]!.add(counts) }
+                }
+                try await connection.query("DELETE FROM series_base WHERE series_id = ANY(\(ids)::bigint[])", logger: logger)
+                try await connection.query("DELETE FROM series WHERE id = ANY(\(ids)::bigint[])", logger: logger)
+                return recent.map { MinuteRollup(seriesID: $0.key.series, minute: Minute(index: $0.key.minute), counts: $0.value) }
+            }
+        }
+    }
+
+    package func answer(forKey key: String, since: Int64) async throws -> IdempotentAnswer? {
+        try await withConnection { [self] connection in
+            var found: IdempotentAnswer?
+            for try await (fingerprint, status, body, createdAt) in try await connection.query(
+                "SELECT body_fingerprint, status, body, created_at FROM idempotent_answer WHERE key = \(key) AND created_at >= \(since)", logger: logger
+            ).decode((Int64, Int32, ByteBuffer, Int64).self) {
+                found = IdempotentAnswer(
+                    key: key, bodyFingerprint: UInt64(bitPattern: fingerprint), status: Int(status), body: Array(buffer: body), createdAt: createdAt
+                )
+            }
+            return found
+        }
+    }
+
+    package func pendingSpans(of traces: Set<TraceID>) async throws -> [PendingSpan] {
+        guard !traces.isEmpty else { return [] }
+        let list = Array(traces)
+        return try await withConnection { [self] connection in
+            try await Self.spans(try await connection.query(
+                """
+                SELECT received_at, span FROM pending_span WHERE (trace_high, trace_low) IN (
+                    SELECT * FROM unnest(\(list.map { Int64(bitPattern: $0.high) })::bigint[], \(list.map { Int64(bitPattern: $0.low) })::bigint[]))
+                """, logger: logger
+            ))
+        }
+    }
+
+    package func dropPendingSpans(receivedBefore cutoff: Int64) async throws -> [PendingSpan] {
+        try await withConnection { [self] connection in
+            // DELETE … RETURNING: when two replicas drop at once, each span is returned (and counted) once.
+            try await Self.spans(try await connection.query(
+                """
+                DELETE FROM pending_span WHERE (trace_high, trace_low) IN (SELECT trace_high, trace_low FROM pending_span WHERE received_at < \(cutoff))
+                RETURNING received_at, span
+                """, logger: logger
+            ))
+        }
+    }
+
+    private static func spans(_ rows: PostgresRowSequence) async throws -> [PendingSpan] {
+        var spans: [PendingSpan] = []
+        for try await (receivedAt, encoded) in rows.decode((Int64, ByteBuffer).self) {
+            let bytes = Array(buffer: encoded)
+            guard let span = bytes.withUnsafeBufferPointer({ OTLPSpan(encoded: $0) }) else {
+                throw StoreError.damagedRow("a row of pending_span is damaged")
+            }
+            spans.append(PendingSpan(span, receivedAt: receivedAt))
+        }
+        return spans
+    }
+
+    package func windowTotals(
+        of metric: HistogramMetric, series: Set<SeriesID>, minutes: ClosedRange<Minute>
+    ) async throws -> [SeriesID: HistogramCounts] {
+        guard !series.isEmpty else { return [:] }
+        let ids = Array(series)
+        return try await withConnection { [self] connection in
+            var window = RollupSums(series: ids.map { ($0, layouts[metric].bucketCount) })
+            for try await (_, id, buckets, seconds, nanoseconds, exponential) in try await connection.query(
+                """
+                SELECT minute, series_id, buckets, sum_s, sum_ns, exponential FROM rollup
+                WHERE minute BETWEEN \(minutes.lowerBound.index) AND \(minutes.upperBound.index) AND series_id = ANY(\(ids)::bigint[])
+                """, logger: logger
+            ).decode(CountsRow.self) {
+                guard let slot = window.slot(of: id) else { continue }
+                guard Self.add(buckets: buckets, exponential: exponential, sum: StoredSum(seconds: seconds, nanoseconds: nanoseconds).total, into: &window, slot: slot) else {
+                    throw StoreError.damagedRow("a rollup of series \(id) has \(buckets.readableBytes) bytes of bucket counts (expected \(layouts[metric].bucketCount * 8) for \(metric.name)) or damaged exponential buckets")
+                }
+            }
+            window.finish()
+            return window.totals(includingEmpty: false)
+        }
+    }
+
+    package func groupedTotals(
+        of metric: HistogramMetric, groups: [SeriesID: Int], groupCount: Int, minutes: ClosedRange<Minute>, stepMinutes: Int64
+    ) async throws -> [[HistogramCounts]] {
+        precondition(stepMinutes >= 1, "a step is at least a minute")
+        let steps = Int((minutes.lowerBound.distance(to: minutes.upperBound) + stepMinutes) / stepMinutes)
+        let width = layouts[metric].bucketCount
+        let ids = Array(groups.keys)
+        return try await withConnection { [self] connection in
+            var sums = RollupSums(slots: groupCount * steps, bucketCount: width)
+            if !ids.isEmpty {
+                for try await (minute, id, buckets, seconds, nanoseconds, exponential) in try await connection.query(
+                    """
+                    SELECT minute, series_id, buckets, sum_s, sum_ns, exponential FROM rollup
+                    WHERE minute BETWEEN \(minutes.lowerBound.index) AND \(minutes.upperBound.index) AND series_id = ANY(\(ids)::bigint[])
+                    """, logger: logger
+                ).decode(CountsRow.self) {
+                    guard let group = groups[id] else { continue }
+                    let slot = group * steps + Int((minute - minutes.lowerBound.index) / stepMinutes)
+                    guard Self.add(buckets: buckets, exponential: exponential, sum: StoredSum(seconds: seconds, nanoseconds: nanoseconds).total, into: &sums, slot: slot) else {
+                        throw StoreError.damagedRow("a rollup of \(metric.name) has \(buckets.readableBytes) bytes of bucket counts (expected \(width * 8)) or damaged exponential buckets")
+                    }
+                }
+            }
+            sums.finish()
+            return (0..<groupCount).map { group in (0..<steps).map { step in sums.counts(ofSlot: group * steps + step) } }
+        }
+    }
+
+    package func sizeInBytes() async throws -> Int64 {
+        try await withConnection { [self] connection in
+            var size: Int64 = 0
+            for try await bytes in try await connection.query("SELECT pg_database_size(current_database())", logger: logger).decode(Int64.self) {
+                size = bytes
+            }
+            return size
+        }
+    }
+
+    package func checkpoint() async throws {
+        // Leaves one row per series-minute of this replica: the next start reads less.
+        let minutes = unfolded.withLock { $0.minutes }
+        guard !minutes.isEmpty else { return }
+        try await withConnection { [self] connection in
+            try await transaction(connection) { try await compact(minutes: minutes, on: connection) }
+        }
+        unfolded.withLock { $0 = ([], 0) }
+    }
+
+    // MARK: SharedRollupStore
+
+    package func series(createdSince since: CatalogCursor?) async throws -> (records: [SeriesRecord], next: CatalogCursor) {
+        // The first reading takes every series: 0 is the epoch.
+        let from = max(0, (since?.microseconds ?? 0) - Self.catalogMargin)
+        return try await withConnection { [self] connection in
+            var now: Int64 = 0
+            for try await clock in try await connection.query(
+                "SELECT (extract(epoch FROM now()) * 1000000)::bigint", logger: logger
+            ).decode(Int64.self) {
+                now = clock
+            }
+            var records: [SeriesRecord] = []
+            for try await (id, metric, values) in try await connection.query(
+                "SELECT id, metric, label_values FROM series WHERE created_at >= to_timestamp(\(Double(from) / 1_000_000))", logger: logger
+            ).decode((Int64, String, String).self) {
+                records.append(SeriesRecord(id: id, key: try SeriesText.key(metric: metric, labelValues: values, id: id)))
+            }
+            return (records, CatalogCursor(microseconds: now))
+        }
+    }
+
+    package func minuteSums(of metrics: [HistogramMetric], since: Minute) async throws -> [SeriesMinuteSum] {
+        try await withConnection { [self] connection in
+            var sums: [SeriesMinuteSum] = []
+            for try await (id, minute, seconds, nanoseconds) in try await connection.query(
+                """
+                SELECT r.series_id, r.minute, sum(r.sum_s)::bigint, sum(r.sum_ns)::bigint FROM rollup r JOIN series s ON s.id = r.series_id
+                WHERE r.minute >= \(since.index) AND s.metric = ANY(\(metrics.map(\.name))::text[])
+                GROUP BY r.series_id, r.minute
+                """, logger: logger
+            ).decode((Int64, Int64, Int64, Int64).self) {
+                sums.append(SeriesMinuteSum(seriesID: id, minute: Minute(index: minute), sumNanoseconds: Int128(seconds) * 1_000_000_000 + Int128(nanoseconds)))
+            }
+            return sums
+        }
+    }
+
+    package func written(_ series: Set<SeriesID>, since: Minute) async throws -> Set<SeriesID> {
+        guard !series.isEmpty else { return [] }
+        let ids = Array(series)
+        return try await withConnection { [self] connection in
+            var written: Set<SeriesID> = []
+            for try await id in try await connection.query(
+                "SELECT DISTINCT series_id FROM rollup WHERE minute >= \(since.index) AND series_id = ANY(\(ids)::bigint[])", logger: logger
+            ).decode(Int64.self) {
+                written.insert(id)
+            }
+            return written
+        }
+    }
+}

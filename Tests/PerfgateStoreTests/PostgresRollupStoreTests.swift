@@ -1,0 +1,163 @@
+import Foundation
+import Logging
+import PerfgateCore
+import PerfgateStore
+import PostgresNIO
+import Testing
+
+/// A new database on the PostgreSQL server `PERFGATE_TEST_POSTGRES` names (scripts/test starts a
+/// throwaway one); nil when the variable is unset, and the tests that need one are skipped.
+enum TestDatabase {
+    static let serverURL = ProcessInfo.processInfo.environment["PERFGATE_TEST_POSTGRES"]
+
+    static func make() async throws -> PostgresLocation {
+        let server = try PostgresLocation(url: serverURL!)
+        let name = "perfgate_swift_\(UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(16).lowercased())"
+        let client = PostgresClient(
+            configuration: .init(host: server.host, port: server.port, username: server.user, password: nil, database: server.database, tls: .disable),
+            backgroundLogger: Logger(label: "perfgate.tests")
+        )
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await client.run() }
+            try await client.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)"))
+            group.cancelAll()
+        }
+        var location = server
+        location.database = name
+        return location
+    }
+}
+
+@Suite(.enabled(if: TestDatabase.serverURL != nil, "PERFGATE_TEST_POSTGRES names no PostgreSQL server"))
+struct PostgresRollupStoreTests {
+    let layouts = BucketLayouts.seed
+    let minute = Minute(index: 29_932_080)
+    let ttfb = SeriesKey(.backendTTFB, ["openrouter", "gpt-4o", "/v1/chat/completions"])
+    let frontend = SeriesKey(.frontendProcessing, ["/v1/chat/completions"])
+
+    private func counts(_ key: SeriesKey, _ values: [Int64]) -> HistogramCounts {
+        observed(key, values, layouts: layouts)
+    }
+
+    private func random(_ key: SeriesKey, _ count: Int, _ generator: inout some RandomNumberGenerator) -> HistogramCounts {
+        counts(key, (0..<count).map { _ in Int64.random(in: 1...12_000_000_000, using: &generator) })
+    }
+
+    private func open(_ location: PostgresLocation, _ instance: String) async throws -> PostgresRollupStore {
+        try await PostgresRollupStore.open(location, instance: instance, layouts: layouts)
+    }
+
+    @Test func eachReplicaRestoresItsOwnCountsAndReadsSeeAll() async throws {
+        let location = try await TestDatabase.make()
+        let a = try await open(location, "a")
+        let b = try await open(location, "b")
+        var generator = SystemRandomNumberGenerator()
+        let records = [SeriesRecord(id: ttfb.sharedID, key: ttfb), SeriesRecord(id: frontend.sharedID, key: frontend)]
+        var own: [String: HistogramCounts] = ["a": HistogramCounts(bucketCount: layouts[.backendTTFB].bucketCount), "b": HistogramCounts(bucketCount: layouts[.backendTTFB].bucketCount)]
+        // More commits than a compaction's period, so rows are folded along the way.
+        for round in 0..<(PostgresRollupStore.compactCommits + 5) {
+            for (name, store) in [("a", a), ("b", b)] {
+                let added = random(ttfb, Int.random(in: 1...9, using: &generator), &generator)
+                own[name]!.add(added)
+                // Both create the same series in their first commit.
+                try await store.commit(CommitBatch(
+                    newSeries: round == 0 ? records : [],
+                    rollups: [MinuteRollup(seriesID: ttfb.sharedID, minute: minute.advanced(by: Int64(round % 3)), counts: added)]
+                ))
+            }
+        }
+        try await a.checkpoint()
+        let reopened = try await open(location, "a")
+        let restored = try await reopened.restore(recentSince: minute)
+        #expect(Set(restored.series.map(\.key)) == [ttfb, frontend])
+        #expect(restored.totals[ttfb.sharedID] == own["a"])
+        #expect(try await open(location, "b").restore(recentSince: minute).totals[ttfb.sharedID] == own["b"])
+        var all = own["a"]!
+        all.add(own["b"]!)
+        let window = try await a.windowTotals(of: .backendTTFB, series: [ttfb.sharedID], minutes: minute...minute.advanced(by: 2))
+        #expect(window[ttfb.sharedID] == all)
+        let sums = try await b.minuteSums(of: [.backendTTFB], since: minute)
+        #expect(sums.reduce(Int128(0)) { $0 + $1.sumNanoseconds } == all.sumNanoseconds)
+    }
+
+    @Test func prunesRacingFromEveryReplicaFoldEachRowOnce() async throws {
+        let location = try await TestDatabase.make()
+        let stores = try await [open(location, "a"), open(location, "b"), open(location, "c")]
+        var generator = SystemRandomNumberGenerator()
+        try await stores[0].commit(CommitBatch(newSeries: [SeriesRecord(id: ttfb.sharedID, key: ttfb)], rollups: []))
+        var expected: [HistogramCounts] = []
+        for store in stores {
+            var total = HistogramCounts(bucketCount: layouts[.backendTTFB].bucketCount)
+            for offset in 0..<10 {
+                let added = random(ttfb, 5, &generator)
+                total.add(added)
+                try await store.commit(CommitBatch(newSeries: [], rollups: [MinuteRollup(seriesID: ttfb.sharedID, minute: minute.advanced(by: Int64(offset)), counts: added)]))
+            }
+            expected.append(total)
+        }
+        let reports = try await withThrowingTaskGroup(of: PruneReport.self) { group in
+            for store in stores { group.addTask { try await store.prune(before: minute.advanced(by: 6), answersBefore: 0) } }
+            return try await group.reduce(into: [PruneReport]()) { $0.append($1) }
+        }
+        // However the three interleaved, the 18 rows (6 minutes of 3 replicas) were folded once.
+        #expect(reports.map(\.rollupsFolded).reduce(0, +) == 18)
+        for (store, total) in zip(stores, expected) {
+            #expect(try await store.restore(recentSince: minute).totals[ttfb.sharedID] == total)
+        }
+        #expect(try await stores[1].windowTotals(of: .backendTTFB, series: [ttfb.sharedID], minutes: minute...minute.advanced(by: 5)).isEmpty)
+    }
+
+    @Test func anAnswerKeyTakenByAnotherReplicaFailsTheCommitWhole() async throws {
+        let location = try await TestDatabase.make()
+        let a = try await open(location, "a")
+        let b = try await open(location, "b")
+        let answer = IdempotentAnswer(key: "k", bodyFingerprint: 7, status: 200, body: Array("{}".utf8), createdAt: 1_000)
+        try await a.commit(CommitBatch(newSeries: [SeriesRecord(id: ttfb.sharedID, key: ttfb)], rollups: [], answers: [answer], answersKeptSince: 900))
+        let attempt = CommitBatch(
+            newSeries: [SeriesRecord(id: frontend.sharedID, key: frontend)],
+            rollups: [MinuteRollup(seriesID: frontend.sharedID, minute: minute, counts: counts(frontend, [5]))],
+            answers: [IdempotentAnswer(key: "k", bodyFingerprint: 7, status: 200, body: Array("{}".utf8), createdAt: 1_001)], answersKeptSince: 900
+        )
+        await #expect(throws: AnswerTaken.self) { try await b.commit(attempt) }
+        let restored = try await b.restore(recentSince: minute)
+        #expect(restored.series.map(\.key) == [ttfb])
+        #expect(try await b.answer(forKey: "k", since: 900) == answer)
+        // Once expired, the key is free again.
+        var later = attempt
+        later.answersKeptSince = 1_000_000
+        try await b.commit(later)
+        #expect(try await a.answer(forKey: "k", since: 900)?.createdAt == 1_001)
+    }
+
+    @Test func aCollidingSeriesIdIsRefused() async throws {
+        let location = try await TestDatabase.make()
+        let store = try await open(location, "a")
+        try await store.commit(CommitBatch(newSeries: [SeriesRecord(id: 42, key: ttfb)], rollups: []))
+        await #expect(throws: StoreError.self) {
+            try await store.commit(CommitBatch(newSeries: [SeriesRecord(id: 42, key: frontend)], rollups: []))
+        }
+    }
+
+    @Test func aChangedBucketLayoutIsRefused() async throws {
+        let location = try await TestDatabase.make()
+        _ = try await open(location, "a")
+        let changed = BucketLayouts(overrides: [.backendTTFB: try BucketLayout(seconds: ["1", "2"])])
+        await #expect(throws: StoreError.self) {
+            _ = try await PostgresRollupStore.open(location, instance: "a", layouts: changed)
+        }
+    }
+}
+
+@Suite struct PostgresLocationTests {
+    @Test func urlsAreReadAsLibpqReadsThem() throws {
+        let full = try PostgresLocation(url: "postgresql://app:p%40ss@db.internal:6543/metrics?sslmode=verify-full&sslrootcert=/ca.pem", environment: [:])
+        #expect(full.host == "db.internal" && full.port == 6543 && full.user == "app" && full.database == "metrics")
+        #expect(full.sslMode == .verifyFull && full.rootCertificatePath == "/ca.pem")
+        #expect(full.description == "postgres://app:***@db.internal:6543/metrics?sslmode=verify-full")
+        let bare = try PostgresLocation(url: "postgres://", environment: ["PGUSER": "ops", "PGPASSWORD": "x"])
+        #expect(bare.host == "localhost" && bare.port == 5432 && bare.user == "ops" && bare.database == "ops" && bare.sslMode == .prefer)
+        #expect(!bare.description.contains("x@"))
+        #expect(throws: PostgresLocationError.self) { try PostgresLocation(url: "postgres://h/db?sslmode=always", environment: [:]) }
+        #expect(throws: PostgresLocationError.self) { try PostgresLocation(url: "mysql://h/db", environment: [:]) }
+    }
+}
