@@ -19,6 +19,8 @@ struct Components: Sendable {
     let queue: WriteQueue
     let pruner: PruneService
     let connections: ConnectionCounts
+    /// Set when the store is shared with other replicas.
+    let replicaView: ReplicaView?
     /// Set when perfgate serves HTTPS.
     let tls: TLSConfiguration?
 }
@@ -45,7 +47,7 @@ func buildComponents(
     let tls = try configuration.tlsCertificatePath.map { certificate in
         try TLSFiles.serverConfiguration(certificate: certificate, key: configuration.tlsKeyPath ?? "")
     }
-    let store = if let store { store } else { try await openStore(configuration) }
+    let store = if let store { store } else { try await openStore(configuration, logger: logger) }
     let now = clock.now()
     let window = StageShareWindow(widthMinutes: configuration.stageShareWindowMinutes)
     let restored = try await store.restore(recentSince: window.firstMinute(at: now))
@@ -68,7 +70,7 @@ func buildComponents(
     selfMetrics.recordWaitingTraces(restored.pendingTraces.count)
     let committer = Committer(
         registry: SeriesRegistry(
-            records: restored.series, limit: configuration.maxSeriesPerMetric,
+            records: restored.series, limit: configuration.maxSeriesPerMetric, numbering: store is any SharedRollupStore ? .shared : .sequential,
             lastMinutes: restored.lastMinutes, olderThanKept: now.minute.advanced(by: -configuration.retentionMinutes)
         ),
         pendingTraces: restored.pendingTraces, store: store, live: live, selfMetrics: selfMetrics, clock: clock,
@@ -79,15 +81,24 @@ func buildComponents(
         queue: queue, clock: clock, retentionMinutes: configuration.retentionMinutes, seriesTTLMinutes: configuration.seriesTTLMinutes,
         traceWaitSeconds: configuration.traceWaitSeconds, intervalSeconds: configuration.pruneIntervalSeconds, logger: logger
     )
+    let replicaView = (store as? any SharedRollupStore).map { shared in
+        ReplicaView(store: shared, queue: queue, live: live, clock: clock, logger: logger)
+    }
     return Components(
         configuration: configuration, clock: clock, store: store, live: live,
-        selfMetrics: selfMetrics, queue: queue, pruner: pruner, connections: connections, tls: tls
+        selfMetrics: selfMetrics, queue: queue, pruner: pruner, connections: connections, replicaView: replicaView, tls: tls
     )
 }
 
 /// The store `configuration` names: every kind of store is opened here, by what `--db` says.
-func openStore(_ configuration: ServerConfiguration) async throws -> any RollupStore {
-    try await SQLiteRollupStore.open(path: configuration.databasePath, layouts: configuration.layouts, durability: configuration.durability)
+func openStore(_ configuration: ServerConfiguration, logger: Logger) async throws -> any RollupStore {
+    if PostgresLocation.isURL(configuration.databasePath) {
+        let location = try PostgresLocation(url: configuration.databasePath)
+        let store = try await PostgresRollupStore.open(location, instance: configuration.instanceName, layouts: configuration.layouts, logger: logger)
+        logger.info("shared store opened", metadata: ["store.database": "\(location)", "store.instance": "\(store.instance)"])
+        return store
+    }
+    return try await SQLiteRollupStore.open(path: configuration.databasePath, layouts: configuration.layouts, durability: configuration.durability)
 }
 
 func buildApplication(_ components: Components, logger: Logger) throws -> some ApplicationProtocol {
@@ -110,7 +121,8 @@ func buildApplication(_ components: Components, logger: Logger) throws -> some A
             serverName: "perfgate/\(perfgateVersion)",
             availableConnectionsDelegate: ConnectionLimit(maximum: configuration.maxConnections, counts: components.connections)
         ),
-        services: [WriterService(queue: components.queue, store: components.store, logger: logger), components.pruner],
+        services: [WriterService(queue: components.queue, store: components.store, logger: logger), components.pruner]
+            + (components.replicaView.map { [$0] } ?? []),
         logger: logger
     )
 }

@@ -48,7 +48,7 @@ struct ServeCommand: AsyncParsableCommand {
             "starting perfgate \(perfgateVersion)",
             metadata: [
                 "http.address": "\(settings.host):\(settings.port)",
-                "store.path": "\(settings.databasePath)",
+                "store": "\(settings.storeDescription)",
                 "store.durability": "\(settings.durability)",
             ]
         )

@@ -57,7 +57,14 @@ package enum ServeSettings {
     package static let all: [Setting] = [
         Setting("host", "Address to listen on", \.configuration.host, parse: nonEmpty, show: { $0 }),
         Setting("port", "Port to listen on", \.configuration.port, parse: { text throws(ConfigurationError) in try integer(text, in: 0...65_535) }, show: String.init),
-        Setting("db", "SQLite file for the minute windows; its folder is created", \.configuration.databasePath, parse: nonEmpty, show: { $0 }),
+        Setting("db", "SQLite file for the minute windows (its folder is created), or a postgres:// URL of a database replicas share", \.configuration.databasePath,
+                parse: { text throws(ConfigurationError) in
+                    guard PostgresLocation.isURL(text) else { return try nonEmpty(text) }
+                    do throws(PostgresLocationError) { _ = try PostgresLocation(url: text) } catch { throw ConfigurationError("the URL \(error)") }
+                    return text
+                }, show: { $0 }),
+        Setting("instance", "This replica's name in a shared PostgreSQL store; its counters are restored under it", \.configuration.instance,
+                parse: nonEmpty, show: { $0.isEmpty ? "hostname" : $0 }),
         Setting("retention", "How long minute windows are kept, e.g. 25h or 7d; at least 2h, so an hour-ago comparison has data", \.configuration.retentionMinutes,
                 parse: { text throws(ConfigurationError) in try minutes(text, atLeast: 120) }, show: minutesText),
         Setting("percentage-window", "Sliding window of stage_percentage, in whole minutes", \.configuration.stageShareWindowMinutes,

@@ -1,3 +1,4 @@
+import Foundation
 import PerfgateCore
 import PerfgateStore
 
@@ -7,8 +8,11 @@ package struct ServerConfiguration: Sendable {
     package var host = "127.0.0.1"
     /// Port to listen on.
     package var port = 9095
-    /// The SQLite file; its folder is created when missing.
+    /// The SQLite file (its folder is created when missing), or a `postgres://` URL of a database
+    /// several replicas share.
     package var databasePath = "data/perfgate.sqlite"
+    /// This replica's name in a shared store; empty: the host name.
+    package var instance = ""
     /// How long minute windows are kept, in minutes: an hour-ago comparison and a day-over-day one fit.
     package var retentionMinutes: Int64 = 25 * 60
     /// The width of the `stage_percentage` window, in minutes.
@@ -53,6 +57,17 @@ package struct ServerConfiguration: Sendable {
     package init() {}
 
     /// The oldest creation time (Unix seconds) of an idempotent answer still valid at `now`.
+    /// The store, as logs may show it: a PostgreSQL URL without its password.
+    package var storeDescription: String {
+        guard PostgresLocation.isURL(databasePath) else { return databasePath }
+        return (try? PostgresLocation(url: databasePath)).map { "\($0)" } ?? "an unreadable postgres:// URL"
+    }
+
+    /// This replica's name: `instance`, or the host name.
+    var instanceName: String {
+        instance.isEmpty ? ProcessInfo.processInfo.hostName : instance
+    }
+
     func oldestKeptAnswer(at now: Timestamp) -> Int64 {
         now.seconds - idempotencyTTLSeconds
     }

@@ -77,6 +77,13 @@ final class Committer: @unchecked Sendable {
     /// Writes every request's counts, and the answers of those with a key, in one transaction;
     /// all are applied or none. A request whose key already has an answer applies nothing.
     func commit(_ writes: [PendingWrite]) async -> Result<[CommitReceipt], WriteError> {
+        await commit(writes, attempt: 1)
+    }
+
+    /// Tries that another replica answered one of the keys first: each retry finds that answer.
+    private static let attemptsPerCommit = 3
+
+    private func commit(_ writes: [PendingWrite], attempt: Int) async -> Result<[CommitReceipt], WriteError> {
         var created: [SeriesRecord] = []
         var merged: [MergeKey: HistogramCounts] = [:]
         var receipts: [CommitReceipt] = []
@@ -134,8 +141,15 @@ final class Committer: @unchecked Sendable {
         do {
             try await store.commit(CommitBatch(
                 newSeries: created, rollups: rollups, answers: Array(answers.values),
-                settledTraces: Array(waiting.keys), pendingSpans: waiting.values.flatMap { $0 }
+                settledTraces: Array(waiting.keys), pendingSpans: waiting.values.flatMap { $0 },
+                answersKeptSince: configuration.oldestKeptAnswer(at: now)
             ))
+        } catch let taken as AnswerTaken where attempt < Self.attemptsPerCommit {
+            // Another replica committed a retry of one of these requests meanwhile; nothing of this
+            // commit was applied. Committing again replays its answer and applies the others.
+            registry.forget(created)
+            logger.info("another replica answered an idempotency key first; committing again", metadata: ["idempotency.keys": "\(taken.keys.joined(separator: ","))"])
+            return await commit(writes, attempt: attempt + 1)
         } catch {
             selfMetrics.recordCommit(nanoseconds: Self.nanoseconds(since: started), succeeded: false, overflowed: [:])
             return fail(error, created: created, requests: writes.count)
@@ -159,7 +173,9 @@ final class Committer: @unchecked Sendable {
     /// this commit's earlier writes, else in the store); leaves in `waiting` what still waits.
     private func assemble(_ traces: TraceWrite, waiting: inout [TraceID: [PendingSpan]], now: Timestamp) async throws -> TraceAssembly.Outcome {
         let involved = Set(traces.spans.map(\.traceID))
-        let stored = involved.filter { waiting[$0] == nil && pendingTraces.contains($0) }
+        // A shared store may hold spans other replicas received: every trace is looked up there.
+        let shared = store is any SharedRollupStore
+        let stored = involved.filter { waiting[$0] == nil && (shared || pendingTraces.contains($0)) }
         for trace in involved where waiting[trace] == nil { waiting[trace] = [] }
         for pending in try await store.pendingSpans(of: stored) { waiting[pending.span.traceID]!.append(pending) }
         var receivedAt: [SpanKey: Int64] = [:]
@@ -214,9 +230,30 @@ final class Committer: @unchecked Sendable {
         await remove(registry.records(matching: selector), reason: .admin)
     }
 
-    /// Deletes the series not written since before `cutoff`.
+    /// Deletes the series not written since before `cutoff` (by any replica, when the store is shared).
     func expire(idleBefore cutoff: Minute) async -> Result<[SeriesKey], WriteError> {
-        await remove(registry.records(idleBefore: cutoff), reason: .idle)
+        var idle = registry.records(idleBefore: cutoff)
+        if let shared = store as? any SharedRollupStore, !idle.isEmpty {
+            do {
+                let written = try await shared.written(Set(idle.map(\.id)), since: cutoff)
+                // Written elsewhere: looked at again once the cutoff passes this minute.
+                for id in written { registry.touch(id, at: cutoff) }
+                idle.removeAll { written.contains($0.id) }
+            } catch {
+                logger.error("expiring idle series failed; nothing was deleted", metadata: ["store.error": "\(error)"])
+                return .failure(.storeFailed(String(describing: error)))
+            }
+        }
+        return await remove(idle, reason: .idle)
+    }
+
+    /// Takes in series other replicas created, so that this replica's trends, status page and
+    /// `/metrics` know them (with no counts of its own yet).
+    func adopt(_ records: [SeriesRecord]) {
+        let now = clock.now()
+        let added = registry.adopt(records, at: now.minute)
+        guard !added.isEmpty else { return }
+        live.apply(newSeries: added.map { (record: $0, labels: RenderedLabels($0.key)) }, rollups: [], now: now)
     }
 
     private func remove(_ records: [SeriesRecord], reason: SeriesDeletion) async -> Result<[SeriesKey], WriteError> {

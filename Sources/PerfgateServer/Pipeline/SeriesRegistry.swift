@@ -1,5 +1,13 @@
 import PerfgateCore
 
+/// How new series get their store identifiers.
+enum SeriesNumbering {
+    /// 1, 2, 3…: the store is this process's alone.
+    case sequential
+    /// `SeriesKey.sharedID`: replicas of a shared store agree without asking each other.
+    case shared
+}
+
 /// The writer's map from series to store identifiers, and the per-family series limit.
 ///
 /// Owned by the committer alone, one commit at a time; no lock. Past a family's limit, new series are folded into
@@ -12,11 +20,16 @@ struct SeriesRegistry {
     private var nextID: SeriesID = 1
     /// Most series per family, the overflow series aside.
     let limit: Int
+    let numbering: SeriesNumbering
 
     /// A registry holding the series the store already has; a series with no minute in
     /// `lastMinutes` (only its pruned base is left) counts as last written at `olderThanKept`.
-    init(records: [SeriesRecord], limit: Int, lastMinutes: [SeriesID: Minute] = [:], olderThanKept: Minute = Minute(index: 0)) {
+    init(
+        records: [SeriesRecord], limit: Int, numbering: SeriesNumbering = .sequential, lastMinutes: [SeriesID: Minute] = [:],
+        olderThanKept: Minute = Minute(index: 0)
+    ) {
         self.limit = limit
+        self.numbering = numbering
         for record in records {
             ids[record.key] = record.id
             perMetric[record.key.metric, default: 0] += 1
@@ -56,12 +69,31 @@ struct SeriesRegistry {
         if key != overflow && perMetric[key.metric, default: 0] >= limit {
             return (resolve(overflow, created: &created).id, true)
         }
-        let id = nextID
-        nextID += 1
+        let id: SeriesID
+        switch numbering {
+        case .sequential:
+            id = nextID
+            nextID += 1
+        case .shared:
+            id = key.sharedID
+        }
         ids[key] = id
         perMetric[key.metric, default: 0] += 1
         created.append(SeriesRecord(id: id, key: key))
         return (id, false)
+    }
+
+    /// Takes in series created elsewhere (by another replica), as written at `minute`; returns
+    /// those that were new here.
+    mutating func adopt(_ records: [SeriesRecord], at minute: Minute) -> [SeriesRecord] {
+        var added: [SeriesRecord] = []
+        for record in records where ids[record.key] == nil {
+            ids[record.key] = record.id
+            perMetric[record.key.metric, default: 0] += 1
+            lastWritten[record.id] = minute
+            added.append(record)
+        }
+        return added
     }
 
     /// Forgets series created for a commit that failed, so the next commit creates them again.

@@ -15,6 +15,7 @@ final class WriteQueue: Sendable {
         case dropWaitingSpans(Int64, CheckedContinuation<[PendingSpan], any Error>)
         case delete(SeriesSelector, CheckedContinuation<[SeriesKey], any Error>)
         case expire(Minute, CheckedContinuation<[SeriesKey], any Error>)
+        case adopt([SeriesRecord], CheckedContinuation<Void, Never>)
         case barrier(CheckedContinuation<Void, Never>)
     }
 
@@ -94,6 +95,17 @@ final class WriteQueue: Sendable {
     /// Deletes the series not written since before `cutoff`; returns their keys.
     func expire(idleBefore cutoff: Minute) async throws -> [SeriesKey] {
         try await withCheckedThrowingContinuation { enqueue(.expire(cutoff, $0)) }
+    }
+
+    /// Takes in series other replicas of a shared store created, in turn with the commits.
+    func adopt(_ records: [SeriesRecord]) async {
+        await withCheckedContinuation { enqueue(.adopt(records, $0)) }
+    }
+
+    /// Notes that the store failed outside a commit (a shared store's database is unreachable),
+    /// so that `/readyz` says so even while no request comes.
+    func recordStoreFailure(_ message: String) {
+        state.withLock { $0.lastFailure = (.now, message) }
     }
 
     /// Refuses new writes and returns once everything queued before has been written.
@@ -189,6 +201,9 @@ final class WriteQueue: Sendable {
                 continuation.resume(with: await committer.delete(matching: selector).mapError { $0 as any Error })
             case .expire(let cutoff, let continuation):
                 continuation.resume(with: await committer.expire(idleBefore: cutoff).mapError { $0 as any Error })
+            case .adopt(let records, let continuation):
+                committer.adopt(records)
+                continuation.resume()
             case .barrier(let continuation):
                 continuation.resume()
             }

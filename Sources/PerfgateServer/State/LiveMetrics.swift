@@ -66,6 +66,20 @@ final class LiveMetrics: Sendable {
         }
     }
 
+    /// Replaces the `stage_percentage` window with every replica's time (from a shared store), so
+    /// that every replica shows the same shares.
+    func replaceShares(_ sums: [SeriesMinuteSum], now: Timestamp) {
+        state.withLock { state in
+            var shares = StageShareWindow(widthMinutes: shareWindowMinutes)
+            for sum in sums {
+                guard let metric = state.metrics[sum.seriesID], let sample = state.families[metric.rawValue].sample(of: sum.seriesID) else { continue }
+                shares.add(series: sample.key, minute: sum.minute, sumNanoseconds: sum.sumNanoseconds)
+            }
+            shares.evict(at: now)
+            state.shares = shares
+        }
+    }
+
     /// The first minute of the `stage_percentage` window at `now`.
     func shareWindowStart(at now: Timestamp) -> Minute {
         state.withLock { $0.shares.firstMinute(at: now) }
