@@ -64,7 +64,7 @@ class Perfgate(ServerProcess):
     def get(self, path, headers=None):
         return self.request("GET", path, headers=headers)
 
-    def post_events(self, body, content_type="application/json", headers=None):
+    def post_events(self, body, content_type="application/json", headers=None, timeout=10):
         if isinstance(body, (list, dict)):
             body = json.dumps(body)
         if isinstance(body, str):
@@ -72,7 +72,7 @@ class Perfgate(ServerProcess):
         all_headers = dict(headers or {})
         if content_type is not None:
             all_headers["Content-Type"] = content_type
-        return self.request("POST", "/v1/events", body, all_headers)
+        return self.request("POST", "/v1/events", body, all_headers, timeout=timeout)
 
     def metrics_text(self):
         response = self.get("/metrics")
