@@ -9,7 +9,7 @@ noisy. Errors do fail it (a non-2xx answer, a server that does not start, wrong 
 
     bench/run.py                  # release build, full durations (about 4 minutes)
     bench/run.py --smoke --bin .build/debug    # seconds; the test command runs this so nothing rots
-    bench/run.py http scrape      # only some sections: http batch otlp pushgateway scrape trends startup core
+    bench/run.py http scrape      # only some sections: http batch otlp postgres pushgateway scrape trends startup core
     bench/run.py --baseline DIR batch trends   # the same sections against an earlier build too, with ratios
     bench/run.py --baseline DIR --rounds 3 batch   # alternately, three times each: medians and spread
 """
@@ -31,7 +31,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "Tests", "live"))
 from server_process import ServerProcess, free_port  # noqa: E402
 WRK = os.path.join(ROOT, "bench", "wrk")
-SECTIONS = ["http", "batch", "otlp", "pushgateway", "scrape", "trends", "startup", "core"]
+SECTIONS = ["http", "batch", "otlp", "postgres", "pushgateway", "scrape", "trends", "startup", "core"]
 
 
 PROTOBUF_ACCEPT = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.7,text/plain;version=0.0.4;q=0.3"
@@ -368,6 +368,32 @@ class Bench:
             span_rate >= event_rate,
         )
 
+    def postgres(self):
+        print("== postgres: the shared store against SQLite in the same run (a local PostgreSQL 15, synchronous_commit on)")
+        from postgres_server import PostgresServer
+        database = PostgresServer().start()
+        try:
+            commit = os.path.join(self.bin, "store-commit-benchmark")
+            for store, extra in (("SQLite", []), ("PostgreSQL", ["--postgres", database.new_database()])):
+                output = subprocess.run([commit, *(["--smoke"] if self.smoke else []), *extra], capture_output=True, text=True, check=True, timeout=900).stdout
+                for line in output.splitlines()[1:]:
+                    print(f"  {store} store: {line.strip()}")
+            rates = {}
+            for store, db in (("SQLite", None), ("PostgreSQL", database.new_database())):
+                with self.perfgate(f"postgres-{store.lower()}", "--instance", "bench", db=db) as server:
+                    single = self.wrk(server.port, "/v1/events", 32, "events.lua", [1], server=server)
+                    batch = self.wrk(server.port, "/v1/events", 32, "events.lua", [1000, "json"], server=server)
+                rates[store] = (single["rps"], batch["rps"] * 1000)
+                self.keep(f"{store} store, one-event POST, req/s", single["rps"], "req/s", True)
+                self.keep(f"{store} store, 1000-event JSON bodies, events/s", batch["rps"] * 1000, "events/s", True)
+                ratio = lambda index: f"{rates[store][index] / rates['SQLite'][index]:.2f}x SQLite" if store != "SQLite" else None
+                self.report(f"{store} store, one-event POST, 32 connections",
+                            f"{single['rps']:9,.0f} req/s  p99 {single['p99']:.1f} ms  (perfgate CPU {single['cpu_us']:.0f} µs/request)", ratio(0))
+                self.report(f"{store} store, 1,000-event JSON bodies, 32 connections",
+                            f"{batch['rps'] * 1000:11,.0f} events/s  p99 {batch['p99']:.1f} ms  (perfgate CPU {batch['cpu_us']:.0f} µs/request)", ratio(1))
+        finally:
+            database.remove()
+
     def pushgateway_ingest(self):
         print("== pushgateway: one event's histograms pushed per request, against perfgate's one-event POST")
         with self.pushgateway("pushgateway-ingest") as gateway, self.perfgate("pushgateway-ingest") as server:
@@ -548,7 +574,7 @@ class Bench:
     def run_sections(self, sections):
         for section in sections:
             {"http": self.http, "batch": self.batch, "otlp": self.otlp, "pushgateway": self.pushgateway_ingest, "scrape": self.scrape,
-             "trends": self.trends, "startup": self.startup, "core": self.core}[section]()
+             "trends": self.trends, "postgres": self.postgres, "startup": self.startup, "core": self.core}[section]()
 
     def run(self, sections):
         try:
