@@ -29,7 +29,7 @@ def binaries():
 class PostgresServer:
     USER = "perfgate"
 
-    def __init__(self):
+    def __init__(self, tls=False):
         self.bin = binaries()
         if self.bin is None:
             raise RuntimeError("PostgreSQL is not installed (scripts/install-test-deps installs Debian's postgresql)")
@@ -43,6 +43,27 @@ class PostgresServer:
             os.chmod(self.root, 0o755)
         self._run(["initdb", "-D", str(self.data), "-U", self.USER, "--auth=trust", "--no-sync", "-E", "UTF8"])
         self._databases = 0
+        self.certificate = None
+        if tls:
+            self._require_tls()
+
+    def _require_tls(self):
+        """A self-signed certificate for 127.0.0.1 (its own CA), and TCP logins over TLS only."""
+        key, certificate = self.data / "server.key", self.data / "server.crt"
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+             "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(certificate)],
+            check=True, capture_output=True,
+        )
+        (self.data / "pg_hba.conf").write_text("local all all trust\nhostssl all all 127.0.0.1/32 trust\n")
+        with open(self.data / "postgresql.conf", "a") as conf:
+            conf.write("ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n")
+        self.certificate = self.root / "ca.crt"
+        shutil.copy(certificate, self.certificate)
+        os.chmod(key, 0o600)
+        if self.as_root:
+            for path in (key, certificate, self.data / "pg_hba.conf"):
+                shutil.chown(path, "postgres", "postgres")
 
     def _command(self, argv):
         tool = os.path.join(self.bin, argv[0])
@@ -73,7 +94,7 @@ class PostgresServer:
     def psql(self, sql, database="postgres"):
         result = subprocess.run(
             [os.path.join(self.bin, "psql") if os.path.exists(os.path.join(self.bin, "psql")) else "psql",
-             "-h", "127.0.0.1", "-p", str(self.port), "-U", self.USER, "-d", database, "-v", "ON_ERROR_STOP=1", "-At", "-c", sql],
+             "-h", str(self.root), "-p", str(self.port), "-U", self.USER, "-d", database, "-v", "ON_ERROR_STOP=1", "-At", "-c", sql],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=True, text=True,
         )
         return result.stdout.strip()

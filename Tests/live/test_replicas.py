@@ -361,3 +361,41 @@ def test_a_traces_spans_sent_to_different_replicas_become_one_event(replicas):
     assert total[("backend_ttfb_seconds_sum", labels)] == Decimal("1.25")
     assert total[("streaming_duration_seconds_sum", labels)] == Decimal("0.4")
     assert total[("backend_ttfb_seconds_count", labels)] == 1
+
+
+@pytest.fixture(scope="module")
+def postgres_tls():
+    server = PostgresServer(tls=True).start()
+    yield server
+    server.remove()
+
+
+def test_tls_to_the_database_follows_sslmode(tmp_path, postgres_tls):
+    """A server that takes TCP logins over TLS only: sslmode=disable is refused by it, require
+    encrypts, verify-full checks the certificate against sslrootcert (and fails without it)."""
+    import subprocess
+
+    from conftest import BINARY
+
+    url = postgres_tls.new_database().replace("?sslmode=disable", "")
+    for name, query, works in (
+        ("require", "?sslmode=require", True),
+        ("verify", f"?sslmode=verify-full&sslrootcert={postgres_tls.certificate}", True),
+        ("prefer", "", True),
+        ("disable", "?sslmode=disable", False),
+        ("untrusted", "?sslmode=verify-full", False),
+    ):
+        folder = tmp_path / name
+        folder.mkdir()
+        server = Perfgate(folder, ["--db", url + query, "--instance", name])
+        if works:
+            server.start()
+            assert server.post_events(encode(batch_events(name, random.Random(9)))).status == 200
+            assert "TLSv1" in postgres_tls.psql(
+                f"SELECT string_agg(s.version, ',') FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.application_name = 'perfgate' AND s.ssl"
+            )
+            server.stop()
+        else:
+            result = subprocess.run([BINARY, "serve", "--db", url + query, "--port", "0"], capture_output=True, text=True, timeout=60, cwd=folder)
+            assert result.returncode != 0, result.stdout
+            assert "cannot start" in result.stdout + result.stderr
