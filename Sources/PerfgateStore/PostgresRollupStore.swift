@@ -318,7 +318,14 @@ package final class PostgresRollupStore: SharedRollupStore {
             for rollup in batch.rollups { state.minutes.insert(rollup.minute.index) }
             return state.commits + 1 >= Self.compactCommits ? state.minutes : nil
         }
+        // Most commits under steady load only add counts: one INSERT is atomic on its own, and
+        // saves the two round trips of BEGIN and COMMIT.
+        let countsOnly = batch.newSeries.isEmpty && batch.answers.isEmpty && batch.settledTraces.isEmpty && batch.pendingSpans.isEmpty && compacting == nil
         try await withConnection { [self] connection in
+            if countsOnly {
+                if !batch.rollups.isEmpty { try await insert(batch.rollups, on: connection) }
+                return
+            }
             try await transaction(connection) {
                 try await write(batch, on: connection)
                 if let compacting { try await compact(minutes: compacting, on: connection) }
