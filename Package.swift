@@ -119,10 +119,13 @@ let package = Package(
         // Parse, aggregate and render costs of the core on one core, against Foundation's JSONDecoder.
         .executableTarget(
             name: "core-benchmark",
-            dependencies: ["PerfgateCore"],
+            dependencies: ["PerfgateCore", "AllocationCounter"],
             path: "Benchmarks/CoreBenchmark",
             swiftSettings: swiftSettings
         ),
+
+        // Counts the heap allocations of the benchmark that links it (glibc's allocator, interposed).
+        .target(name: "AllocationCounter", path: "Benchmarks/AllocationCounter"),
 
         // Decoding an OTLP export: perfgate's decoder against swift-protobuf's generated code
         // (otlp_trace.pb.swift, generated once from otlp_trace.proto by protoc and protoc-gen-swift 1.39.0, and committed).

@@ -297,6 +297,12 @@ class Bench:
                 ceiling = self.wrk(server.port, "/healthz", connections, server=server)
                 ingest = self.wrk(server.port, "/v1/events", connections, "events.lua", [1], server=server)
                 ratio = ingest["rps"] / ceiling["rps"]
+                self.keep(f"GET /healthz, {connections} conn, req/s", ceiling["rps"], "req/s", True)
+                self.keep(f"GET /healthz, {connections} conn, server CPU per request", ceiling["cpu_us"], "µs", False)
+                self.keep(f"POST one event, {connections} conn, req/s", ingest["rps"], "req/s", True)
+                self.keep(f"POST one event, {connections} conn, ratio to GET", ratio, "x", True)
+                self.keep(f"POST one event, {connections} conn, p99", ingest["p99"], "ms", False)
+                self.keep(f"POST one event, {connections} conn, server CPU per request", ingest["cpu_us"], "µs", False)
                 self.report(
                     f"GET /healthz, {connections} connection(s)",
                     f"{ceiling['rps']:9.0f} req/s  p99 {ceiling['p99']:.2f} ms  server CPU {ceiling['cpu_us']:.0f} µs/request",
@@ -556,6 +562,14 @@ class Bench:
         print("== core: micro benchmarks, one core, no I/O")
         self.core_figures()
         print(self._core_output.rstrip())
+        # Allocation counts are exact for a build: kept so that --baseline shows a change in them.
+        for what, pattern in (
+            ("allocations per event, 1,000-event body decoded and aggregated", r"allocations, BatchDecoder \+ aggregation into rollups\s+\d+ per body\s+([\d.]+) per event"),
+            ("allocations per one-event request, decoded and aggregated", r"allocations, one-event body.*?: (\d+) per request"),
+        ):
+            match = re.search(pattern, self._core_output)
+            if match:
+                self.keep(what, float(match.group(1)), "allocs", False)
 
     @staticmethod
     def compare(before_runs, after_runs):

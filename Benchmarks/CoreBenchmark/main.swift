@@ -3,8 +3,11 @@
 //          JSONDecoder into Codable structs (the baseline), by perfgate's BatchDecoder, and by
 //          BatchDecoder plus aggregation into minute rollups (what a request costs before the commit);
 //   exposition: rendering the /metrics page of 10,000 histogram series from a snapshot.
+// Each ingest figure comes with the heap allocations it makes (counted by AllocationCounter in a
+// separate, untimed pass), so that a change which allocates more per event shows here first.
 //
 // Usage: core-benchmark [--smoke] [--only parse|one-event|exposition]
+import AllocationCounter
 import Foundation
 import PerfgateCore
 
@@ -50,11 +53,30 @@ func median(rounds: Int, _ body: () throws -> Void) rethrows -> Double {
     return times.sorted()[times.count / 2]
 }
 
+/// Heap allocations and bytes one run of `body` makes, after a warm-up run.
+func allocations(_ body: () throws -> Void) rethrows -> (count: Double, bytes: Double) {
+    try body()
+    let before = allocation_counter_read()
+    allocation_counter_start()
+    try body()
+    allocation_counter_stop()
+    let after = allocation_counter_read()
+    return (Double(after.allocations - before.allocations), Double(after.bytes - before.bytes))
+}
+
 let eventsPerBody = 1000
 let rounds = smoke ? 2 : 40
 let bytes = body(events: eventsPerBody)
 let rules = EventRules(limits: IngestLimits(), now: SystemWallClock().now())
 var sink = 0
+
+/// What a request costs the core before its commit: the body decoded and aggregated into rollups.
+@MainActor func decodeAndAggregate(_ bytes: [UInt8]) throws -> Int {
+    let batch = try BatchDecoder(rules: rules).decode(bytes, format: .json)
+    var delta = RollupDelta()
+    delta.add(batch.columns, layouts: .seed)
+    return delta.entries.count
+}
 
 func line(_ name: String, _ seconds: Double, baseline: Double) -> String {
     let padded = name.padding(toLength: 42, withPad: " ", startingAt: 0)
@@ -73,16 +95,19 @@ if runs("parse") {
     let decodeOnly = try median(rounds: rounds) {
         sink &+= try BatchDecoder(rules: rules).decode(bytes, format: .json).acceptedCount
     }
-    let decodeAndAggregate = try median(rounds: rounds) {
-        let batch = try BatchDecoder(rules: rules).decode(bytes, format: .json)
-        var delta = RollupDelta()
-        delta.add(batch.columns, layouts: .seed)
-        sink &+= delta.entries.count
-    }
+    let ingest = try median(rounds: rounds) { sink &+= try decodeAndAggregate(bytes) }
     print("core-benchmark parse: \(eventsPerBody)-event JSON array, \(bytes.count) bytes, median of \(rounds), one core")
     print(line("Foundation JSONDecoder (baseline)", foundation, baseline: foundation))
     print(line("BatchDecoder", decodeOnly, baseline: foundation))
-    print(line("BatchDecoder + aggregation into rollups", decodeAndAggregate, baseline: foundation))
+    print(line("BatchDecoder + aggregation into rollups", ingest, baseline: foundation))
+    let decodeAllocations = try allocations { sink &+= try BatchDecoder(rules: rules).decode(bytes, format: .json).acceptedCount }
+    let ingestAllocations = try allocations { sink &+= try decodeAndAggregate(bytes) }
+    for (name, counted) in [("BatchDecoder", decodeAllocations), ("BatchDecoder + aggregation into rollups", ingestAllocations)] {
+        print(
+            "  " + "allocations, \(name)".padding(toLength: 54, withPad: " ", startingAt: 0)
+                + String(format: "%6.0f per body  %6.2f per event  %8.0f bytes per body", counted.count, counted.count / Double(eventsPerBody), counted.bytes)
+        )
+    }
 }
 
 // A one-event body, as most applications send: the fixed cost of a request in the core.
@@ -90,14 +115,11 @@ if runs("one-event") {
     let single = Array(body(events: 1).dropFirst().dropLast())
     let singleRounds = smoke ? 100 : 20_000
     let oneEvent = try median(rounds: 5) {
-        for _ in 0..<singleRounds {
-            let batch = try BatchDecoder(rules: rules).decode(single, format: .json)
-            var delta = RollupDelta()
-            delta.add(batch.columns, layouts: .seed)
-            sink &+= delta.entries.count
-        }
+        for _ in 0..<singleRounds { sink &+= try decodeAndAggregate(single) }
     } / Double(singleRounds)
+    let oneEventAllocations = try allocations { sink &+= try decodeAndAggregate(single) }
     print(String(format: "  one-event body, BatchDecoder + aggregation: %.1f µs per request", oneEvent * 1e6))
+    print(String(format: "  allocations, one-event body, BatchDecoder + aggregation: %.0f per request, %.0f bytes", oneEventAllocations.count, oneEventAllocations.bytes))
 }
 
 // Exposition: 10,000 series of backend_ttfb_seconds with realistic counts.
