@@ -26,6 +26,8 @@ package final class PostgresRollupStore: SharedRollupStore {
     private let unfolded = Mutex<(minutes: Set<Int64>, commits: Int)>(([], 0))
     /// Set while the last call found no connection.
     private let down = Atomic<Bool>(false)
+    /// The open connections calls have run on, by id (postgres-nio never reuses one).
+    private let watched = Mutex<[Int: ConnectionWatch]>([:])
 
     /// Commits after which a replica folds its rows of the minutes it wrote into one per series-minute.
     package static let compactCommits = 32
@@ -75,9 +77,10 @@ package final class PostgresRollupStore: SharedRollupStore {
 
     /// Runs `body` on a pooled connection. Fails with `unavailable` when no connection comes within
     /// the lease timeout; once `body` has begun it runs to its end (a commit is not cut in half by a
-    /// timer; the statement timeout bounds each query). The wait for a connection is left behind
-    /// rather than awaited: the pool may take until its next connection attempt to give it up.
-    private func withConnection<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+    /// timer; the statement timeout bounds each query), or until its connection closes under it.
+    /// The wait for a connection is left behind rather than awaited: the pool may take until its
+    /// next connection attempt to give it up.
+    package func withConnection<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         let timeout = down.load(ordering: .relaxed) ? Self.leaseTimeoutWhileDown : Self.leaseTimeout
         return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
             let call = LeasedCall(continuation)
@@ -86,6 +89,8 @@ package final class PostgresRollupStore: SharedRollupStore {
                     let value = try await client.withConnection { connection in
                         guard call.begin() else { throw CancellationError() }
                         self.down.store(false, ordering: .relaxed)
+                        self.watch(connection, failing: call)
+                        defer { self.unwatch(connection) }
                         return try await body(connection)
                     }
                     call.finish(.success(value))
@@ -104,7 +109,38 @@ package final class PostgresRollupStore: SharedRollupStore {
         }
     }
 
-    /// One call's continuation, resumed once: by its result, or by the lease timeout while it waits for a connection.
+    /// Fails the call running on `connection` if the connection closes before the call ends.
+    ///
+    /// A statement written to a connection that the server has just closed (a fast shutdown, a
+    /// terminated backend) is never answered by postgres-nio: without this, the writer would wait
+    /// on it for good and every later commit behind it. The caller of a call cut off this way was
+    /// not acknowledged; whether its last statement took effect is unknown, as with any lost reply.
+    private func watch<T: Sendable>(_ connection: PostgresConnection, failing call: LeasedCall<T>) {
+        let failure = StoreError.connectionLost("connection \(connection.id) closed")
+        let first = watched.withLock { watched in
+            defer { watched[connection.id, default: ConnectionWatch()].failRunning = { call.finish(.failure(failure)) } }
+            return watched[connection.id] == nil
+        }
+        // One close callback per connection, not per call: callbacks stay on the future until it completes.
+        guard first else { return }
+        connection.closeFuture.whenComplete { [weak self] _ in
+            self?.watched.withLock { $0.removeValue(forKey: connection.id) }?.failRunning?()
+        }
+    }
+
+    /// The call on `connection` has ended.
+    private func unwatch(_ connection: PostgresConnection) {
+        watched.withLock { $0[connection.id]?.failRunning = nil }
+    }
+
+    /// What to do when a watched connection closes.
+    private struct ConnectionWatch {
+        /// Fails the call running on the connection, if one is.
+        var failRunning: (@Sendable () -> Void)?
+    }
+
+    /// One call's continuation, resumed once: by its result, by the lease timeout while it waits
+    /// for a connection, or by its connection closing under it.
     private final class LeasedCall<T: Sendable>: Sendable {
         private enum Phase {
             case waiting(CheckedContinuation<T, any Error>)
@@ -185,6 +221,12 @@ package final class PostgresRollupStore: SharedRollupStore {
     /// default; perfgate's queries hold no secrets, and an operator needs the message.
     static func described(_ error: any Error) -> any Error {
         guard let error = error as? PSQLError else { return error }
+        switch error.code {
+        case .serverClosedConnection, .uncleanShutdown, .connectionError, .clientClosedConnection:
+            return StoreError.connectionLost("\(error.code)")
+        default:
+            break
+        }
         if let info = error.serverInfo {
             let state = info[.sqlState].map { " (SQLSTATE \($0))" } ?? ""
             return StoreError.postgres("\(info[.severity] ?? "ERROR"): \(info[.message] ?? "no message")\(state)")
@@ -321,15 +363,20 @@ package final class PostgresRollupStore: SharedRollupStore {
         // Most commits under steady load only add counts: one INSERT is atomic on its own, and
         // saves the two round trips of BEGIN and COMMIT.
         let countsOnly = batch.newSeries.isEmpty && batch.answers.isEmpty && batch.settledTraces.isEmpty && batch.pendingSpans.isEmpty && compacting == nil
-        try await withConnection { [self] connection in
-            if countsOnly {
-                if !batch.rollups.isEmpty { try await insert(batch.rollups, on: connection) }
-                return
+        do {
+            try await withConnection { [self] connection in
+                if countsOnly {
+                    if !batch.rollups.isEmpty { try await insert(batch.rollups, on: connection) }
+                    return
+                }
+                try await transaction(connection) {
+                    try await write(batch, on: connection)
+                    if let compacting { try await compact(minutes: compacting, on: connection) }
+                }
             }
-            try await transaction(connection) {
-                try await write(batch, on: connection)
-                if let compacting { try await compact(minutes: compacting, on: connection) }
-            }
+        } catch StoreError.connectionLost(let detail) {
+            // The COMMIT (or the lone INSERT) may have reached the server before the connection went.
+            throw CommitOutcomeUnknown(reason: "the connection to the database \(location) was lost before the commit was answered (\(detail))")
         }
         unfolded.withLock { state in
             if let compacting {

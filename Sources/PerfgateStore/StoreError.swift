@@ -18,6 +18,8 @@ package enum StoreError: Error, CustomStringConvertible, Sendable {
     case closed
     /// The database server could not be reached.
     case unavailable(what: String, reason: String)
+    /// The connection to the database server closed before a statement was answered.
+    case connectionLost(String)
     /// The database server refused a statement.
     case postgres(String)
 
@@ -41,6 +43,8 @@ package enum StoreError: Error, CustomStringConvertible, Sendable {
             "the store is closed"
         case .unavailable(let what, let reason):
             "the database \(what) is unavailable: \(reason)"
+        case .connectionLost(let detail):
+            "the connection to the database was lost before a statement was answered (\(detail))"
         case .postgres(let message):
             "PostgreSQL: \(message)"
         }

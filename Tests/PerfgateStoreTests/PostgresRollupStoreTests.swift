@@ -3,6 +3,7 @@ import Logging
 import PerfgateCore
 import PerfgateStore
 import PostgresNIO
+import Synchronization
 import Testing
 
 /// A new database on the PostgreSQL server `PERFGATE_TEST_POSTGRES` names (scripts/test starts a
@@ -138,6 +139,30 @@ struct PostgresRollupStoreTests {
         }
     }
 
+    @Test func aCallWhoseConnectionClosesUnderItFailsAndLaterCallsGetAnother() async throws {
+        let store = try await open(try await TestDatabase.make(), "a")
+        let logger = Logger(label: "perfgate.tests")
+        // The server ends the backend between two statements of one call, as a fast shutdown
+        // does; the second statement goes to a closed connection.
+        let cutOff = await finished(within: .seconds(20)) {
+            try await store.withConnection { connection in
+                _ = try? await connection.query("SELECT pg_terminate_backend(pg_backend_pid())", logger: logger)
+                try await connection.closeFuture.get()
+                try await connection.query("COMMIT", logger: logger)
+            }
+        }
+        switch cutOff {
+        case nil: Issue.record("a statement on a closed connection was still waiting after 20 s")
+        case .success: Issue.record("a statement on a closed connection succeeded")
+        case .failure(let error):
+            guard case StoreError.connectionLost = error else { Issue.record("cut off with \(error), not as a lost connection"); break }
+        }
+        try await store.commit(CommitBatch(newSeries: [SeriesRecord(id: ttfb.sharedID, key: ttfb)], rollups: [
+            MinuteRollup(seriesID: ttfb.sharedID, minute: minute, counts: counts(ttfb, [1_500_000, 7_250_000_001])),
+        ]))
+        #expect(try await store.restore(recentSince: minute).totals[ttfb.sharedID] == counts(ttfb, [1_500_000, 7_250_000_001]))
+    }
+
     @Test func aChangedBucketLayoutIsRefused() async throws {
         let location = try await TestDatabase.make()
         _ = try await open(location, "a")
@@ -145,6 +170,34 @@ struct PostgresRollupStoreTests {
         await #expect(throws: StoreError.self) {
             _ = try await PostgresRollupStore.open(location, instance: "a", layouts: changed)
         }
+    }
+}
+
+/// What `body` came to, or nil when it had not finished within `limit` (it is left running: a
+/// hung call cannot be cancelled).
+private func finished<T: Sendable>(within limit: Duration, _ body: @escaping @Sendable () async throws -> T) async -> Result<T, any Error>? {
+    await withCheckedContinuation { continuation in
+        let waiter = Waiter(continuation)
+        Task {
+            do { waiter.resume(.success(try await body())) } catch { waiter.resume(.failure(error)) }
+        }
+        Task {
+            try? await Task.sleep(for: limit)
+            waiter.resume(nil)
+        }
+    }
+}
+
+/// A continuation resumed by whichever comes first.
+private final class Waiter<T: Sendable>: Sendable {
+    private let continuation: Mutex<CheckedContinuation<Result<T, any Error>?, Never>?>
+
+    init(_ continuation: CheckedContinuation<Result<T, any Error>?, Never>) {
+        self.continuation = Mutex(continuation)
+    }
+
+    func resume(_ result: Result<T, any Error>?) {
+        continuation.withLock { $0.take() }?.resume(returning: result)
     }
 }
 

@@ -81,6 +81,8 @@ class RoundRobin:
         self.batches = {}
         self.acknowledged = set()
         self.unanswered = set()
+        # Refused with "nothing was applied": must not count, unlike a refusal whose outcome is unknown.
+        self.not_applied = set()
         self.refusals = []
         self.stopping = threading.Event()
         self.lock = threading.Lock()
@@ -103,6 +105,8 @@ class RoundRobin:
                 if response.status == 503:
                     with self.lock:
                         self.refusals.append(response)
+                        if "nothing was applied" in response.text:
+                            self.not_applied.add(batch_id)
             except (ConnectionError, TimeoutError, OSError, http.client.HTTPException):
                 pass
             with self.lock:
@@ -140,7 +144,8 @@ def summed(servers):
 
 def check_ground_truth(servers, load):
     """The replicas' sum equals the events of the acknowledged batches plus those of unanswered
-    batches that were applied, and each unanswered batch was applied whole or not at all."""
+    batches that were applied, each unanswered batch was applied whole or not at all, and none
+    refused as not applied was."""
     total = summed(servers)
     applied = set(load.acknowledged)
     for batch_id in load.unanswered:
@@ -149,6 +154,7 @@ def check_ground_truth(servers, load):
             if name == "backend_ttfb_seconds_count" and dict(labels)["model"] == batch_id
         )
         assert count in (0, BATCH), f"batch {batch_id} applied in part: {count} of {BATCH}"
+        assert not (count and batch_id in load.not_applied), f"batch {batch_id} was refused as not applied, yet counted"
         if count:
             applied.add(batch_id)
     expected = {key: number for key, number in expected_histograms([e for b in applied for e in load.batches[b]]).items() if number != 0}

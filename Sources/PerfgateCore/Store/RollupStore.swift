@@ -206,6 +206,20 @@ package struct CatalogCursor: Sendable {
     }
 }
 
+/// A commit whose reply never came (the connection to a database closed under it): it may or
+/// may not have taken effect, and only a retry under the same `Idempotency-Key` settles which.
+package struct CommitOutcomeUnknown: Error, CustomStringConvertible, Sendable {
+    /// What cut the commit off.
+    package var reason: String
+
+    /// An unknown outcome, and why.
+    package init(reason: String) {
+        self.reason = reason
+    }
+
+    package var description: String { reason }
+}
+
 /// A commit refused because another replica holds unexpired answers under some of its keys.
 package struct AnswerTaken: Error, Sendable {
     /// The keys already answered.

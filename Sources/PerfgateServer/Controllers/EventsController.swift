@@ -222,7 +222,11 @@ struct EventsController<Context: RequestContext>: Sendable {
         return writer.bytes
     }
 
-    static func apiError(for error: WriteError) -> Refusal {
+    /// The refusal for a write that was not made; `resend` says what a resend does when the
+    /// commit's outcome is unknown.
+    static func apiError(
+        for error: WriteError, resend: String = "resend it with the same Idempotency-Key to have it applied exactly once"
+    ) -> Refusal {
         switch error {
         case .overloaded(let queued, let capacity):
             Refusal(.overloaded, .unavailable("perfgate is saturated (\(queued) events queued, limit \(capacity)); nothing was applied, retry shortly"))
@@ -230,6 +234,11 @@ struct EventsController<Context: RequestContext>: Sendable {
             Refusal(.overloaded, .unavailable("perfgate is shutting down; nothing was applied, retry against another instance or after the restart"))
         case .storeFailed(let message):
             Refusal(.storeError, .unavailable("the store could not commit the batch (\(message)); nothing was applied, retry later", retryAfterSeconds: 5))
+        case .outcomeUnknown(let message):
+            Refusal(.storeError, .unavailable(
+                "the store's answer to the commit was lost (\(message)); the batch may or may not have been applied: \(resend)",
+                retryAfterSeconds: 5
+            ))
         }
     }
 

@@ -58,7 +58,8 @@ struct TracesController<Context: RequestContext>: Sendable {
             do {
                 outcome = try await queue.submit(traces: TraceWrite(spans: decoded.spans, rules: rules)).traces ?? outcome
             } catch let error as WriteError {
-                throw EventsController<Context>.apiError(for: error)
+                // Spans carry no idempotency key: events already made from them would count again.
+                throw EventsController<Context>.apiError(for: error, resend: "a resend may count its spans twice")
             }
         }
         selfMetrics.recordTraces(spans: decoded.spanCount, refused: decoded.refused.count, outcome: outcome, at: now)

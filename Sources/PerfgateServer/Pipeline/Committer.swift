@@ -37,6 +37,8 @@ enum WriteError: Error, Sendable {
     case shuttingDown
     /// The store refused the transaction (disk full, I/O error).
     case storeFailed(String)
+    /// The store's reply to the transaction was lost: it may or may not have been applied.
+    case outcomeUnknown(String)
 }
 
 /// Turns queued deltas into one store transaction, then publishes them to `/metrics`.
@@ -150,6 +152,12 @@ final class Committer: @unchecked Sendable {
             registry.forget(created)
             logger.info("another replica answered an idempotency key first; committing again", metadata: ["idempotency.keys": "\(taken.keys.joined(separator: ","))"])
             return await commit(writes, attempt: attempt + 1)
+        } catch let unknown as CommitOutcomeUnknown {
+            selfMetrics.recordCommit(nanoseconds: Self.nanoseconds(since: started), succeeded: false, overflowed: [:])
+            // Series the commit may have created are created again, harmlessly, by the next one.
+            registry.forget(created)
+            logger.error("commit cut off; the requests in it were answered 503 as perhaps applied", metadata: ["store.error": "\(unknown)", "ingest.requests": "\(writes.count)"])
+            return .failure(.outcomeUnknown(unknown.reason))
         } catch {
             selfMetrics.recordCommit(nanoseconds: Self.nanoseconds(since: started), succeeded: false, overflowed: [:])
             return fail(error, created: created, requests: writes.count)

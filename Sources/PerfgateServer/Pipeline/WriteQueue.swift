@@ -168,7 +168,10 @@ final class WriteQueue: Sendable {
         let events = writes.reduce(0) { $0 + $1.size }
         state.withLock { state in
             state.queuedEvents -= events
-            if case .failure(.storeFailed(let message)) = result { state.lastFailure = (.now, message) }
+            switch result {
+            case .failure(.storeFailed(let message)), .failure(.outcomeUnknown(let message)): state.lastFailure = (.now, message)
+            default: break
+            }
         }
         return result
     }
