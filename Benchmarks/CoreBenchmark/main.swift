@@ -70,6 +70,11 @@ let bytes = body(events: eventsPerBody)
 let rules = EventRules(limits: IngestLimits(), now: SystemWallClock().now())
 var sink = 0
 
+/// The body decoded into event columns; the number of events accepted.
+@MainActor func decode(_ bytes: [UInt8]) throws -> Int {
+    try BatchDecoder(rules: rules).decode(bytes, format: .json).acceptedCount
+}
+
 /// What a request costs the core before its commit: the body decoded and aggregated into rollups.
 @MainActor func decodeAndAggregate(_ bytes: [UInt8]) throws -> Int {
     let batch = try BatchDecoder(rules: rules).decode(bytes, format: .json)
@@ -93,14 +98,14 @@ if runs("parse") {
         sink &+= try JSONDecoder().decode([CodableEvent].self, from: data).count
     }
     let decodeOnly = try median(rounds: rounds) {
-        sink &+= try BatchDecoder(rules: rules).decode(bytes, format: .json).acceptedCount
+        sink &+= try decode(bytes)
     }
     let ingest = try median(rounds: rounds) { sink &+= try decodeAndAggregate(bytes) }
     print("core-benchmark parse: \(eventsPerBody)-event JSON array, \(bytes.count) bytes, median of \(rounds), one core")
     print(line("Foundation JSONDecoder (baseline)", foundation, baseline: foundation))
     print(line("BatchDecoder", decodeOnly, baseline: foundation))
     print(line("BatchDecoder + aggregation into rollups", ingest, baseline: foundation))
-    let decodeAllocations = try allocations { sink &+= try BatchDecoder(rules: rules).decode(bytes, format: .json).acceptedCount }
+    let decodeAllocations = try allocations { sink &+= try decode(bytes) }
     let ingestAllocations = try allocations { sink &+= try decodeAndAggregate(bytes) }
     for (name, counted) in [("BatchDecoder", decodeAllocations), ("BatchDecoder + aggregation into rollups", ingestAllocations)] {
         print(
