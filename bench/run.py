@@ -319,6 +319,17 @@ class Bench:
                         split = ", ".join(f"{thread} {spent:.0f}" for thread, spent in sorted(result["by_thread"].items()))
                         self.report(f"  {name} server CPU by thread, µs/request", split)
             self.one_event_rps = ingest["rps"]
+        # The same load without waiting for fsync: what the request path allows when commits cost
+        # no disk time, which tells a commit-bound figure from a CPU-bound one. Not a target.
+        with self.perfgate("http-nosync", "--durability", "normal") as server:
+            unsynced = self.wrk(server.port, "/v1/events", 32, "events.lua", [1], server=server)
+            self.keep("POST one event, 32 conn, --durability normal, req/s", unsynced["rps"], "req/s", True)
+            self.keep("POST one event, 32 conn, --durability normal, server CPU per request", unsynced["cpu_us"], "µs", False)
+            self.report(
+                "POST one event, 32 connections, --durability normal",
+                f"{unsynced['rps']:9.0f} req/s  p99 {unsynced['p99']:.2f} ms  server CPU {unsynced['cpu_us']:.0f} µs/request",
+                f"{unsynced['rps'] / ceiling['rps']:.2f}x the GET route; {unsynced['rps'] / ingest['rps']:.2f}x the durable POST",
+            )
 
     def batch(self):
         print("== batch: events/s over HTTP, 32 connections, durable acknowledgements")
