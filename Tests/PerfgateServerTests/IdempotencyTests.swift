@@ -117,6 +117,33 @@ import Testing
         }
     }
 
+    @Test func aCommitWhoseReplyWasLostSaysSoAndTheResendWithItsKeyAppliesOnce() async throws {
+        let store = InMemoryRollupStore()
+        let harness = Harness()
+        defer { harness.removeFiles() }
+        try await harness.run(store: store) { components, client in
+            let body = eventJSON(stages: ["backend_fetch": 1])
+            store.loseCommitReplies(true)
+            let lost = try await client.execute(uri: "/v1/events", method: .post, headers: keyed("lost"), body: ByteBuffer(string: body)) { $0 }
+            #expect(lost.status == .serviceUnavailable)
+            #expect(lost.headers[.retryAfter] == "5")
+            let message = String(buffer: lost.body)
+            #expect(message.contains("may or may not have been applied") && message.contains("same Idempotency-Key"), "\(message)")
+            #expect(!message.contains("nothing was applied"))
+            #expect(try await client.getJSON("/readyz").0 == .serviceUnavailable)
+
+            store.loseCommitReplies(false)
+            // It was applied: the resend gets the answer kept with it and applies nothing more.
+            let resend = try await post(client, body, key: "lost")
+            #expect(resend.0 == .ok && resend.2)
+            // Once the store answers, the replica reads its counts back: /metrics shows what was applied.
+            await components.queue.settle()
+            #expect(sample(try await client.metricLines(), count) == "1")
+            #expect(try await client.postEvents(body).0 == .ok)
+            #expect(sample(try await client.metricLines(), count) == "2")
+        }
+    }
+
     @Test func answersExpireAfterTheTTL() async throws {
         let harness = Harness { $0.idempotencyTTLSeconds = 3600 }
         defer { harness.removeFiles() }

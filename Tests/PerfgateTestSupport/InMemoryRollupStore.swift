@@ -14,6 +14,7 @@ package final class InMemoryRollupStore: RollupStore {
         var answers: [String: IdempotentAnswer] = [:]
         var pending: [TraceID: [UInt64: PendingSpan]] = [:]
         var failCommits: (any Error)?
+        var loseCommitReplies = false
         var holdCommits = false
     }
 
@@ -28,6 +29,12 @@ package final class InMemoryRollupStore: RollupStore {
     /// Makes every following commit fail with `error` (nil to succeed again).
     package func failCommits(with error: (any Error)?) {
         state.withLock { $0.failCommits = error }
+    }
+
+    /// Makes every following commit apply and then throw `CommitOutcomeUnknown`, as when a
+    /// database's connection closes before its reply comes.
+    package func loseCommitReplies(_ lose: Bool) {
+        state.withLock { $0.loseCommitReplies = lose }
     }
 
     /// Makes every following commit wait until `holdCommits(false)`, as a stalled disk would.
@@ -56,7 +63,7 @@ package final class InMemoryRollupStore: RollupStore {
     package func commit(_ batch: CommitBatch) async throws {
         // Polled rather than signalled: a test-only stall.
         while state.withLock({ $0.holdCommits }) { try await Task.sleep(for: .milliseconds(1)) }
-        try state.withLock { state in
+        let lost = try state.withLock { state in
             if let error = state.failCommits { throw error }
             state.series.append(contentsOf: batch.newSeries)
             for rollup in batch.rollups {
@@ -68,7 +75,9 @@ package final class InMemoryRollupStore: RollupStore {
             for pending in batch.pendingSpans where state.pending[pending.span.traceID]?[pending.span.spanID] == nil {
                 state.pending[pending.span.traceID, default: [:]][pending.span.spanID] = pending
             }
+            return state.loseCommitReplies
         }
+        if lost { throw CommitOutcomeUnknown(reason: "the connection closed before the commit was answered") }
     }
 
     package func delete(_ series: Set<SeriesID>, recentSince: Minute) throws -> [MinuteRollup] {

@@ -56,6 +56,9 @@ final class Committer: @unchecked Sendable {
     private let configuration: ServerConfiguration
     /// Traces with spans in the store waiting for their root.
     private var pendingTraces: Set<TraceID>
+    /// Set when a commit's outcome was unknown: until this replica reads its own counts back
+    /// from the store, `/metrics` may lack what that commit applied.
+    private var unsettled = false
 
     init(
         registry: SeriesRegistry, pendingTraces: Set<TraceID> = [], store: any RollupStore, live: LiveMetrics, selfMetrics: SelfMetrics,
@@ -79,7 +82,40 @@ final class Committer: @unchecked Sendable {
     /// Writes every request's counts, and the answers of those with a key, in one transaction;
     /// all are applied or none. A request whose key already has an answer applies nothing.
     func commit(_ writes: [PendingWrite]) async -> Result<[CommitReceipt], WriteError> {
-        await commit(writes, attempt: 1)
+        if unsettled {
+            do {
+                try await settle()
+            } catch {
+                return fail(error, created: [], requests: writes.count)
+            }
+        }
+        return await commit(writes, attempt: 1)
+    }
+
+    /// Reads this replica's own counts back if a commit's outcome was unknown; a failure leaves
+    /// that for the next commit or the next call. True when nothing is left unsettled.
+    func settleIfUnsure() async -> Bool {
+        guard unsettled else { return true }
+        do {
+            try await settle()
+            return true
+        } catch {
+            logger.warning("reading this replica's counts back failed; retrying", metadata: ["store.error": "\(error)"])
+            return false
+        }
+    }
+
+    /// Makes `/metrics` show the counts the store holds for this replica, whether or not the
+    /// commit whose outcome was unknown was applied (counts only grow, so the store's are right).
+    private func settle() async throws {
+        // No recent minutes: only a shared store has unknown outcomes, and its share window is
+        // read from the store on its own.
+        let stored = try await store.restore(recentSince: Minute(index: .max))
+        // Series that commit created, if it was applied, are named again.
+        adopt(stored.series)
+        let changed = live.settle(stored.totals)
+        unsettled = false
+        logger.info("read this replica's counts back after a commit whose outcome was unknown", metadata: ["series.changed": "\(changed)"])
     }
 
     /// Tries that another replica answered one of the keys first: each retry finds that answer.
@@ -154,8 +190,10 @@ final class Committer: @unchecked Sendable {
             return await commit(writes, attempt: attempt + 1)
         } catch let unknown as CommitOutcomeUnknown {
             selfMetrics.recordCommit(nanoseconds: Self.nanoseconds(since: started), succeeded: false, overflowed: [:])
-            // Series the commit may have created are created again, harmlessly, by the next one.
+            // Created again by the next commit if it was not applied (a shared store's ids are the
+            // keys' hashes, so creating one twice changes nothing); adopted back if it was.
             registry.forget(created)
+            unsettled = true
             logger.error("commit cut off; the requests in it were answered 503 as perhaps applied", metadata: ["store.error": "\(unknown)", "ingest.requests": "\(writes.count)"])
             return .failure(.outcomeUnknown(unknown.reason))
         } catch {

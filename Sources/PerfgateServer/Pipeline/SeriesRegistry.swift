@@ -91,6 +91,7 @@ struct SeriesRegistry {
             ids[record.key] = record.id
             perMetric[record.key.metric, default: 0] += 1
             lastWritten[record.id] = minute
+            nextID = max(nextID, record.id + 1)
             added.append(record)
         }
         return added

@@ -16,6 +16,7 @@ final class WriteQueue: Sendable {
         case delete(SeriesSelector, CheckedContinuation<[SeriesKey], any Error>)
         case expire(Minute, CheckedContinuation<[SeriesKey], any Error>)
         case adopt([SeriesRecord], CheckedContinuation<Void, Never>)
+        case settle(CheckedContinuation<Void, Never>)
         case barrier(CheckedContinuation<Void, Never>)
     }
 
@@ -26,6 +27,8 @@ final class WriteQueue: Sendable {
         var draining = false
         var closed = false
         var lastFailure: (at: ContinuousClock.Instant, message: String)?
+        /// A commit's outcome was unknown and the counts have not been read back since.
+        var unsettled = false
     }
 
     private let state = Mutex(State())
@@ -102,6 +105,13 @@ final class WriteQueue: Sendable {
         await withCheckedContinuation { enqueue(.adopt(records, $0)) }
     }
 
+    /// Reads this replica's own counts back from the store if a commit's outcome was unknown, in
+    /// turn with the commits (the next commit does it too).
+    func settle() async {
+        guard state.withLock({ $0.unsettled }) else { return }
+        await withCheckedContinuation { enqueue(.settle($0)) }
+    }
+
     /// Notes that the store failed outside a commit (a shared store's database is unreachable),
     /// so that `/readyz` says so even while no request comes.
     func recordStoreFailure(_ message: String) {
@@ -169,8 +179,13 @@ final class WriteQueue: Sendable {
         state.withLock { state in
             state.queuedEvents -= events
             switch result {
-            case .failure(.storeFailed(let message)), .failure(.outcomeUnknown(let message)): state.lastFailure = (.now, message)
-            default: break
+            case .failure(.storeFailed(let message)):
+                state.lastFailure = (.now, message)
+            case .failure(.outcomeUnknown(let message)):
+                state.lastFailure = (.now, message)
+                state.unsettled = true
+            default:
+                break
             }
         }
         return result
@@ -206,6 +221,9 @@ final class WriteQueue: Sendable {
                 continuation.resume(with: await committer.expire(idleBefore: cutoff).mapError { $0 as any Error })
             case .adopt(let records, let continuation):
                 committer.adopt(records)
+                continuation.resume()
+            case .settle(let continuation):
+                if await committer.settleIfUnsure() { state.withLock { $0.unsettled = false } }
                 continuation.resume()
             case .barrier(let continuation):
                 continuation.resume()

@@ -46,6 +46,8 @@ struct ReplicaView: Service {
     func refresh(from cursor: CatalogCursor?) async throws -> CatalogCursor {
         let (records, next) = try await store.series(createdSince: cursor)
         if !records.isEmpty { await queue.adopt(records) }
+        // After a commit whose outcome was unknown, even while no request comes.
+        await queue.settle()
         let now = clock.now()
         let sums = try await store.minuteSums(of: StageGroup.allCases.map(\.metric), since: live.shareWindowStart(at: now))
         live.replaceShares(sums, now: now)

@@ -66,6 +66,18 @@ final class LiveMetrics: Sendable {
         }
     }
 
+    /// Sets the cumulative counts of the series in `totals` to those; returns how many changed.
+    func settle(_ totals: [SeriesID: HistogramCounts]) -> Int {
+        state.withLock { state in
+            var changed = 0
+            for (id, counts) in totals {
+                guard let metric = state.metrics[id], state.families[metric.rawValue].replace(counts, of: id) else { continue }
+                changed += 1
+            }
+            return changed
+        }
+    }
+
     /// Replaces the `stage_percentage` window with every replica's time (from a shared store), so
     /// that every replica shows the same shares.
     func replaceShares(_ sums: [SeriesMinuteSum], now: Timestamp) {

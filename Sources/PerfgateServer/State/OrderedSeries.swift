@@ -46,6 +46,13 @@ struct OrderedSeries {
         return samples[position].key
     }
 
+    /// Sets the counts of series `id`; true when they changed.
+    mutating func replace(_ counts: HistogramCounts, of id: SeriesID) -> Bool {
+        guard let position = positions[id], samples[position].counts != counts else { return false }
+        samples[position].counts = counts
+        return true
+    }
+
     /// The sample of series `id`, if the family has it.
     func sample(of id: SeriesID) -> HistogramSample? {
         positions[id].map { samples[$0] }
