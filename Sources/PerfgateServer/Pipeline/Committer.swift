@@ -1,5 +1,6 @@
 import Logging
 import PerfgateCore
+import Synchronization
 
 /// What a committed request learns besides success: observations folded into overflow series,
 /// or the earlier answer to its `Idempotency-Key`, in which case nothing of it was applied.
@@ -57,8 +58,12 @@ final class Committer: @unchecked Sendable {
     /// Traces with spans in the store waiting for their root.
     private var pendingTraces: Set<TraceID>
     /// Set when a commit's outcome was unknown: until this replica reads its own counts back
-    /// from the store, `/metrics` may lack what that commit applied.
-    private var unsettled = false
+    /// from the store, `/metrics` may lack what that commit applied. Written by the writer only;
+    /// read elsewhere to skip queueing a read-back that has nothing to do.
+    private let unsettledFlag = Atomic<Bool>(false)
+
+    /// True while a commit's outcome is unknown and the counts have not been read back since.
+    var unsettled: Bool { unsettledFlag.load(ordering: .relaxed) }
 
     init(
         registry: SeriesRegistry, pendingTraces: Set<TraceID> = [], store: any RollupStore, live: LiveMetrics, selfMetrics: SelfMetrics,
@@ -93,15 +98,13 @@ final class Committer: @unchecked Sendable {
     }
 
     /// Reads this replica's own counts back if a commit's outcome was unknown; a failure leaves
-    /// that for the next commit or the next call. True when nothing is left unsettled.
-    func settleIfUnsure() async -> Bool {
-        guard unsettled else { return true }
+    /// that for the next commit or the next call.
+    func settleIfUnsure() async {
+        guard unsettled else { return }
         do {
             try await settle()
-            return true
         } catch {
             logger.warning("reading this replica's counts back failed; retrying", metadata: ["store.error": "\(error)"])
-            return false
         }
     }
 
@@ -114,7 +117,7 @@ final class Committer: @unchecked Sendable {
         // Series that commit created, if it was applied, are named again.
         adopt(stored.series)
         let changed = live.settle(stored.totals)
-        unsettled = false
+        unsettledFlag.store(false, ordering: .relaxed)
         logger.info("read this replica's counts back after a commit whose outcome was unknown", metadata: ["series.changed": "\(changed)"])
     }
 
@@ -193,7 +196,7 @@ final class Committer: @unchecked Sendable {
             // Created again by the next commit if it was not applied (a shared store's ids are the
             // keys' hashes, so creating one twice changes nothing); adopted back if it was.
             registry.forget(created)
-            unsettled = true
+            unsettledFlag.store(true, ordering: .relaxed)
             logger.error("commit cut off; the requests in it were answered 503 as perhaps applied", metadata: ["store.error": "\(unknown)", "ingest.requests": "\(writes.count)"])
             return .failure(.outcomeUnknown(unknown.reason))
         } catch {

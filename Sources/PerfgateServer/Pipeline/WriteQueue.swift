@@ -27,8 +27,6 @@ final class WriteQueue: Sendable {
         var draining = false
         var closed = false
         var lastFailure: (at: ContinuousClock.Instant, message: String)?
-        /// A commit's outcome was unknown and the counts have not been read back since.
-        var unsettled = false
     }
 
     private let state = Mutex(State())
@@ -108,7 +106,7 @@ final class WriteQueue: Sendable {
     /// Reads this replica's own counts back from the store if a commit's outcome was unknown, in
     /// turn with the commits (the next commit does it too).
     func settle() async {
-        guard state.withLock({ $0.unsettled }) else { return }
+        guard committer.unsettled else { return }
         await withCheckedContinuation { enqueue(.settle($0)) }
     }
 
@@ -179,13 +177,8 @@ final class WriteQueue: Sendable {
         state.withLock { state in
             state.queuedEvents -= events
             switch result {
-            case .failure(.storeFailed(let message)):
-                state.lastFailure = (.now, message)
-            case .failure(.outcomeUnknown(let message)):
-                state.lastFailure = (.now, message)
-                state.unsettled = true
-            default:
-                break
+            case .failure(.storeFailed(let message)), .failure(.outcomeUnknown(let message)): state.lastFailure = (.now, message)
+            default: break
             }
         }
         return result
@@ -223,7 +216,7 @@ final class WriteQueue: Sendable {
                 committer.adopt(records)
                 continuation.resume()
             case .settle(let continuation):
-                if await committer.settleIfUnsure() { state.withLock { $0.unsettled = false } }
+                await committer.settleIfUnsure()
                 continuation.resume()
             case .barrier(let continuation):
                 continuation.resume()
