@@ -9,8 +9,11 @@ import Synchronization
 /// meanwhile queue up, and one drain task commits them together once it is done. The store
 /// decides where its blocking work runs, so no writer holds a cooperative thread during fsync.
 final class WriteQueue: Sendable {
+    /// Called once a write is committed or refused, from the writer's context.
+    typealias Completion = @Sendable (Result<CommitReceipt, WriteError>) -> Void
+
     private enum Job: Sendable {
-        case ingest(PendingWrite, CheckedContinuation<CommitReceipt, any Error>)
+        case ingest(PendingWrite, Completion)
         case prune(Minute, CheckedContinuation<PruneReport, any Error>)
         case dropWaitingSpans(Int64, CheckedContinuation<[PendingSpan], any Error>)
         case delete(SeriesSelector, CheckedContinuation<[SeriesKey], any Error>)
@@ -51,14 +54,27 @@ final class WriteQueue: Sendable {
         try await submit(PendingWrite(delta: RollupDelta(), claim: nil, traces: traces))
     }
 
+    /// Queues a delta and calls `completion` once it is committed or refused; for a caller that
+    /// is not a Swift task (the event-loop ingest path), so none is suspended for the commit.
+    func submit(_ delta: RollupDelta, completion: @escaping Completion) {
+        let write = PendingWrite(delta: delta, claim: nil)
+        let wakes: Bool
+        do {
+            wakes = try state.withLock { state throws(WriteError) -> Bool in
+                try Self.admit(write, to: &state, capacity: capacity)
+                return Self.append(.ingest(write, completion), to: &state)
+            }
+        } catch {
+            completion(.failure(error))
+            return
+        }
+        if wakes { startDraining() }
+    }
+
     private func submit(_ write: PendingWrite) async throws -> CommitReceipt {
         // Check the bounds, and take the writer's turn when it is idle (nothing is queued then).
         let leads = try state.withLock { state throws(WriteError) -> Bool in
-            if state.closed { throw .shuttingDown }
-            if state.queuedEvents + write.size > capacity {
-                throw .overloaded(queued: state.queuedEvents, capacity: capacity)
-            }
-            state.queuedEvents += write.size
+            try Self.admit(write, to: &state, capacity: capacity)
             defer { state.draining = true }
             return !state.draining
         }
@@ -73,8 +89,18 @@ final class WriteQueue: Sendable {
             return try result.get()[0]
         }
         return try await withCheckedThrowingContinuation { continuation in
-            if state.withLock({ Self.append(.ingest(write, continuation), to: &$0) }) { startDraining() }
+            let job = Job.ingest(write) { continuation.resume(with: $0.mapError { $0 as any Error }) }
+            if state.withLock({ Self.append(job, to: &$0) }) { startDraining() }
         }
+    }
+
+    /// Counts `write` in, or refuses it when the queue is closed or would hold too many events.
+    private static func admit(_ write: PendingWrite, to state: inout State, capacity: Int) throws(WriteError) {
+        if state.closed { throw .shuttingDown }
+        if state.queuedEvents + write.size > capacity {
+            throw .overloaded(queued: state.queuedEvents, capacity: capacity)
+        }
+        state.queuedEvents += write.size
     }
 
     /// Folds minutes before `cutoff` into series bases, in turn with the commits.
@@ -186,18 +212,18 @@ final class WriteQueue: Sendable {
 
     private func process(_ jobs: [Job]) async {
         var writes: [PendingWrite] = []
-        var waiters: [CheckedContinuation<CommitReceipt, any Error>] = []
-        for case .ingest(let write, let continuation) in jobs {
+        var waiters: [Completion] = []
+        for case .ingest(let write, let completion) in jobs {
             writes.append(write)
-            waiters.append(continuation)
+            waiters.append(completion)
         }
         if !writes.isEmpty {
             let result = await commit(writes)
             switch result {
             case .success(let receipts):
-                for (waiter, receipt) in zip(waiters, receipts) { waiter.resume(returning: receipt) }
+                for (waiter, receipt) in zip(waiters, receipts) { waiter(.success(receipt)) }
             case .failure(let error):
-                for waiter in waiters { waiter.resume(throwing: error) }
+                for waiter in waiters { waiter(.failure(error)) }
             }
         }
         for job in jobs {
