@@ -22,13 +22,38 @@ struct AccessCheck: Sendable {
     /// The challenge on the status page: browsers ask for a user name and password on a Basic one.
     static var browserChallenge: String { "Basic realm=\"perfgate\", charset=\"UTF-8\"" }
 
+    /// What a request's `Authorization` header earns it on a route.
+    private enum Verdict {
+        case allowed
+        case noToken(needed: AccessRole)
+        case unknownToken
+        case lacksRole(needed: AccessRole, held: Set<AccessRole>)
+    }
+
+    private func verdict(_ authorization: String?, for route: Route) -> Verdict {
+        guard !open, case .role(let needed) = route.access else { return .allowed }
+        guard let token = Self.presentedToken(authorization) else { return .noToken(needed: needed) }
+        let roles = tokens.roles(of: token)
+        if roles.isEmpty { return .unknownToken }
+        return roles.contains(needed) || roles.contains(.admin) ? .allowed : .lacksRole(needed: needed, held: roles)
+    }
+
+    /// True when a request with `headers` may call `route`. Counts nothing: for the event-loop
+    /// ingest path, which leaves every refusal to the router (and so to `authorize`).
+    func permits(_ headers: HTTPFields, for route: Route) -> Bool {
+        if case .allowed = verdict(headers[.authorization], for: route) { return true }
+        return false
+    }
+
     /// Throws the 401 or 403 a request gets for `route`, or returns when it may go on.
     func authorize(_ request: Request, for route: Route) throws {
-        guard !open, case .role(let needed) = route.access else { return }
         // A browser cannot send a bearer token to a page it navigates to; it answers a Basic
         // challenge instead, with the token as the password.
         let forBrowser = route.signsInWithBasic
-        guard let token = Self.presentedToken(request.headers[.authorization]) else {
+        switch verdict(request.headers[.authorization], for: route) {
+        case .allowed:
+            return
+        case .noToken(let needed):
             selfMetrics.recordRejectedRequest(.unauthorized)
             throw APIError(
                 .unauthorized,
@@ -37,16 +62,13 @@ struct AccessCheck: Sendable {
                     : "\(route.name) needs a bearer token with the \(needed.rawValue) role: send Authorization: Bearer <token>",
                 headers: [.wwwAuthenticate: forBrowser ? Self.browserChallenge : "Bearer realm=\"perfgate\""]
             )
-        }
-        let roles = tokens.roles(of: token)
-        if roles.isEmpty {
+        case .unknownToken:
             selfMetrics.recordRejectedRequest(.unauthorized)
             throw APIError(
                 .unauthorized, "the token is not one perfgate knows",
                 headers: [.wwwAuthenticate: forBrowser ? Self.browserChallenge : "Bearer realm=\"perfgate\", error=\"invalid_token\""]
             )
-        }
-        guard roles.contains(needed) || roles.contains(.admin) else {
+        case .lacksRole(let needed, let roles):
             selfMetrics.recordRejectedRequest(.forbidden)
             let held = roles.map(\.rawValue).sorted().joined(separator: ", ")
             throw APIError(.forbidden, "\(route.name) needs the \(needed.rawValue) role; this token has \(held)")
