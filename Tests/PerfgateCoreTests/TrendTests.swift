@@ -1,4 +1,5 @@
 import PerfgateCore
+import PerfgateTestSupport
 import Testing
 
 @Suite struct TrendQueryTests {

@@ -40,7 +40,7 @@ struct EventsController<Context: RequestContext>: Sendable {
         // A retry is answered before its body is decoded again: the answer must not change with
         // the clock (events that have since grown too old) or with anything else.
         let earlier: IdempotentAnswer? = if let key { try await keptAnswer(forKey: key, at: now) } else { nil }
-        let decoder = BatchDecoder(rules: EventRules(limits: configuration.effectiveLimits, now: now))
+        let decoder = Self.decoder(configuration, at: now)
         var fingerprint: UInt64 = 0
         let body = try Self.withBytes(of: buffer, gzipped: gzipped, inflatedLimit: configuration.maxInflatedBodyBytes, advice: "send smaller batches") {
             try readBody($0, key: key, earlier: earlier, fingerprint: &fingerprint, format: format, decoder: decoder)
@@ -51,8 +51,7 @@ struct EventsController<Context: RequestContext>: Sendable {
         case .decoded(let decoded): batch = decoded
         }
 
-        var delta = RollupDelta()
-        delta.add(batch.columns, layouts: configuration.layouts)
+        let delta = Self.delta(of: batch, layouts: configuration.layouts)
         var receipt = CommitReceipt()
         if !delta.isEmpty {
             let limit = configuration.maxSeriesPerMetric
@@ -68,8 +67,26 @@ struct EventsController<Context: RequestContext>: Sendable {
             if let earlier = receipt.replayed { return try replay(earlier, fingerprint: fingerprint) }
         }
         selfMetrics.recordBatch(accepted: batch.acceptedCount, rejections: batch.rejections, at: now)
-        let status: HTTPResponse.Status = batch.acceptedCount == 0 && batch.rejectedCount > 0 ? .unprocessableContent : .ok
-        return Response.json(Self.answer(batch, receipt: receipt, limit: configuration.maxSeriesPerMetric), status: status)
+        return Response.json(Self.answer(batch, receipt: receipt, limit: configuration.maxSeriesPerMetric), status: Self.status(of: batch))
+    }
+
+    // MARK: Shared with the event-loop path (EventIngestHandler)
+
+    /// The decoder for bodies received at `now`.
+    static func decoder(_ configuration: ServerConfiguration, at now: Timestamp) -> BatchDecoder {
+        BatchDecoder(rules: EventRules(limits: configuration.effectiveLimits, now: now))
+    }
+
+    /// The counts a batch's valid events add.
+    static func delta(of batch: DecodedBatch, layouts: BucketLayouts) -> RollupDelta {
+        var delta = RollupDelta()
+        delta.add(batch.columns, layouts: layouts)
+        return delta
+    }
+
+    /// 422 when the body held events and none was valid, else 200.
+    static func status(of batch: DecodedBatch) -> HTTPResponse.Status {
+        batch.acceptedCount == 0 && batch.rejectedCount > 0 ? .unprocessableContent : .ok
     }
 
     /// A body read: decoded, or already answered under its `Idempotency-Key`.
@@ -94,7 +111,7 @@ struct EventsController<Context: RequestContext>: Sendable {
     ) throws -> ReadBody {
         if key != nil { fingerprint = BodyFingerprint.of(bytes) }
         if let earlier { return .answered(earlier) }
-        return .decoded(try decode(bytes, format: format, decoder: decoder))
+        return .decoded(try Self.decode(bytes, format: format, decoder: decoder))
     }
 
     /// The first answer given under the request's key, or 422 when the key came with another body.
@@ -111,7 +128,7 @@ struct EventsController<Context: RequestContext>: Sendable {
         return response
     }
 
-    private func decode(_ bytes: UnsafeBufferPointer<UInt8>, format: BodyFormat, decoder: BatchDecoder) throws -> DecodedBatch {
+    private static func decode(_ bytes: UnsafeBufferPointer<UInt8>, format: BodyFormat, decoder: BatchDecoder) throws(Refusal) -> DecodedBatch {
         do {
             return try decoder.decode(bytes, format: format)
         } catch {

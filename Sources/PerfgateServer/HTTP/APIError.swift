@@ -15,11 +15,16 @@ struct APIError: HTTPResponseError {
     }
 
     func response(from request: Request, context: some RequestContext) throws -> Response {
-        var writer = JSONWriter()
-        writer.object { $0.member("error", message) }
-        var response = Response.json(writer.bytes, status: status)
+        var response = Response.json(body, status: status)
         response.headers.append(contentsOf: headers)
         return response
+    }
+
+    /// The JSON body: `{"error": message}`.
+    var body: [UInt8] {
+        var writer = JSONWriter()
+        writer.object { $0.member("error", message) }
+        return writer.bytes
     }
 
     /// 503 with `Retry-After`, for when the write path cannot take more right now.
@@ -29,11 +34,14 @@ struct APIError: HTTPResponseError {
 }
 
 extension Response {
+    /// The `Content-Type` of every JSON answer.
+    static var jsonContentType: String { "application/json; charset=utf-8" }
+
     /// A response with a JSON body.
     static func json(_ bytes: [UInt8], status: HTTPResponse.Status = .ok) -> Response {
         Response(
             status: status,
-            headers: [.contentType: "application/json; charset=utf-8"],
+            headers: [.contentType: jsonContentType],
             body: .init(byteBuffer: ByteBuffer(bytes: bytes))
         )
     }

@@ -1,4 +1,5 @@
 import HTTPTypes
+import Hummingbird
 import NIOCore
 import NIOHTTP1
 import NIOHTTPTypes
@@ -32,11 +33,9 @@ final class MalformedRequestHandler: ChannelInboundHandler, RemovableChannelHand
         answered = true
         let (status, message) = Self.answer(for: parserError)
         selfMetrics.recordRejectedRequest(.malformedHTTP)
-        var writer = JSONWriter()
-        writer.object { $0.member("error", message) }
-        let body = writer.bytes
+        let body = APIError(status, message).body
         let head = HTTPResponse(status: status, headerFields: [
-            .contentType: "application/json; charset=utf-8", .contentLength: String(body.count), .connection: "close",
+            .contentType: Response.jsonContentType, .contentLength: String(body.count), .connection: "close",
         ])
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         context.write(wrapOutboundOut(.body(context.channel.allocator.buffer(bytes: body))), promise: nil)
