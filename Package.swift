@@ -179,6 +179,7 @@ let package = Package(
                 "PerfgateHummingbird",
                 "PerfgateTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),

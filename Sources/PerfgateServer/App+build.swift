@@ -9,6 +9,9 @@ import PerfgateStore
 /// perfgate's version, as `perfgate --version` and `perfgate_build_info` report it.
 package let perfgateVersion = "0.1.0"
 
+/// The `Server` header of every response.
+let perfgateServerName = "perfgate/\(perfgateVersion)"
+
 /// The parts of a running perfgate, wired together; tests reach in through these.
 struct Components: Sendable {
     let configuration: ServerConfiguration
@@ -23,6 +26,10 @@ struct Components: Sendable {
     let replicaView: ReplicaView?
     /// Set when perfgate serves HTTPS.
     let tls: TLSConfiguration?
+    /// The token check every route, and the event-loop ingest path, applies.
+    let access: AccessCheck
+    /// What each connection's event-loop ingest path shares.
+    let eventLoopIngest: EventIngestHandler.Settings
 }
 
 /// Builds the application `perfgate serve` runs: opens the store, restores the counts, and
@@ -84,9 +91,12 @@ func buildComponents(
     let replicaView = (store as? any SharedRollupStore).map { shared in
         ReplicaView(store: shared, queue: queue, live: live, clock: clock, logger: logger)
     }
+    let access = AccessCheck(tokens: configuration.accessTokens, selfMetrics: selfMetrics)
     return Components(
         configuration: configuration, clock: clock, store: store, live: live,
-        selfMetrics: selfMetrics, queue: queue, pruner: pruner, connections: connections, replicaView: replicaView, tls: tls
+        selfMetrics: selfMetrics, queue: queue, pruner: pruner, connections: connections, replicaView: replicaView, tls: tls,
+        access: access,
+        eventLoopIngest: .init(queue: queue, access: access, selfMetrics: selfMetrics, clock: clock, configuration: configuration)
     )
 }
 
@@ -108,6 +118,7 @@ func buildApplication(_ components: Components, logger: Logger) throws -> some A
     var server = HTTPServerBuilder.http1(
         configuration: .init(additionalChannelHandlers: [
             MalformedRequestHandler(selfMetrics: selfMetrics), RequestDeadlineHandler(timeout: requestTimeout),
+            EventIngestHandler(settings: components.eventLoopIngest),
         ])
     )
     if let tls = components.tls {
@@ -118,7 +129,7 @@ func buildApplication(_ components: Components, logger: Logger) throws -> some A
         server: server,
         configuration: .init(
             address: .hostname(configuration.host, port: configuration.port),
-            serverName: "perfgate/\(perfgateVersion)",
+            serverName: perfgateServerName,
             availableConnectionsDelegate: ConnectionLimit(maximum: configuration.maxConnections, counts: components.connections)
         ),
         services: [WriterService(queue: components.queue, store: components.store, logger: logger), components.pruner]
@@ -131,7 +142,7 @@ func buildRouter(_ components: Components) -> Router<BasicRequestContext> {
     // HEAD is answered wherever GET is, by the GET handler behind the same access check.
     let router = Router(options: .autoGenerateHeadEndpoints)
     router.middlewares.add(NotFoundMiddleware())
-    let access = AccessCheck(tokens: components.configuration.accessTokens, selfMetrics: components.selfMetrics)
+    let access = components.access
     let events = EventsController<BasicRequestContext>(
         queue: components.queue, store: components.store, selfMetrics: components.selfMetrics,
         clock: components.clock, configuration: components.configuration
