@@ -165,11 +165,7 @@ import Testing
             )
             #expect(components.eventLoopIngest.answered.count == 1)
             #expect(head[.server] == routerHead[.server])
-            let formatter = DateFormatter()
-            formatter.locale = Locale(identifier: "en_US_POSIX")
-            formatter.timeZone = TimeZone(identifier: "GMT")
-            formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss 'GMT'"
-            let date = try #require(head[.date].flatMap(formatter.date(from:)), "Date: \(head[.date] ?? "none")")
+            let date = try #require(head[.date].flatMap(HTTPDateTests.imfFixdate().date(from:)), "Date: \(head[.date] ?? "none")")
             #expect(abs(date.timeIntervalSinceNow) < 5)
             #expect(head[.date]?.count == routerHead[.date]?.count)
         }
@@ -240,11 +236,17 @@ import Testing
 
 /// IMF-fixdate, against Foundation's formatter at random instants.
 @Suite struct HTTPDateTests {
-    @Test func formatsAsFoundationDoes() {
+    /// Foundation's reading and writing of IMF-fixdate.
+    static func imfFixdate() -> DateFormatter {
         let formatter = DateFormatter()
         formatter.locale = Locale(identifier: "en_US_POSIX")
         formatter.timeZone = TimeZone(identifier: "GMT")
         formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss 'GMT'"
+        return formatter
+    }
+
+    @Test func formatsAsFoundationDoes() {
+        let formatter = Self.imfFixdate()
         var rng = SplitMix(seed: 7)
         for _ in 0..<2000 {
             // 1900 to 2200, fractions included.

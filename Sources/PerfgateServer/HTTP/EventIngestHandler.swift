@@ -11,7 +11,7 @@ import Synchronization
 /// Through the router a small request costs more than the work it carries: a task suspended and
 /// resumed for its body and again for its commit, logger metadata, a route lookup. A request
 /// this handler can answer exactly as the router would (the events route, a token that may
-/// call it, a plain JSON body of known length, no `Idempotency-Key`, a body that decodes) is
+/// call it, a JSON or NDJSON body of known length, no `Idempotency-Key`, a body that decodes) is
 /// decoded here, handed to the write queue with a callback, and answered from that callback on
 /// this loop. Every other request, and every one of these it would refuse, goes on to the
 /// router unchanged, so each refusal is written in one place.
