@@ -38,9 +38,11 @@ let package = Package(
             providers: [.apt(["zlib1g-dev"])]
         ),
 
-        // The domain: events, validation, buckets, windows, quantiles, exposition. No I/O.
+        // The domain: events, validation, buckets, windows, quantiles, exposition. No I/O; NIOCore
+        // only for `ByteBuffer`, so a /metrics page is written where the response sends it from.
         .target(
             name: "PerfgateCore",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
 
@@ -119,7 +121,7 @@ let package = Package(
         // Parse, aggregate and render costs of the core on one core, against Foundation's JSONDecoder.
         .executableTarget(
             name: "core-benchmark",
-            dependencies: ["PerfgateCore", "AllocationCounter"],
+            dependencies: ["PerfgateCore", "AllocationCounter", .product(name: "NIOCore", package: "swift-nio")],
             path: "Benchmarks/CoreBenchmark",
             swiftSettings: swiftSettings
         ),
@@ -163,7 +165,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PerfgateCoreTests",
-            dependencies: ["PerfgateCore", "PerfgateTestSupport"],
+            dependencies: ["PerfgateCore", "PerfgateTestSupport", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

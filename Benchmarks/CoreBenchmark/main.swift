@@ -9,6 +9,7 @@
 // Usage: core-benchmark [--smoke] [--only parse|one-event|exposition]
 import AllocationCounter
 import Foundation
+import NIOCore
 import PerfgateCore
 
 let smoke = CommandLine.arguments.contains("--smoke")
@@ -144,8 +145,8 @@ if runs("exposition") {
     var pageBytes = 0
     let render = median(rounds: smoke ? 2 : 20) {
         let page = ExpositionPage.render(snapshot.families(), capacity: snapshot.estimatedBytes)
-        pageBytes = page.count
-        sink &+= page.count
+        pageBytes = page.readableBytes
+        sink &+= page.readableBytes
     }
     print("core-benchmark exposition: \(seriesCount) histogram series, median of \(smoke ? 2 : 20), one core")
     print(String(format: "  render /metrics page: %.2f ms, %d bytes, %.0f series/ms", render * 1e3, pageBytes, Double(seriesCount) / (render * 1e3)))

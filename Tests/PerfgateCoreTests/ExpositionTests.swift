@@ -1,4 +1,6 @@
+import NIOCore
 import PerfgateCore
+import PerfgateTestSupport
 import Testing
 
 @Suite struct ExpositionTests {
@@ -64,7 +66,7 @@ import Testing
             shareWindowMinutes: 5,
             layouts: layouts
         )
-        let text = String(decoding: ExpositionPage.render(snapshot.families()), as: UTF8.self)
+        let text = String(buffer: ExpositionPage.render(snapshot.families()))
         let families = text.split(separator: "\n").filter { $0.hasPrefix("# TYPE") }.map { $0.split(separator: " ")[2] }
         #expect(
             families == [
@@ -89,5 +91,53 @@ import Testing
         writer.histogram(parts, labels: .none, counts: HistogramCounts(buckets: [3], exponential: .unrecorded, sumNanoseconds: nanoseconds))
         let expected = "h_bucket{le=\"+Inf\"} 3\nh_sum \(DecimalSeconds.format(nanoseconds: nanoseconds))\nh_count 3\n"
         #expect(String(decoding: writer.bytes, as: UTF8.self) == expected)
+    }
+
+    /// A page of random series, written into a buffer far too small to start with (so it grows
+    /// under the raw cursor again and again), equals the page built line by line from Strings.
+    @Test(arguments: [1, 4096, 1 << 22])
+    func aPageOfRandomSeriesMatchesOneBuiltFromStrings(capacity: Int) {
+        var random = SplitMix(seed: UInt64(capacity))
+        let layouts = BucketLayouts.seed
+        let alphabet = Array("ab/-\\\"\n.é7")
+        func escaped(_ value: String) -> String {
+            value.map { $0 == "\\" ? "\\\\" : $0 == "\"" ? "\\\"" : $0 == "\n" ? "\\n" : String($0) }.joined()
+        }
+        var histograms: [HistogramMetric: [HistogramSample]] = [:]
+        var expected: [HistogramMetric: String] = [:]
+        for metric in HistogramMetric.allCases {
+            let layout = layouts[metric]
+            var samples: [HistogramSample] = []
+            for _ in 0..<(1 + random.next(below: 40)) {
+                let values = metric.labelNames.map { _ in String((0..<random.next(below: 30)).map { _ in alphabet[random.next(below: alphabet.count)] }) }
+                let key = SeriesKey(metric, values)
+                let buckets = (0..<layout.bucketCount).map { _ in random.next(below: 4) == 0 ? 0 : random.next() >> UInt64(20 + random.next(below: 44)) }
+                let sum = Int128(Int64(bitPattern: random.next() >> 2)) * Int128(1 + random.next(below: 1000))
+                samples.append(HistogramSample(key: key, labels: RenderedLabels(key), counts: HistogramCounts(buckets: buckets, exponential: .unrecorded, sumNanoseconds: sum)))
+            }
+            samples.sort { $0.key < $1.key }
+            var text = "# HELP \(metric.name) \(metric.help)\n# TYPE \(metric.name) histogram\n"
+            for sample in samples {
+                let labels = zip(metric.labelNames, sample.key.labelValues).map { "\($0)=\"\(escaped($1))\"" }.joined(separator: ",")
+                var cumulative: UInt64 = 0
+                for (bound, count) in zip(layout.boundLabels, sample.counts.buckets) {
+                    cumulative &+= count
+                    text += "\(metric.name)_bucket{\(labels),le=\"\(bound)\"} \(cumulative)\n"
+                }
+                text += "\(metric.name)_sum{\(labels)} \(DecimalSeconds.format(nanoseconds: sample.counts.sumNanoseconds))\n"
+                text += "\(metric.name)_count{\(labels)} \(cumulative)\n"
+            }
+            histograms[metric] = samples
+            expected[metric] = text
+        }
+        let snapshot = SeedMetricsSnapshot(histograms: histograms, shares: [], shareWindowMinutes: 5, layouts: layouts, inOrder: true)
+        let page = String(buffer: ExpositionPage.render(snapshot.families(), capacity: capacity))
+        let stagePercentage = """
+            # HELP stage_percentage Share of each stage group in the endpoint's total stage time over the last 5m, in percent (0-100).
+            # TYPE stage_percentage gauge
+
+            """
+        let families = (HistogramMetric.allCases.map { ($0.name, expected[$0]!) } + [("stage_percentage", stagePercentage)]).sorted { $0.0 < $1.0 }
+        #expect(page == families.map(\.1).joined())
     }
 }

@@ -1,3 +1,5 @@
+import NIOCore
+
 /// One metric family's part of the page: its name, for ordering, and how to write it.
 package struct ExpositionFamily {
     /// The family name; the page is sorted by it.
@@ -14,14 +16,15 @@ package struct ExpositionFamily {
 
 /// Assembles a `/metrics` page from families, sorted by name so the output is stable, in either format.
 package enum ExpositionPage {
-    /// The page text of `families`, ordered by family name. A `capacity` near the page's size
-    /// saves the copies and page faults of growing a multi-megabyte buffer.
-    package static func render(_ families: [ExpositionFamily], capacity: Int = 16_384, format: ExpositionWriter.Format = .text) -> [UInt8] {
+    /// The page of `families`, ordered by family name, in the buffer a response sends. A
+    /// `capacity` near the page's size saves the copies and page faults of growing a
+    /// multi-megabyte buffer.
+    package static func render(_ families: [ExpositionFamily], capacity: Int = 16_384, format: ExpositionWriter.Format = .text) -> ByteBuffer {
         var writer = ExpositionWriter(capacity: capacity, format: format)
         for family in families.sorted(by: { $0.name < $1.name }) {
             family.write(&writer)
         }
-        return writer.bytes
+        return writer.page
     }
 }
 
@@ -86,9 +89,7 @@ package struct SeedMetricsSnapshot: Sendable {
             let parts = HistogramLineParts(name: metric.name, boundLabels: layouts[metric].boundLabels)
             return ExpositionFamily(name: metric.name) { writer in
                 writer.header(name: metric.name, help: metric.help, kind: .histogram)
-                for sample in samples {
-                    writer.histogram(parts, labels: sample.labels, counts: sample.counts)
-                }
+                writer.histograms(parts, samples)
             }
         }
         let shares = self.shares

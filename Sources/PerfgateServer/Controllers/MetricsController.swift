@@ -19,14 +19,14 @@ struct MetricsController<Context: RequestContext>: Sendable {
         var headers: HTTPFields = [.contentType: format.contentType, .vary: "Accept, Accept-Encoding"]
         var body = page
         if HeaderParsing.acceptsGzip(request.headers[.acceptEncoding]) {
-            body = Gzip.deflate(page)
+            body = page.withUnsafeReadableBytes { Gzip.deflate($0) }
             headers[.contentEncoding] = "gzip"
         }
-        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: body))
     }
 
     /// The page, from a snapshot copied under the locks and rendered outside them.
-    func render(format: ExpositionWriter.Format = .text) async throws -> [UInt8] {
+    func render(format: ExpositionWriter.Format = .text) async throws -> ByteBuffer {
         let storeSize = try await store.sizeInBytes()
         let snapshot = live.snapshot(at: clock.now())
         let gauges = SelfMetrics.Gauges(

@@ -1,4 +1,5 @@
 import CZlib
+import NIOCore
 
 /// gzip for request bodies (bounded inflate) and for `/metrics` responses.
 enum Gzip {
@@ -55,8 +56,8 @@ enum Gzip {
         }
     }
 
-    /// Compresses `input` as one gzip member.
-    static func deflate(_ input: [UInt8], level: Int32 = 6) -> [UInt8] {
+    /// Compresses `input` as one gzip member, into a buffer ready to send.
+    static func deflate(_ input: UnsafeRawBufferPointer, level: Int32 = 6) -> ByteBuffer {
         var stream = z_stream()
         // 15 + 16: the largest window, with a gzip header and trailer.
         guard deflateInit2_(&stream, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY, zlibVersion(), Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
@@ -64,19 +65,16 @@ enum Gzip {
         }
         defer { deflateEnd(&stream) }
         let bound = Int(deflateBound(&stream, UInt(input.count)))
-        var output = [UInt8](repeating: 0, count: bound)
-        let written = input.withUnsafeBufferPointer { source in
-            output.withUnsafeMutableBufferPointer { destination -> Int in
-                stream.next_in = UnsafeMutablePointer(mutating: source.baseAddress)
-                stream.avail_in = UInt32(source.count)
-                stream.next_out = destination.baseAddress
-                stream.avail_out = UInt32(destination.count)
-                let status = CZlib.deflate(&stream, Z_FINISH)
-                precondition(status == Z_STREAM_END, "deflateBound leaves room for the whole stream")
-                return destination.count - Int(stream.avail_out)
-            }
+        var output = ByteBufferAllocator().buffer(capacity: bound)
+        output.writeWithUnsafeMutableBytes(minimumWritableBytes: bound) { destination in
+            stream.next_in = UnsafeMutablePointer(mutating: input.baseAddress?.assumingMemoryBound(to: UInt8.self))
+            stream.avail_in = UInt32(input.count)
+            stream.next_out = destination.baseAddress?.assumingMemoryBound(to: UInt8.self)
+            stream.avail_out = UInt32(bound)
+            let status = CZlib.deflate(&stream, Z_FINISH)
+            precondition(status == Z_STREAM_END, "deflateBound leaves room for the whole stream")
+            return bound - Int(stream.avail_out)
         }
-        output.removeSubrange(written...)
         return output
     }
 }
