@@ -129,6 +129,10 @@ package struct BucketLayouts: Hashable, Sendable {
     /// holds one of the family's bounds. Ingest finds both buckets of most observations from one
     /// index: a table read instead of a search of the bounds.
     private var classicByExponential: [Int8]
+    /// Every family's bounds back to back, and where each family's are: ingest searches them in
+    /// place, without fetching (and retaining) a layout per observation.
+    private(set) var allUpperBounds: [Int64]
+    private(set) var upperBoundRanges: [Range<Int>]
 
     /// The exponential bucket indices of the durations perfgate accepts by default, 1 ns to a day.
     static let exponentialIndices = ExponentialBuckets.index(nanoseconds: 1)...ExponentialBuckets.index(nanoseconds: 86_400_000_000_000)
@@ -140,6 +144,12 @@ package struct BucketLayouts: Hashable, Sendable {
     package init(overrides: [HistogramMetric: BucketLayout]) {
         layouts = HistogramMetric.allCases.map { overrides[$0] ?? .default(for: $0) }
         classicByExponential = layouts.flatMap(Self.classicByExponential(of:))
+        allUpperBounds = layouts.flatMap(\.upperBounds)
+        upperBoundRanges = []
+        for layout in layouts {
+            let start = upperBoundRanges.last?.upperBound ?? 0
+            upperBoundRanges.append(start..<(start + layout.upperBounds.count))
+        }
     }
 
     /// The table of one layout. The exponential index of a duration never decreases as the

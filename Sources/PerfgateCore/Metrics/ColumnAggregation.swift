@@ -41,6 +41,17 @@ struct ColumnAggregation {
         self.stageNameCount = columns.stageNames.count
         // Every stage observes once, and at most three families more per event.
         exponentials = ExponentialTally(capacity: columns.stages.count + 3 * columns.events.count)
+        // Room for the series-minutes of a small body at once: a one-event body would otherwise
+        // grow each working array three or four times (a third of its allocations). Large
+        // bodies repeat series, so they are left to grow to what they use.
+        let slots = min(columns.stages.count + 3 * columns.events.count, 64)
+        keys.reserveCapacity(slots)
+        bucketStarts.reserveCapacity(slots)
+        sums.reserveCapacity(slots)
+        buckets.reserveCapacity(slots * HistogramMetric.allCases.map { layouts[$0].bucketCount }.max()!)
+        exponentials.reserveSlots(slots)
+        endpointSlots.reserveCapacity(min(columns.events.count, 4) * (1 + stageNameCount))
+        pairSlots.reserveCapacity(min(columns.events.count, 4) * 2)
     }
 
     /// The counts of every series-minute the batch's events observe.
@@ -63,14 +74,8 @@ struct ColumnAggregation {
         let roles = columns.stageNames.strings.map(EventDerivation.StageRole.init(name:))
         var lastEndpoint: (key: EndpointMinute, index: Int)?
         var lastPair: (key: PairMinute, index: Int)?
-        // Every family's bounds in one array, searched in place: a layout fetched per
-        // observation would retain and release its bounds array each time.
-        let bounds = HistogramMetric.allCases.flatMap { layouts[$0].upperBounds }
-        var boundRanges: [Range<Int>] = []
-        for metric in HistogramMetric.allCases {
-            let start = boundRanges.last?.upperBound ?? 0
-            boundRanges.append(start..<(start + layouts[metric].upperBounds.count))
-        }
+        let bounds = layouts.allUpperBounds
+        let boundRanges = layouts.upperBoundRanges
         ExponentialBuckets.withIndexer { indexer in
         layouts.withClassicByExponential { classicByExponential in
         bounds.withUnsafeBufferPointer { bounds in

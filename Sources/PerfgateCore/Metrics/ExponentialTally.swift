@@ -26,6 +26,11 @@ package struct ExponentialTally {
         entries.reserveCapacity(capacity)
     }
 
+    /// Makes room for `count` slots.
+    package mutating func reserveSlots(_ count: Int) {
+        ranges.reserveCapacity(count)
+    }
+
     /// Adds a slot, numbered from 0 in the order added.
     package mutating func addSlot() {
         ranges.append(Range())
