@@ -29,11 +29,8 @@ package struct EventColumns: Sendable {
     package internal(set) var stages: [StageValue] = []
     private var unknownLabel: Int32?
 
-    /// No events, with room for one event's stages (the most common body): a few appends
-    /// would otherwise grow the array three times.
-    package init() {
-        stages.reserveCapacity(8)
-    }
+    /// No events.
+    package init() {}
 
     /// The number of the label value `unknown`, which stands in for an absent provider or model.
     mutating func unknown(rule: (String) -> String?) -> Int32 {

@@ -15,14 +15,8 @@ package struct InternTable: Sendable {
     /// Open addressing: each slot holds a string number + 1, or 0 when empty.
     private var slots: [Int32] = Array(repeating: 0, count: 16)
 
-    /// An empty table, with room for a few strings: a body holds a handful of label values and
-    /// stage names, which would otherwise grow each array three times over.
-    package init() {
-        strings.reserveCapacity(8)
-        problems.reserveCapacity(8)
-        spans.reserveCapacity(8)
-        text.reserveCapacity(128)
-    }
+    /// An empty table.
+    package init() {}
 
     /// How many distinct strings the table holds.
     package var count: Int { strings.count }
