@@ -42,13 +42,15 @@ struct ColumnAggregation {
         // Every stage observes once, and at most three families more per event.
         exponentials = ExponentialTally(capacity: columns.stages.count + 3 * columns.events.count)
         // Room for the series-minutes of a small body at once: a one-event body would otherwise
-        // grow each working array three or four times (a third of its allocations). Large
+        // grow each working array three or four times (about 20 of its allocations). Large
         // bodies repeat series, so they are left to grow to what they use.
         let slots = min(columns.stages.count + 3 * columns.events.count, 64)
         keys.reserveCapacity(slots)
         bucketStarts.reserveCapacity(slots)
         sums.reserveCapacity(slots)
-        buckets.reserveCapacity(slots * HistogramMetric.allCases.map { layouts[$0].bucketCount }.max()!)
+        // The most buckets a family has: its bounds and +Inf.
+        let bucketsPerSlot = layouts.upperBoundRanges.reduce(0) { max($0, $1.count) } + 1
+        buckets.reserveCapacity(slots * bucketsPerSlot)
         exponentials.reserveSlots(slots)
         endpointSlots.reserveCapacity(min(columns.events.count, 4) * (1 + stageNameCount))
         pairSlots.reserveCapacity(min(columns.events.count, 4) * 2)
