@@ -158,3 +158,19 @@ def test_connection_close_is_honoured_after_the_answer(perfgate):
         assert reader.response()[0] == 200
         assert reader.response()[0] == 200
     assert count(perfgate.metrics_text(), "bye") == 2
+
+
+def test_requests_sent_before_the_client_half_closes_are_all_answered(perfgate):
+    # A client may send its requests and shut its side of the connection at once (SHUT_WR): the
+    # end of its input reaches the server while the first request still commits, and must wait
+    # behind the answers owed, on either path.
+    for kinds in ([plain], [plain, plain, health, plain], [health, plain]):
+        with socket.create_connection(("127.0.0.1", perfgate.port), timeout=10) as sock:
+            wire = [(kind.__name__, *kind(n)) for n, kind in enumerate(kinds)]
+            sock.sendall(b"".join(data for _, data, _, _ in wire))
+            sock.shutdown(socket.SHUT_WR)
+            reader = Reader(sock)
+            for index, (name, _, status, _) in enumerate(wire):
+                got, _, body = reader.response()
+                assert got == status, f"answer {index} ({name}) was {got} {body!r}"
+            assert reader.closed()

@@ -17,8 +17,8 @@ import Synchronization
 /// router unchanged, so each refusal is written in one place.
 ///
 /// Answers leave in request order: a request is taken here only when the router owes no answer
-/// on the connection, and while one commits, whatever arrives after it waits here and the
-/// connection is not read.
+/// on the connection, and while one commits, whatever arrives after it (parts, and the client's
+/// end of input) waits here, and once something waits the connection is not read.
 final class EventIngestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
@@ -56,15 +56,22 @@ final class EventIngestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var state = State.idle
     /// Requests passed to the router that it has not answered yet.
     private var routerOwes = 0
-    /// Parts that arrived while a request committed, in order.
-    private var waiting = CircularBuffer<HTTPRequestPart>()
-    /// A read the channel asked for while a request committed.
+    /// What arrived while a request committed, in order.
+    private var waiting = CircularBuffer<Arrival>()
+    /// A read the channel asked for while parts waited behind a commit.
     private var readWaits = false
     /// The server is shutting down: every request goes to the router, which closes the connection.
     private var quiescing = false
     /// The shutdown notice, kept from the next handler until this one's request is answered.
     private var heldQuiesce: Any?
     private var date = (second: Int64.min, text: "")
+
+    private enum Arrival {
+        case part(HTTPRequestPart)
+        /// An inbound event, such as the end of the client's input: passed on before the answer,
+        /// the next handler would close a connection it thinks idle.
+        case event(Any)
+    }
 
     init(settings: Settings) {
         self.settings = settings
@@ -73,14 +80,18 @@ final class EventIngestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = unwrapInboundIn(data)
         if case .committing = state {
-            waiting.append(part)
+            waiting.append(.part(part))
         } else {
             handle(part, context: context)
         }
     }
 
+    // A client that waits for each answer sends nothing during the commit, so the read goes on and
+    // the socket stays registered for reading: holding it would drop the registration and add it
+    // again (two `epoll_ctl` calls per request). Reads stop once something is waiting, which bounds
+    // what a pipelining client can queue here to one read.
     func read(context: ChannelHandlerContext) {
-        if case .committing = state {
+        if case .committing = state, !waiting.isEmpty {
             readWaits = true
         } else {
             context.read()
@@ -94,7 +105,7 @@ final class EventIngestHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         guard event is ChannelShouldQuiesceEvent else {
-            context.fireUserInboundEventTriggered(event)
+            if case .committing = state { waiting.append(.event(event)) } else { context.fireUserInboundEventTriggered(event) }
             return
         }
         quiescing = true
@@ -223,8 +234,11 @@ final class EventIngestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// After an answer: the parts that waited go on, then the read and the shutdown notice that did.
     private func resume(context: ChannelHandlerContext) {
         let passed = !waiting.isEmpty
-        while let part = waiting.popFirst() {
-            handle(part, context: context)
+        while let arrival = waiting.popFirst() {
+            switch arrival {
+            case .part(let part): handle(part, context: context)
+            case .event(let event): context.fireUserInboundEventTriggered(event)
+            }
             if case .committing = state { break }
         }
         if passed { context.fireChannelReadComplete() }
