@@ -5,7 +5,8 @@ import Testing
 /// Mutated bodies, run through both the byte-level decoder and the reference decoder it
 /// replaced (via `decodeBatch`): whatever the mutation, they must agree on every event, every
 /// rejection and every error message, and the batch's aggregation must equal adding its events
-/// one by one. Seeded, so a failure reproduces.
+/// one by one; decoding each body into one batch kept across them all (as a connection's handler
+/// does) must read it as a fresh batch does. Seeded, so a failure reproduces.
 @Suite struct DecoderAgreementTests {
     static let seeds: [String] = [
         BatchDecoderTests.seedEvent,
@@ -28,6 +29,8 @@ import Testing
     func mutatedBodiesAreReadAlike(seedIndex: Int) {
         var random = SplitMix(seed: UInt64(seedIndex + 1) * 0x9E37_79B9)
         let original = Array(Self.seeds[seedIndex].utf8)
+        let decoder = BatchDecoder(rules: EventRules(limits: IngestLimits(), now: testNow))
+        var kept = DecodedBatch()
         for round in 0..<1500 {
             var body = original
             for _ in 0...(round % 4) {
@@ -45,6 +48,16 @@ import Testing
                 }
             }
             let format: BodyFormat = seedIndex == 5 || round % 5 == 0 ? .ndjson : .json
+            let intoKept = Result { () throws(BodyError) in try body.withUnsafeBufferPointer { buffer throws(BodyError) in try decoder.decode(buffer, format: format, into: &kept) } }
+            switch (Result { () throws(BodyError) in try decodeBatch(body, format: format) }, intoKept) {
+            case (.success(let batch), .success):
+                #expect(kept.events == batch.events && kept.rejections == batch.rejections && kept.total == batch.total)
+                #expect(kept.columns.labels.strings == batch.columns.labels.strings && kept.columns.stageNames.strings == batch.columns.stageNames.strings)
+            case (.failure(let error), .failure(let keptError)):
+                #expect(error == keptError)
+            case (let fresh, let reused):
+                Issue.record("a kept batch read \(String(decoding: body, as: UTF8.self)) otherwise: \(fresh) vs \(reused)")
+            }
             guard let batch = try? decodeBatch(body, format: format) else { continue }
             // Aggregating the compact columns must count exactly what adding each event does.
             var fromColumns = RollupDelta()

@@ -32,6 +32,15 @@ package struct EventColumns: Sendable {
     /// No events.
     package init() {}
 
+    /// Empties the columns, keeping their storage for the next body.
+    mutating func removeAll() {
+        labels.removeAll()
+        stageNames.removeAll()
+        events.removeAll(keepingCapacity: true)
+        stages.removeAll(keepingCapacity: true)
+        unknownLabel = nil
+    }
+
     /// The number of the label value `unknown`, which stands in for an absent provider or model.
     mutating func unknown(rule: (String) -> String?) -> Int32 {
         if let unknownLabel { return unknownLabel }

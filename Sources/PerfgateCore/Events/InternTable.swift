@@ -18,6 +18,15 @@ package struct InternTable: Sendable {
     /// An empty table.
     package init() {}
 
+    /// Empties the table, keeping its storage for the next body.
+    package mutating func removeAll() {
+        strings.removeAll(keepingCapacity: true)
+        problems.removeAll(keepingCapacity: true)
+        text.removeAll(keepingCapacity: true)
+        spans.removeAll(keepingCapacity: true)
+        slots.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+    }
+
     /// How many distinct strings the table holds.
     package var count: Int { strings.count }
 

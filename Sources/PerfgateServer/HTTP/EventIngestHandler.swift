@@ -65,6 +65,9 @@ final class EventIngestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// The shutdown notice, kept from the next handler until this one's request is answered.
     private var heldQuiesce: Any?
     private var date = (second: Int64.min, text: "")
+    /// The body being answered, decoded. Its storage is kept for the connection's next body, so
+    /// that a small one decodes with almost no allocation.
+    private var decoded = DecodedBatch()
 
     private enum Arrival {
         case part(HTTPRequestPart)
@@ -176,17 +179,20 @@ final class EventIngestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let configuration = settings.configuration
         let now = settings.clock.now()
         let decoder = EventsController<BasicRequestContext>.decoder(configuration, at: now)
-        let batch = trailers == nil ? body.withUnsafeReadableBytes { try? decoder.decode($0.assumingMemoryBound(to: UInt8.self), format: format) } : nil
-        guard let batch else {
+        let read = trailers == nil && body.withUnsafeReadableBytes { bytes in
+            (try? decoder.decode(bytes.assumingMemoryBound(to: UInt8.self), format: format, into: &decoded)) != nil
+        }
+        guard read else {
+            keepDecodedIfSmall()
             // The router answers what this handler will not: a body it cannot decode, trailers.
             forward(.head(head), context: context)
             if body.readableBytes > 0 { forward(.body(body), context: context) }
             forward(.end(trailers), context: context)
             return
         }
-        let delta = EventsController<BasicRequestContext>.delta(of: batch, layouts: configuration.layouts)
+        let delta = EventsController<BasicRequestContext>.delta(of: decoded, layouts: configuration.layouts)
         guard !delta.isEmpty else {
-            answer(batch, receipt: CommitReceipt(), at: now, context: context)
+            answer(receipt: CommitReceipt(), at: now, context: context)
             return
         }
         state = .committing
@@ -195,29 +201,38 @@ final class EventIngestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         settings.queue.submit(delta) { result in
             loop.execute {
                 let (handler, context) = bound.value
-                handler.committed(result, batch: batch, at: now, context: context)
+                handler.committed(result, at: now, context: context)
             }
         }
     }
 
-    private func committed(_ result: Result<CommitReceipt, WriteError>, batch: DecodedBatch, at now: Timestamp, context: ChannelHandlerContext) {
+    private func committed(_ result: Result<CommitReceipt, WriteError>, at now: Timestamp, context: ChannelHandlerContext) {
         state = .idle
         switch result {
         case .success(let receipt):
-            answer(batch, receipt: receipt, at: now, context: context)
+            answer(receipt: receipt, at: now, context: context)
         case .failure(let error):
             let refusal = EventsController<BasicRequestContext>.apiError(for: error)
             settings.selfMetrics.recordRejectedRequest(refusal.reason)
             respond(refusal.error.status, body: refusal.error.body, headers: refusal.error.headers, context: context)
+            keepDecodedIfSmall()
         }
         resume(context: context)
     }
 
-    private func answer(_ batch: DecodedBatch, receipt: CommitReceipt, at now: Timestamp, context: ChannelHandlerContext) {
+    /// Answers the body in `decoded`.
+    private func answer(receipt: CommitReceipt, at now: Timestamp, context: ChannelHandlerContext) {
         settings.answered.add()
-        settings.selfMetrics.recordBatch(accepted: batch.acceptedCount, rejections: batch.rejections, at: now)
-        let body = EventsController<BasicRequestContext>.answer(batch, receipt: receipt, limit: settings.configuration.maxSeriesPerMetric)
-        respond(EventsController<BasicRequestContext>.status(of: batch), body: body, context: context)
+        settings.selfMetrics.recordBatch(accepted: decoded.acceptedCount, rejections: decoded.rejections, at: now)
+        let body = EventsController<BasicRequestContext>.answer(decoded, receipt: receipt, limit: settings.configuration.maxSeriesPerMetric)
+        respond(EventsController<BasicRequestContext>.status(of: decoded), body: body, context: context)
+        keepDecodedIfSmall()
+    }
+
+    /// Drops the decoded body's storage unless it is small (a few KiB at most, whatever the
+    /// body held), so that an idle connection does not hold a large body's worth.
+    private func keepDecodedIfSmall() {
+        if decoded.total > 32 || decoded.columns.stages.count > 256 { decoded = DecodedBatch() }
     }
 
     /// Writes a JSON answer with the headers the router's answers carry.
