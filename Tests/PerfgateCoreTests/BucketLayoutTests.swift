@@ -108,10 +108,10 @@ import Testing
         delta.add(event(stages: [("backend_fetch", 100 * ms + 1)]), layouts: layouts)
         delta.add(event(stages: [("backend_fetch", 20 * second)], at: testNow.adding(nanoseconds: -60 * second)), layouts: layouts)
         let key = SeriesKey(.backendTTFB, ["openrouter", "gpt-4o", "/v1/chat/completions"])
-        let now = delta.counts[RollupKey(series: key, minute: testNow.minute)]
+        let now = delta.counts(layouts: layouts)[RollupKey(series: key, minute: testNow.minute)]
         #expect(now?.buckets == [1, 1, 0, 0, 0, 0, 0, 0, 0, 0])
         #expect(now?.sumNanoseconds == 200 * Int128(ms) + 1)
-        let before = delta.counts[RollupKey(series: key, minute: testNow.minute.advanced(by: -1))]
+        let before = delta.counts(layouts: layouts)[RollupKey(series: key, minute: testNow.minute.advanced(by: -1))]
         #expect(before?.buckets == [0, 0, 0, 0, 0, 0, 0, 0, 0, 1])
         #expect(delta.eventCount == 3)
     }

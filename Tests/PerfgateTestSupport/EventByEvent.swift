@@ -21,7 +21,7 @@ extension RollupDelta {
             let layout = layouts[series.metric]
             var observed = HistogramCounts(bucketCount: layout.bucketCount)
             observed.observe(nanoseconds: nanoseconds, bucket: layout.bucketIndex(for: nanoseconds))
-            add(observed, to: RollupKey(series: series, minute: minute))
+            add(observed, to: RollupKey(series: series, minute: minute), layouts: layouts)
         }
         addEvents(1)
     }

@@ -33,14 +33,29 @@ struct ColumnAggregation {
     private var buckets: [UInt64] = []
     private var exponentials: ExponentialTally
     private var sums: [Int128] = []
+    /// Set when each observation is kept as it is rather than counted (a small body).
+    private let keepsObservations: Bool
+    private var observations: [RollupObservation] = []
     private let columns: EventColumns
 
-    private init(columns: EventColumns, layouts: BucketLayouts) {
+    /// At most how many observations the batch's events make.
+    static func observationCount(_ columns: EventColumns) -> Int {
+        // Every stage observes once, and at most three families more per event.
+        columns.stages.count + 3 * columns.events.count
+    }
+
+    private init(columns: EventColumns, layouts: BucketLayouts, keepsObservations: Bool = false) {
         self.columns = columns
         self.layouts = layouts
         self.stageNameCount = columns.stageNames.count
-        // Every stage observes once, and at most three families more per event.
-        exponentials = ExponentialTally(capacity: columns.stages.count + 3 * columns.events.count)
+        self.keepsObservations = keepsObservations
+        if keepsObservations {
+            exponentials = ExponentialTally(capacity: 0)
+            observations.reserveCapacity(Self.observationCount(columns))
+            keys.reserveCapacity(Self.observationCount(columns))
+            return
+        }
+        exponentials = ExponentialTally(capacity: Self.observationCount(columns))
         // Room for the series-minutes of a small body at once: a one-event body would otherwise
         // grow each working array three or four times (about 20 of its allocations). Large
         // bodies repeat series, so they are left to grow to what they use.
@@ -54,6 +69,13 @@ struct ColumnAggregation {
         exponentials.reserveSlots(slots)
         endpointSlots.reserveCapacity(min(columns.events.count, 4) * (1 + stageNameCount))
         pairSlots.reserveCapacity(min(columns.events.count, 4) * 2)
+    }
+
+    /// The batch's observations, each with its buckets found, and the series-minutes they fall in.
+    static func observations(_ columns: EventColumns, layouts: BucketLayouts) -> (keys: [RollupKey], observations: [RollupObservation]) {
+        var aggregation = ColumnAggregation(columns: columns, layouts: layouts, keepsObservations: true)
+        aggregation.run()
+        return (aggregation.keys, aggregation.observations)
     }
 
     /// The counts of every series-minute the batch's events observe.
@@ -114,6 +136,12 @@ struct ColumnAggregation {
                     let index = nanoseconds > 0 ? indexer.index(nanoseconds: nanoseconds) : nil
                     let classic = index.flatMap { classicByExponential.bucket(of: metric, exponentialIndex: $0) }
                         ?? BucketLayout.bucketIndex(of: nanoseconds, in: UnsafeBufferPointer(rebasing: bounds[boundRanges[metric.rawValue]]))
+                    if keepsObservations {
+                        observations.append(
+                            RollupObservation(key: Int32(slot), bucket: Int32(classic), exponentialIndex: index, nanoseconds: nanoseconds)
+                        )
+                        return
+                    }
                     buckets[bucketStarts[slot] + classic] &+= 1
                     exponentials.observe(slot: slot, index: index)
                     sums[slot] += Int128(nanoseconds)
@@ -154,6 +182,7 @@ struct ColumnAggregation {
             model: labels[Int(event.model)]
         )
         keys.append(RollupKey(series: series, minute: minute))
+        if keepsObservations { return keys.count - 1 }
         bucketStarts.append(buckets.count)
         buckets.append(contentsOf: repeatElement(0, count: layouts[metric].bucketCount))
         exponentials.addSlot()

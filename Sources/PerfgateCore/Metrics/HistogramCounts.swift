@@ -38,6 +38,15 @@ package struct HistogramCounts: Equatable, Sendable {
         sumNanoseconds += Int128(nanoseconds)
     }
 
+    /// Records one observation already placed: in classic bucket `bucket` and exponential bucket
+    /// `exponentialIndex` (nil for a zero duration).
+    @inline(__always)
+    package mutating func observe(_ observation: RollupObservation) {
+        buckets[Int(observation.bucket)] &+= 1
+        if let index = observation.exponentialIndex { exponential.add(1, at: index) } else { exponential.observe(nanoseconds: 0) }
+        sumNanoseconds += Int128(observation.nanoseconds)
+    }
+
     /// Adds another set of counts of the same layout.
     package mutating func add(_ other: HistogramCounts) {
         precondition(buckets.count == other.buckets.count, "counts of different layouts")

@@ -12,10 +12,32 @@ package struct RollupKey: Hashable, Sendable {
     }
 }
 
+/// One observation with its buckets found: what a small body hands the writer instead of counts.
+package struct RollupObservation: Sendable, Equatable {
+    /// Its series-minute, by position in `RollupDelta.observedKeys`.
+    package var key: Int32
+    /// Its classic bucket in the family's layout.
+    package var bucket: Int32
+    /// Its exponential bucket; nil for a duration of zero.
+    package var exponentialIndex: Int32?
+    package var nanoseconds: Int64
+}
+
 /// Counts to add to one-minute rollups, gathered from a batch of events before they are written.
+///
+/// A small body's observations are kept one by one (`observations`) rather than as counts: counts
+/// are a few arrays per series-minute, each built on the event loop and freed by the writer,
+/// while a body of one event observes each of its series-minutes once. The writer counts them
+/// into the commit's own counts.
 package struct RollupDelta: Sendable {
     /// Counts per series-minute, each series-minute once.
     package private(set) var entries: [(key: RollupKey, counts: HistogramCounts)] = []
+    /// Single observations, besides `entries`.
+    package private(set) var observations: [RollupObservation] = []
+    /// The series-minutes `observations` fall in, each once.
+    package private(set) var observedKeys: [RollupKey] = []
+    /// Bodies with at most this many observations are kept as observations.
+    package static let mostObservations = 64
     /// Where each series-minute is in `entries`; made only when a second batch or single counts
     /// are added. One batch's series-minutes are distinct already, and hashing every one of them
     /// (label strings) cost a few percent of ingest.
@@ -27,12 +49,23 @@ package struct RollupDelta: Sendable {
     package init() {}
 
     /// The counts by series-minute.
-    package var counts: [RollupKey: HistogramCounts] {
-        Dictionary(uniqueKeysWithValues: entries.map { ($0.key, $0.counts) })
+    package func counts(layouts: BucketLayouts) -> [RollupKey: HistogramCounts] {
+        var counts = Dictionary(uniqueKeysWithValues: entries.map { ($0.key, $0.counts) })
+        for observation in observations {
+            let key = observedKeys[Int(observation.key)]
+            counts[key, default: HistogramCounts(bucketCount: layouts[key.series.metric].bucketCount)].observe(observation)
+        }
+        return counts
     }
 
     /// Adds the observations of a decoded batch's events, each into its bucket of `layouts`.
     package mutating func add(_ columns: EventColumns, layouts: BucketLayouts) {
+        if isEmpty, ColumnAggregation.observationCount(columns) <= Self.mostObservations {
+            (observedKeys, observations) = ColumnAggregation.observations(columns, layouts: layouts)
+            eventCount += columns.events.count
+            return
+        }
+        foldObservations(layouts: layouts)
         let gathered = ColumnAggregation.gather(columns, layouts: layouts)
         if entries.isEmpty {
             entries = gathered
@@ -44,7 +77,12 @@ package struct RollupDelta: Sendable {
     }
 
     /// Adds counts to one series-minute.
-    package mutating func add(_ added: HistogramCounts, to key: RollupKey) {
+    package mutating func add(_ added: HistogramCounts, to key: RollupKey, layouts: BucketLayouts) {
+        foldObservations(layouts: layouts)
+        add(added, to: key)
+    }
+
+    private mutating func add(_ added: HistogramCounts, to key: RollupKey) {
         if positions == nil {
             positions = Dictionary(uniqueKeysWithValues: entries.enumerated().map { ($1.key, $0) })
         }
@@ -61,6 +99,20 @@ package struct RollupDelta: Sendable {
         eventCount += count
     }
 
+    /// Turns the single observations into counts, before counts are added.
+    private mutating func foldObservations(layouts: BucketLayouts) {
+        guard !observations.isEmpty else { return }
+        let observed = observations
+        let keys = observedKeys
+        observations = []
+        observedKeys = []
+        for (position, key) in keys.enumerated() {
+            var counts = HistogramCounts(bucketCount: layouts[key.series.metric].bucketCount)
+            for observation in observed where observation.key == position { counts.observe(observation) }
+            add(counts, to: key)
+        }
+    }
+
     /// True when there is nothing to write.
-    package var isEmpty: Bool { entries.isEmpty }
+    package var isEmpty: Bool { entries.isEmpty && observations.isEmpty }
 }

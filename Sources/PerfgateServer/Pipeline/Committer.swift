@@ -168,6 +168,14 @@ final class Committer: @unchecked Sendable {
                 let mergeKey = MergeKey(series: id, minute: key.minute)
                 if merged[mergeKey] == nil { merged[mergeKey] = counts } else { merged[mergeKey]!.add(counts) }
             }
+            // A small body's observations, counted straight into the commit's counts.
+            for observation in delta.observations {
+                let key = delta.observedKeys[Int(observation.key)]
+                let (id, overflowed) = registry.resolve(key.series, created: &created)
+                if overflowed { receipt.overflowed[key.series.metric, default: 0] += 1 }
+                let layout = configuration.layouts[key.series.metric]
+                merged[MergeKey(series: id, minute: key.minute), default: HistogramCounts(bucketCount: layout.bucketCount)].observe(observation)
+            }
             for (metric, count) in receipt.overflowed { overflowTotal[metric, default: 0] += count }
             if let claim = write.claim {
                 answers[claim.key] = IdempotentAnswer(
