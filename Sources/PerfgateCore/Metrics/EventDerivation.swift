@@ -51,9 +51,9 @@ package enum EventDerivation {
     /// The series of an observation of `metric`; `stage` is given for `request_stage_duration_seconds`.
     package static func seriesKey(_ metric: HistogramMetric, stage: String?, endpoint: String, provider: String, model: String) -> SeriesKey {
         switch metric {
-        case .requestStageDuration: SeriesKey(metric, [stage!, endpoint])
-        case .backendTTFB, .streamingDuration: SeriesKey(metric, [provider, model, endpoint])
-        case .frontendProcessing: SeriesKey(metric, [endpoint])
+        case .requestStageDuration: SeriesKey(metric, stage!, endpoint)
+        case .backendTTFB, .streamingDuration: SeriesKey(metric, provider, model, endpoint)
+        case .frontendProcessing: SeriesKey(metric, endpoint)
         }
     }
 }

@@ -30,8 +30,17 @@ package enum HistogramMetric: Int, CaseIterable, Hashable, Sendable, Comparable 
         }
     }
 
+    /// How many labels the family has (`labelNames.count`, without making the array).
+    package var labelCount: Int {
+        switch self {
+        case .backendTTFB, .streamingDuration: 3
+        case .frontendProcessing: 1
+        case .requestStageDuration: 2
+        }
+    }
+
     /// The position of the `endpoint` label.
-    package var endpointLabelIndex: Int { labelNames.count - 1 }
+    package var endpointLabelIndex: Int { labelCount - 1 }
 
     /// The `# HELP` text.
     package var help: String {

@@ -54,7 +54,7 @@ package struct SeriesSelector: Equatable, Sendable {
     package func matches(_ key: SeriesKey) -> Bool {
         if let metric, key.metric != metric { return false }
         for (name, value) in labels {
-            guard let index = key.metric.labelNames.firstIndex(of: name), key.labelValues[index] == value else { return false }
+            guard let index = key.metric.labelNames.firstIndex(of: name), key.labelValue(at: index) == value else { return false }
         }
         return true
     }

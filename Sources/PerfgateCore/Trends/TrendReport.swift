@@ -65,7 +65,7 @@ package struct TrendReport: Sendable {
             let currentCounts = current[record.id]
             let previousCounts = previous[record.id]
             guard currentCounts != nil || previousCounts != nil else { continue }
-            let groupKey = labelIndices.map { record.key.labelValues[$0] }
+            let groupKey = labelIndices.map(record.key.labelValue(at:))
             var entry = merged[groupKey] ?? (empty, empty)
             if let currentCounts { entry.current.add(currentCounts) }
             if let previousCounts { entry.previous.add(previousCounts) }

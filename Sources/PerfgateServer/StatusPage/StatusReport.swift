@@ -195,7 +195,7 @@ extension StatusReport {
         for (index, record) in records.enumerated() {
             let seconds = Double(total(totals[index]).sumNanoseconds) / 1e9
             guard seconds > 0 else { continue }
-            let stage = record.key.labelValues[0]
+            let stage = record.key.labelValue(at: 0)
             if let group = StageGroup(EventDerivation.StageRole(name: stage)) {
                 grouped[record.key.endpoint, default: [:]][group, default: 0] += seconds
             } else {
