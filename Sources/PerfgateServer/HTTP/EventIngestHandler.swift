@@ -68,6 +68,9 @@ final class EventIngestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// The body being answered, decoded. Its storage is kept for the connection's next body, so
     /// that a small one decodes with almost no allocation.
     private var decoded = DecodedBatch()
+    /// The last answer to a body whose events were all accepted with no warning, with the second
+    /// of its `Date` header: the next such answer is the same bytes.
+    private var lastPlainAnswer: (accepted: Int, date: String, head: HTTPResponse, body: ByteBuffer)?
 
     private enum Arrival {
         case part(HTTPRequestPart)
@@ -224,9 +227,18 @@ final class EventIngestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func answer(receipt: CommitReceipt, at now: Timestamp, context: ChannelHandlerContext) {
         settings.answered.add()
         settings.selfMetrics.recordBatch(accepted: decoded.acceptedCount, rejections: decoded.rejections, at: now)
+        defer { keepDecodedIfSmall() }
+        // Whether the answer of a fully accepted body can be the last one sent again: it depends
+        // only on how many events it held, and its head only on the second.
+        let plain = decoded.rejections.isEmpty && receipt.overflowed.isEmpty
+        if plain, let last = lastPlainAnswer, last.accepted == decoded.acceptedCount, last.date == httpDate() {
+            send(last.head, body: last.body, context: context)
+            return
+        }
         let body = EventsController<BasicRequestContext>.answer(decoded, receipt: receipt, limit: settings.configuration.maxSeriesPerMetric)
-        respond(EventsController<BasicRequestContext>.status(of: decoded), body: body, context: context)
-        keepDecodedIfSmall()
+        let (head, buffer) = response(EventsController<BasicRequestContext>.status(of: decoded), body: body, context: context)
+        if plain { lastPlainAnswer = (decoded.acceptedCount, date.text, head, buffer) }
+        send(head, body: buffer, context: context)
     }
 
     /// Drops the decoded body's storage unless it is small (a few KiB at most, whatever the
@@ -237,12 +249,24 @@ final class EventIngestHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// Writes a JSON answer with the headers the router's answers carry.
     private func respond(_ status: HTTPResponse.Status, body: [UInt8], headers: HTTPFields = [:], context: ChannelHandlerContext) {
+        let (head, buffer) = response(status, body: body, headers: headers, context: context)
+        send(head, body: buffer, context: context)
+    }
+
+    /// A JSON answer's head, with the headers the router's answers carry, and its body.
+    private func response(
+        _ status: HTTPResponse.Status, body: [UInt8], headers: HTTPFields = [:], context: ChannelHandlerContext
+    ) -> (HTTPResponse, ByteBuffer) {
         var fields: HTTPFields = [.contentType: Response.jsonContentType, .contentLength: String(body.count)]
         fields.append(contentsOf: headers)
         fields[.date] = httpDate()
         fields[.server] = perfgateServerName
-        context.write(wrapOutboundOut(.head(HTTPResponse(status: status, headerFields: fields))), promise: nil)
-        context.write(wrapOutboundOut(.body(context.channel.allocator.buffer(bytes: body))), promise: nil)
+        return (HTTPResponse(status: status, headerFields: fields), context.channel.allocator.buffer(bytes: body))
+    }
+
+    private func send(_ head: HTTPResponse, body: ByteBuffer, context: ChannelHandlerContext) {
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        context.write(wrapOutboundOut(.body(body)), promise: nil)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
     }
 
