@@ -49,17 +49,18 @@ struct ColumnAggregation {
         self.layouts = layouts
         self.stageNameCount = columns.stageNames.count
         self.keepsObservations = keepsObservations
+        let observationCount = Self.observationCount(columns)
         if keepsObservations {
             exponentials = ExponentialTally(capacity: 0)
-            observations.reserveCapacity(Self.observationCount(columns))
-            keys.reserveCapacity(Self.observationCount(columns))
+            observations.reserveCapacity(observationCount)
+            keys.reserveCapacity(observationCount)
             return
         }
-        exponentials = ExponentialTally(capacity: Self.observationCount(columns))
+        exponentials = ExponentialTally(capacity: observationCount)
         // Room for the series-minutes of a small body at once: a one-event body would otherwise
         // grow each working array three or four times (about 20 of its allocations). Large
         // bodies repeat series, so they are left to grow to what they use.
-        let slots = min(columns.stages.count + 3 * columns.events.count, 64)
+        let slots = min(observationCount, 64)
         keys.reserveCapacity(slots)
         bucketStarts.reserveCapacity(slots)
         sums.reserveCapacity(slots)

@@ -51,10 +51,16 @@ package struct RollupDelta: Sendable {
     /// The counts by series-minute.
     package func counts(layouts: BucketLayouts) -> [RollupKey: HistogramCounts] {
         var counts = Dictionary(uniqueKeysWithValues: entries.map { ($0.key, $0.counts) })
-        for observation in observations {
-            let key = observedKeys[Int(observation.key)]
-            counts[key, default: HistogramCounts(bucketCount: layouts[key.series.metric].bucketCount)].observe(observation)
+        for (key, observed) in zip(observedKeys, observedCounts(layouts: layouts)) {
+            if counts[key] == nil { counts[key] = observed } else { counts[key]!.add(observed) }
         }
+        return counts
+    }
+
+    /// The single observations counted, one counts per series-minute of `observedKeys`.
+    private func observedCounts(layouts: BucketLayouts) -> [HistogramCounts] {
+        var counts = observedKeys.map { HistogramCounts(bucketCount: layouts[$0.series.metric].bucketCount) }
+        for observation in observations { counts[Int(observation.key)].observe(observation) }
         return counts
     }
 
@@ -102,15 +108,10 @@ package struct RollupDelta: Sendable {
     /// Turns the single observations into counts, before counts are added.
     private mutating func foldObservations(layouts: BucketLayouts) {
         guard !observations.isEmpty else { return }
-        let observed = observations
-        let keys = observedKeys
+        let counted = zip(observedKeys, observedCounts(layouts: layouts))
         observations = []
         observedKeys = []
-        for (position, key) in keys.enumerated() {
-            var counts = HistogramCounts(bucketCount: layouts[key.series.metric].bucketCount)
-            for observation in observed where observation.key == position { counts.observe(observation) }
-            add(counts, to: key)
-        }
+        for (key, counts) in counted { add(counts, to: key) }
     }
 
     /// True when there is nothing to write.
