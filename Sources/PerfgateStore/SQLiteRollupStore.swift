@@ -24,7 +24,7 @@ package final class SQLiteRollupStore: RollupStore {
     private let layouts: BucketLayouts
     private let writer: Mutex<WriteSide>
     private let readers: [ReadSide]
-    private let writerThread: NIOThreadPool
+    private let writerThread: WriterThread
     private let readerThreads: NIOThreadPool
 
     /// Opens the store (see `init`) on a thread of its own, off the caller's cooperative thread.
@@ -75,26 +75,21 @@ package final class SQLiteRollupStore: RollupStore {
             return ReadSide(reader)
         }
         // Started last: nothing above may throw once they run, or they would never be stopped.
-        writerThread = NIOThreadPool(numberOfThreads: 1)
+        writerThread = WriterThread()
         readerThreads = NIOThreadPool(numberOfThreads: readers.count)
-        writerThread.start()
         readerThreads.start()
     }
 
     deinit {
-        writerThread.shutdownGracefully { _ in }
+        writerThread.shutdown()
         readerThreads.shutdownGracefully { _ in }
     }
 
-    /// Runs `body` on the writer's thread. Not cancelled with the calling task: a write that was
-    /// asked for is made, or fails on its own.
+    package var writeExecutor: (any TaskExecutor)? { writerThread }
+
+    /// Runs `body` on the writer's thread, inline when the caller is on it already.
     private func onWriter<T: Sendable>(_ body: @escaping @Sendable (WriteSide) throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            writerThread.submit { state in
-                guard case .active = state else { return continuation.resume(throwing: StoreError.closed) }
-                continuation.resume(with: Result { try self.writer.withLock { try body($0) } })
-            }
-        }
+        try await writerThread.run { try self.writer.withLock { try body($0) } }
     }
 
     /// Runs `body` on a reader thread, with a free reader connection.

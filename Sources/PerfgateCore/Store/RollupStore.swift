@@ -159,6 +159,13 @@ package protocol RollupStore: AnyObject, Sendable {
     /// Makes the store complete on its own (nothing left in logs to replay); called after the last
     /// write at shutdown.
     func checkpoint() async throws
+    /// The executor the store's writes run on, if it has one: a task that prefers it (the
+    /// write queue's drain task) makes its writes without a hand-off per call.
+    var writeExecutor: (any TaskExecutor)? { get }
+}
+
+extension RollupStore {
+    package var writeExecutor: (any TaskExecutor)? { nil }
 }
 
 /// The time one series counted in one minute, over every replica.

@@ -65,6 +65,9 @@ final class Committer: @unchecked Sendable {
     /// True while a commit's outcome is unknown and the counts have not been read back since.
     var unsettled: Bool { unsettledFlag.load(ordering: .relaxed) }
 
+    /// Where the store's writes run, for the task that drives commits.
+    var writeExecutor: (any TaskExecutor)? { store.writeExecutor }
+
     init(
         registry: SeriesRegistry, pendingTraces: Set<TraceID> = [], store: any RollupStore, live: LiveMetrics, selfMetrics: SelfMetrics,
         clock: any WallClock, configuration: ServerConfiguration, logger: Logger

@@ -179,7 +179,9 @@ final class WriteQueue: Sendable {
     }
 
     private func startDraining() {
-        Task { await self.drain() }
+        // On the store's writer thread when it has one: the drain's commits then block that
+        // thread only, with no hop to it and back per commit.
+        Task(executorPreference: committer.writeExecutor) { await self.drain() }
     }
 
     // One writer at a time (`draining`): take everything queued, write it, resume the waiters,
