@@ -201,11 +201,9 @@ final class EventIngestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         state = .committing
         let loop = context.eventLoop
         let bound = NIOLoopBound((handler: self, context: context), eventLoop: loop)
-        settings.queue.submit(delta) { result in
-            loop.execute {
-                let (handler, context) = bound.value
-                handler.committed(result, at: now, context: context)
-            }
+        settings.queue.submit(delta, on: loop) { result in
+            let (handler, context) = bound.value
+            handler.committed(result, at: now, context: context)
         }
     }
 

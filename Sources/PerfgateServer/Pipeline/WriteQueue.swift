@@ -1,3 +1,4 @@
+import NIOCore
 import PerfgateCore
 import Synchronization
 
@@ -12,8 +13,15 @@ final class WriteQueue: Sendable {
     /// Called once a write is committed or refused, from the writer's context.
     typealias Completion = @Sendable (Result<CommitReceipt, WriteError>) -> Void
 
+    /// Who hears of a write's outcome: a completion called from the writer's context, or one
+    /// called on an event loop (the loops' waiters of one commit are woken once per loop).
+    private enum Waiter: Sendable {
+        case direct(Completion)
+        case onLoop(any EventLoop, Completion)
+    }
+
     private enum Job: Sendable {
-        case ingest(PendingWrite, Completion)
+        case ingest(PendingWrite, Waiter)
         case prune(Minute, CheckedContinuation<PruneReport, any Error>)
         case dropWaitingSpans(Int64, CheckedContinuation<[PendingSpan], any Error>)
         case delete(SeriesSelector, CheckedContinuation<[SeriesKey], any Error>)
@@ -54,18 +62,20 @@ final class WriteQueue: Sendable {
         try await submit(PendingWrite(delta: RollupDelta(), claim: nil, traces: traces))
     }
 
-    /// Queues a delta and calls `completion` once it is committed or refused; for a caller that
-    /// is not a Swift task (the event-loop ingest path), so none is suspended for the commit.
-    func submit(_ delta: RollupDelta, completion: @escaping Completion) {
+    /// Queues a delta and calls `completion` on `loop` once it is committed or refused; for a
+    /// caller that is not a Swift task (the event-loop ingest path), so none is suspended for the
+    /// commit. The waiters of one commit on one loop are woken together, with one hand-off.
+    func submit(_ delta: RollupDelta, on loop: any EventLoop, completion: @escaping Completion) {
         let write = PendingWrite(delta: delta, claim: nil)
         let wakes: Bool
         do {
             wakes = try state.withLock { state throws(WriteError) -> Bool in
                 try Self.admit(write, to: &state, capacity: capacity)
-                return Self.append(.ingest(write, completion), to: &state)
+                return Self.append(.ingest(write, .onLoop(loop, completion)), to: &state)
             }
         } catch {
-            completion(.failure(error))
+            // Still later, on the loop: the caller never sees its completion run inside this call.
+            loop.execute { completion(.failure(error)) }
             return
         }
         if wakes { startDraining() }
@@ -89,7 +99,7 @@ final class WriteQueue: Sendable {
             return try result.get()[0]
         }
         return try await withCheckedThrowingContinuation { continuation in
-            let job = Job.ingest(write) { continuation.resume(with: $0.mapError { $0 as any Error }) }
+            let job = Job.ingest(write, .direct { continuation.resume(with: $0.mapError { $0 as any Error }) })
             if state.withLock({ Self.append(job, to: &$0) }) { startDraining() }
         }
     }
@@ -214,19 +224,18 @@ final class WriteQueue: Sendable {
 
     private func process(_ jobs: [Job]) async {
         var writes: [PendingWrite] = []
-        var waiters: [Completion] = []
-        for case .ingest(let write, let completion) in jobs {
+        var waiters: [Waiter] = []
+        for case .ingest(let write, let waiter) in jobs {
             writes.append(write)
-            waiters.append(completion)
+            waiters.append(waiter)
         }
         if !writes.isEmpty {
             let result = await commit(writes)
-            switch result {
-            case .success(let receipts):
-                for (waiter, receipt) in zip(waiters, receipts) { waiter(.success(receipt)) }
-            case .failure(let error):
-                for waiter in waiters { waiter(.failure(error)) }
+            let outcomes: [Result<CommitReceipt, WriteError>] = switch result {
+            case .success(let receipts): receipts.map { .success($0) }
+            case .failure(let error): Array(repeating: .failure(error), count: writes.count)
             }
+            Self.notify(waiters, of: outcomes)
         }
         for job in jobs {
             switch job {
@@ -249,6 +258,27 @@ final class WriteQueue: Sendable {
             case .barrier(let continuation):
                 continuation.resume()
             }
+        }
+    }
+
+    /// Tells each waiter its write's outcome: direct ones here, the rest with one task per loop,
+    /// so a commit of many requests wakes each loop once rather than once per request.
+    private static func notify(_ waiters: [Waiter], of outcomes: [Result<CommitReceipt, WriteError>]) {
+        var byLoop: [(loop: any EventLoop, calls: [(Completion, Result<CommitReceipt, WriteError>)])] = []
+        for (waiter, outcome) in zip(waiters, outcomes) {
+            switch waiter {
+            case .direct(let completion):
+                completion(outcome)
+            case .onLoop(let loop, let completion):
+                if let index = byLoop.firstIndex(where: { $0.loop === loop }) {
+                    byLoop[index].calls.append((completion, outcome))
+                } else {
+                    byLoop.append((loop, [(completion, outcome)]))
+                }
+            }
+        }
+        for (loop, calls) in byLoop {
+            loop.execute { for (completion, outcome) in calls { completion(outcome) } }
         }
     }
 }
