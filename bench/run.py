@@ -653,6 +653,7 @@ def main():
         subprocess.run(["swift", "build", "-c", "release", "--product", "core-benchmark"], cwd=ROOT, check=True)
         subprocess.run(["swift", "build", "-c", "release", "--product", "store-fixture"], cwd=ROOT, check=True)
         subprocess.run(["swift", "build", "-c", "release", "--product", "otlp-decode-benchmark"], cwd=ROOT, check=True)
+        subprocess.run(["swift", "build", "-c", "release", "--product", "store-commit-benchmark"], cwd=ROOT, check=True)
         options.bin = subprocess.run(["swift", "build", "-c", "release", "--show-bin-path"], cwd=ROOT, check=True, capture_output=True, text=True).stdout.strip()
     print(f"perfgate benchmarks: {'smoke mode, figures mean nothing' if options.smoke else 'full run'}; binaries in {options.bin}; "
           f"{os.cpu_count()} cores; {time.strftime('%Y-%m-%d %H:%M:%S')}", flush=True)
