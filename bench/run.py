@@ -32,6 +32,8 @@ sys.path.insert(0, os.path.join(ROOT, "Tests", "live"))
 from server_process import ServerProcess, free_port  # noqa: E402
 WRK = os.path.join(ROOT, "bench", "wrk")
 SECTIONS = ["http", "batch", "otlp", "postgres", "pushgateway", "scrape", "trends", "startup", "core"]
+# The binaries the sections run: what --bin must hold, and what is built without it.
+PRODUCTS = ["perfgate", "core-benchmark", "store-fixture", "otlp-decode-benchmark", "store-commit-benchmark"]
 
 
 PROTOBUF_ACCEPT = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.7,text/plain;version=0.0.4;q=0.3"
@@ -640,7 +642,7 @@ class Bench:
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--smoke", action="store_true", help="one second per load, small data: checks the suite works, measures nothing")
-    parser.add_argument("--bin", help="folder holding perfgate, core-benchmark and store-fixture (default: a release build, built first)")
+    parser.add_argument("--bin", help=f"folder holding {', '.join(PRODUCTS)} (default: a release build, built first)")
     parser.add_argument("--baseline", help="folder holding an earlier build's binaries: each section runs against it first, then a table of both")
     parser.add_argument("--rounds", type=int, default=1, help="with --baseline: run each section this many times, alternating the builds, and compare medians")
     parser.add_argument("sections", nargs="*", metavar="section", help=f"any of {', '.join(SECTIONS)} (default: all)")
@@ -649,11 +651,8 @@ def main():
     if unknown:
         parser.error(f"unknown section {', '.join(unknown)}; the sections are {', '.join(SECTIONS)}")
     if not options.bin:
-        subprocess.run(["swift", "build", "-c", "release", "--product", "perfgate"], cwd=ROOT, check=True)
-        subprocess.run(["swift", "build", "-c", "release", "--product", "core-benchmark"], cwd=ROOT, check=True)
-        subprocess.run(["swift", "build", "-c", "release", "--product", "store-fixture"], cwd=ROOT, check=True)
-        subprocess.run(["swift", "build", "-c", "release", "--product", "otlp-decode-benchmark"], cwd=ROOT, check=True)
-        subprocess.run(["swift", "build", "-c", "release", "--product", "store-commit-benchmark"], cwd=ROOT, check=True)
+        for product in PRODUCTS:
+            subprocess.run(["swift", "build", "-c", "release", "--product", product], cwd=ROOT, check=True)
         options.bin = subprocess.run(["swift", "build", "-c", "release", "--show-bin-path"], cwd=ROOT, check=True, capture_output=True, text=True).stdout.strip()
     print(f"perfgate benchmarks: {'smoke mode, figures mean nothing' if options.smoke else 'full run'}; binaries in {options.bin}; "
           f"{os.cpu_count()} cores; {time.strftime('%Y-%m-%d %H:%M:%S')}", flush=True)
