@@ -10,7 +10,8 @@ import Synchronization
 /// meanwhile queue up, and one drain task commits them together once it is done. The store
 /// decides where its blocking work runs, so no writer holds a cooperative thread during fsync.
 final class WriteQueue: Sendable {
-    /// Called once a write is committed or refused, from the writer's context.
+    /// Called once a write is committed or refused: from the writer's context, or on the event
+    /// loop the write was submitted with.
     typealias Completion = @Sendable (Result<CommitReceipt, WriteError>) -> Void
 
     /// Who hears of a write's outcome: a completion called from the writer's context, or one
