@@ -47,12 +47,20 @@ final class SQLiteConnection: @unchecked Sendable {
         try SQLiteStatement(connection: self, sql: sql)
     }
 
+    /// `BEGIN IMMEDIATE` and `COMMIT`, compiled on first use: the writer runs them thousands of
+    /// times a second, and `execute` would parse them each time.
+    private var transactionStatements: (begin: SQLiteStatement, commit: SQLiteStatement)?
+
     /// Runs `body` inside `BEGIN IMMEDIATE … COMMIT`, rolling back if it or the commit fails.
     func transaction<T>(_ body: () throws -> T) throws -> T {
-        try execute("BEGIN IMMEDIATE", context: "starting a transaction")
+        if transactionStatements == nil {
+            transactionStatements = (try prepare("BEGIN IMMEDIATE"), try prepare("COMMIT"))
+        }
+        let statements = transactionStatements!
+        try statements.begin.run()
         do {
             let result = try body()
-            try execute("COMMIT", context: "committing")
+            try statements.commit.run()
             return result
         } catch {
             // After some errors SQLite has already rolled back; a failing ROLLBACK is then expected.
