@@ -10,6 +10,9 @@ package struct SeriesKey: Hashable, Sendable, Comparable {
     private let first: String
     private let second: String
     private let third: String
+    // Hashed once, where the key is made: the writer looks up every event's series by key, and
+    // hashing their label text there lengthened each commit that requests wait on.
+    private let hashCode: Int
 
     /// A series from its family and label values.
     package init(_ metric: HistogramMetric, _ labelValues: [String]) {
@@ -23,6 +26,20 @@ package struct SeriesKey: Hashable, Sendable, Comparable {
         self.first = first
         self.second = second
         self.third = third
+        var hasher = Hasher()
+        hasher.combine(metric)
+        hasher.combine(first)
+        hasher.combine(second)
+        hasher.combine(third)
+        hashCode = hasher.finalize()
+    }
+
+    package static func == (lhs: SeriesKey, rhs: SeriesKey) -> Bool {
+        lhs.hashCode == rhs.hashCode && lhs.metric == rhs.metric && lhs.first == rhs.first && lhs.second == rhs.second && lhs.third == rhs.third
+    }
+
+    package func hash(into hasher: inout Hasher) {
+        hasher.combine(hashCode)
     }
 
     /// The label values, one per `metric.labelNames`.
