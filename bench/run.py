@@ -292,19 +292,32 @@ class Bench:
 
     # ---- sections
 
+    # Pairs of GET and POST loads the 32-connection ratio is the median of: on this shared host one
+    # pair read anywhere from 0.64 to 0.96 x within minutes on the same build.
+    RATIO_PAIRS = 3
+
     def http(self):
         print("== http: one-event POST against the same server's trivial GET route (durable acknowledgements)")
         with self.perfgate("http") as server:
             for connections in (1, 32):
-                ceiling = self.wrk(server.port, "/healthz", connections, server=server)
-                ingest = self.wrk(server.port, "/v1/events", connections, "events.lua", [1], server=server)
-                ratio = ingest["rps"] / ceiling["rps"]
+                pairs = []
+                for _ in range(self.RATIO_PAIRS if connections == 32 and not self.smoke else 1):
+                    ceiling = self.wrk(server.port, "/healthz", connections, server=server)
+                    ingest = self.wrk(server.port, "/v1/events", connections, "events.lua", [1], server=server)
+                    pairs.append((ceiling, ingest, ingest["rps"] / ceiling["rps"]))
+                # The pair with the median ratio stands for all of them, so its figures agree with each other.
+                ceiling, ingest, ratio = sorted(pairs, key=lambda pair: pair[2])[len(pairs) // 2]
                 self.keep(f"GET /healthz, {connections} conn, req/s", ceiling["rps"], "req/s", True)
                 self.keep(f"GET /healthz, {connections} conn, server CPU per request", ceiling["cpu_us"], "µs", False)
                 self.keep(f"POST one event, {connections} conn, req/s", ingest["rps"], "req/s", True)
                 self.keep(f"POST one event, {connections} conn, ratio to GET", ratio, "x", True)
                 self.keep(f"POST one event, {connections} conn, p99", ingest["p99"], "ms", False)
                 self.keep(f"POST one event, {connections} conn, server CPU per request", ingest["cpu_us"], "µs", False)
+                if len(pairs) > 1:
+                    self.report(
+                        f"GET then POST, {connections} connections, {len(pairs)} pairs",
+                        "ratios " + ", ".join(f"{pair[2]:.2f}" for pair in pairs) + "; the median pair below",
+                    )
                 self.report(
                     f"GET /healthz, {connections} connection(s)",
                     f"{ceiling['rps']:9.0f} req/s  p99 {ceiling['p99']:.2f} ms  server CPU {ceiling['cpu_us']:.0f} µs/request",
