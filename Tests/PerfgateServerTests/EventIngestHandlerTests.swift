@@ -234,6 +234,72 @@ import Testing
     }
 }
 
+/// Requests answered on the event loop share commits: what each is told of its own observations
+/// must be true of it, whichever others it was committed with.
+@Suite struct SharedCommitTests {
+    /// POSTs `body` on a connection of its own and returns the answer's status line and body.
+    static func post(_ body: String, port: Int) async throws -> (status: String, body: String) {
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connect(host: "127.0.0.1", port: port) { channel in
+                channel.eventLoop.makeCompletedFuture { try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel) }
+            }
+        return try await channel.executeThenClose { inbound, outbound in
+            try await outbound.write(ByteBuffer(string: "POST /v1/events HTTP/1.1\r\nHost: perfgate\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"))
+            var text = ""
+            for try await chunk in inbound {
+                text += String(buffer: chunk)
+                guard let split = text.range(of: "\r\n\r\n"),
+                    let length = text[..<split.lowerBound].split(separator: "\r\n").first(where: { $0.lowercased().hasPrefix("content-length:") })
+                        .flatMap({ Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) }),
+                    text.utf8.count - text[..<split.upperBound].utf8.count >= length
+                else { continue }
+                return (String(text.prefix(12)), String(text[split.upperBound...]))
+            }
+            throw CancellationError()
+        }
+    }
+
+    /// Seventeen requests, each naming a series of its own, all but the first in one commit, past
+    /// a limit of six series: each request is told that its observation overflowed exactly when
+    /// its series is not on `/metrics`, and the overflow series holds what the warnings add up to.
+    @Test func eachRequestIsToldWhetherItsOwnObservationsOverflowed() async throws {
+        let store = InMemoryRollupStore()
+        let harness = Harness { $0.maxSeriesPerMetric = 6 }
+        defer { harness.removeFiles() }
+        try await harness.run(store: store, .live) { components, client in
+            let port = try #require(client.port)
+            var random = SplitMix(seed: 17)
+            let models = (0..<17).map { "model-\($0)" }
+            let bodies = models.map { eventJSON(model: $0, stages: ["backend_fetch": Double(1 + random.next(below: 4_000_000)) / 1_000_000]) }
+            store.holdCommits(true)
+            async let first = Self.post(bodies[0], port: port)
+            while store.heldCommits < 1 { try await Task.sleep(for: .milliseconds(5)) }
+            let rest = try await withThrowingTaskGroup(of: (Int, (status: String, body: String)).self) { group in
+                for index in 1..<bodies.count { group.addTask { (index, try await Self.post(bodies[index], port: port)) } }
+                while components.queue.queuedEvents < bodies.count { try await Task.sleep(for: .milliseconds(5)) }
+                store.holdCommits(false)
+                return try await group.reduce(into: [(Int, (status: String, body: String))]()) { $0.append($1) }
+            }
+            let answers = [try await first] + rest.sorted { $0.0 < $1.0 }.map(\.1)
+            #expect(answers.allSatisfy { $0.status == "HTTP/1.1 200" }, "\(answers)")
+            #expect(components.eventLoopIngest.answered.count == bodies.count)
+            let lines = try await client.metricLines()
+            #expect(sample(lines, "perfgate_commits_total") == "2")
+            let warning = "backend_ttfb_seconds holds its limit of 6 series; 1 observations were counted under the __overflow__ series"
+            var overflowed = 0
+            for (model, answer) in zip(models, answers) {
+                let own = sample(lines, #"backend_ttfb_seconds_count{provider="openrouter",model="\#(model)",endpoint="/v1/chat/completions"}"#)
+                let told = answer.body.contains(warning)
+                #expect(told == (own == nil), "\(model): series \(own ?? "absent"), answer \(answer.body)")
+                if told { overflowed += 1 }
+            }
+            #expect(overflowed == bodies.count - 6)
+            #expect(sample(lines, #"backend_ttfb_seconds_count{provider="__overflow__",model="__overflow__",endpoint="__overflow__"}"#) == String(overflowed))
+            #expect(sample(lines, #"perfgate_series_overflow_total{metric="backend_ttfb_seconds"}"#) == String(overflowed))
+        }
+    }
+}
+
 /// IMF-fixdate, against Foundation's formatter at random instants.
 @Suite struct HTTPDateTests {
     /// Foundation's reading and writing of IMF-fixdate.

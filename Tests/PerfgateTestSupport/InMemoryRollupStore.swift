@@ -16,6 +16,7 @@ package final class InMemoryRollupStore: RollupStore {
         var failCommits: (any Error)?
         var loseCommitReplies = false
         var holdCommits = false
+        var heldCommits = 0
     }
 
     private let state = Mutex(State())
@@ -42,6 +43,9 @@ package final class InMemoryRollupStore: RollupStore {
         state.withLock { $0.holdCommits = hold }
     }
 
+    /// Commits waiting for `holdCommits(false)` now.
+    package var heldCommits: Int { state.withLock { $0.heldCommits } }
+
     package func restore(recentSince: Minute) throws -> RestoredState {
         state.withLock { state in
             var totals = state.base
@@ -62,7 +66,11 @@ package final class InMemoryRollupStore: RollupStore {
 
     package func commit(_ batch: CommitBatch) async throws {
         // Polled rather than signalled: a test-only stall.
-        while state.withLock({ $0.holdCommits }) { try await Task.sleep(for: .milliseconds(1)) }
+        if state.withLock({ $0.holdCommits }) {
+            state.withLock { $0.heldCommits += 1 }
+            defer { state.withLock { $0.heldCommits -= 1 } }
+            while state.withLock({ $0.holdCommits }) { try await Task.sleep(for: .milliseconds(1)) }
+        }
         let lost = try state.withLock { state in
             if let error = state.failCommits { throw error }
             state.series.append(contentsOf: batch.newSeries)
