@@ -293,7 +293,7 @@ class Bench:
     # ---- sections
 
     # Pairs of GET and POST loads the 32-connection ratio is the median of: on this shared host one
-    # pair read anywhere from 0.64 to 0.96 x within minutes on the same build.
+    # pair read anywhere from 0.57 to 0.96 x within minutes on the same build.
     RATIO_PAIRS = 3
 
     def http(self):
