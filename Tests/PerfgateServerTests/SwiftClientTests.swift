@@ -34,7 +34,7 @@ import Testing
             for _ in 0..<3 {
                 let tracker = PerformanceTracker(endpoint: "/v1/chat/completions", sender: sender)
                 try await tracker.stage("request_parsing") { try await Task.sleep(for: .milliseconds(1)) }
-                try await tracker.stage("auth_validation") {}
+                await tracker.stage("auth_validation") {}
                 let chunks = try await tracker.backendRequest(provider: "openrouter", model: "gpt-4o") {
                     try await Task.sleep(for: .milliseconds(20))
                     return ["a", "b"]
@@ -64,7 +64,7 @@ import Testing
             store.failCommits(with: DiskFull())
             let sender = sender(port: client.port)
             let tracker = PerformanceTracker(endpoint: "/retry", sender: sender)
-            try await tracker.backendRequest(provider: "p", model: "m") {}
+            await tracker.backendRequest(provider: "p", model: "m") {}
             tracker.recordPercentages()
             while sender.statistics.retries < 2 { try await Task.sleep(for: .milliseconds(20)) }
             store.failCommits(with: nil)
@@ -94,8 +94,8 @@ import Testing
             let router = Router()
             router.add(middleware: PerformanceMiddleware(sender: sender))
             router.get("users/{id}") { _, context in
-                try await PerformanceTracker.current?.stage("auth_validation") {}
-                return try await PerformanceTracker.current?.backendRequest(provider: "db", model: "users") { context.parameters.get("id") ?? "" } ?? ""
+                await PerformanceTracker.current?.stage("auth_validation") {}
+                return await PerformanceTracker.current?.backendRequest(provider: "db", model: "users") { context.parameters.get("id") ?? "" } ?? ""
             }
             router.get("plain") { _, _ in "ok" }
             let app = Application(router: router)
