@@ -39,7 +39,7 @@ import Testing
         let harness = Harness()
         defer { harness.removeFiles() }
         try await harness.run { _, client in
-            try await client.postEvents(eventJSON(stages: ["backend_fetch": 1, "stream_processing": 3]))
+            _ = try await client.postEvents(eventJSON(stages: ["backend_fetch": 1, "stream_processing": 3]))
         }
         try await harness.run { _, client in
             let lines = try await client.metricLines()
