@@ -186,10 +186,7 @@ import Testing
                 "GET /healthz HTTP/1.1\r\nHost: perfgate\r\n\r\n",
                 "POST /v1/events HTTP/1.1\r\nHost: perfgate\r\nContent-Length: 1\r\n\r\n{",
             ].joined()
-            let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-                .connect(host: "127.0.0.1", port: try #require(client.port)) { channel in
-                    channel.eventLoop.makeCompletedFuture { try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel) }
-                }
+            let channel = try await rawConnection(port: try #require(client.port))
             let received = try await channel.executeThenClose { inbound, outbound in
                 try await outbound.write(ByteBuffer(string: requests))
                 async let release: Void = {
@@ -234,16 +231,20 @@ import Testing
     }
 }
 
+/// A TCP connection of its own to perfgate on loopback, written and read as bytes.
+func rawConnection(port: Int) async throws -> NIOAsyncChannel<ByteBuffer, ByteBuffer> {
+    try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        .connect(host: "127.0.0.1", port: port) { channel in
+            channel.eventLoop.makeCompletedFuture { try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel) }
+        }
+}
+
 /// Requests answered on the event loop share commits: what each is told of its own observations
 /// must be true of it, whichever others it was committed with.
 @Suite struct SharedCommitTests {
     /// POSTs `body` on a connection of its own and returns the answer's status line and body.
     static func post(_ body: String, port: Int) async throws -> (status: String, body: String) {
-        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .connect(host: "127.0.0.1", port: port) { channel in
-                channel.eventLoop.makeCompletedFuture { try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel) }
-            }
-        return try await channel.executeThenClose { inbound, outbound in
+        try await rawConnection(port: port).executeThenClose { inbound, outbound in
             try await outbound.write(ByteBuffer(string: "POST /v1/events HTTP/1.1\r\nHost: perfgate\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"))
             var text = ""
             for try await chunk in inbound {
