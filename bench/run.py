@@ -94,6 +94,28 @@ def otlp_export(traces):
     return field(1, field(2, bytes(spans))), events
 
 
+def machine_seconds():
+    """The whole machine's CPU time so far, in seconds: busy (every process and the kernel), idle
+    (iowait included), and spent by the kernel's block-I/O workers (`kworker/...-kblockd`, which
+    dispatch a disk flush); None where /proc cannot tell. Steal is in neither: the host took it."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    try:
+        with open("/proc/stat") as stat:
+            user, nice, system, idle, iowait, irq, softirq = map(int, stat.readline().split()[1:8])
+    except (OSError, ValueError):
+        return None
+    block = 0.0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/comm") as comm:
+                if not comm.read().strip().endswith("kblockd"):
+                    continue
+            block += Process.stat_cpu_seconds(f"/proc/{pid}/stat")
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # the worker ended while we looked
+    return {"busy": (user + nice + system + irq + softirq) / ticks, "idle": (idle + iowait) / ticks, "block": block}
+
+
 class Process(ServerProcess):
     """A server started for one benchmark and always stopped, with its CPU time and memory from /proc."""
 
@@ -173,6 +195,7 @@ class Bench:
         threads = threads or min(2, connections)
         cpu_before = server.cpu_seconds() if server else None
         threads_before = server.thread_cpu_seconds() if server else None
+        machine_before = machine_seconds()
         argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds or self.seconds}s", "--latency"]
         for header in headers:
             argv += ["-H", header]
@@ -189,6 +212,15 @@ class Bench:
         if errors and re.search(r"[1-9]", errors.group(1)):
             raise SystemExit(f"bench: socket errors against {path}: {errors.group(1)}\n{output}")
         requests = int(re.search(r"(\d+) requests in", output).group(1))
+        machine_after = machine_seconds()
+        machine = None
+        if machine_before and machine_after:
+            spent = {name: machine_after[name] - machine_before[name] for name in machine_after}
+            machine = {
+                "busy_us": spent["busy"] * 1e6 / max(requests, 1),
+                "idle_percent": 100 * spent["idle"] / max(spent["busy"] + spent["idle"], 1e-9),
+                "block_us": spent["block"] * 1e6 / max(requests, 1),
+            }
         cpu_us = (server.cpu_seconds() - cpu_before) * 1e6 / max(requests, 1) if server else None
         by_thread = {}
         if server:
@@ -199,6 +231,7 @@ class Bench:
         return {
             "cpu_us": cpu_us,
             "by_thread": by_thread,
+            "machine": machine,
             "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
             "p50": self.latency(output, "50%"),
             "p99": self.latency(output, "99%"),
@@ -333,6 +366,14 @@ class Bench:
                     for name, result in (("GET", ceiling), ("POST", ingest)):
                         split = ", ".join(f"{thread} {spent:.0f}" for thread, spent in sorted(result["by_thread"].items()))
                         self.report(f"  {name} server CPU by thread, µs/request", split)
+                    # What the whole machine (wrk included) spent, and left idle, per request: a
+                    # durable POST also pays the kernel's block workers for each commit's flush.
+                    for name, result in (("GET", ceiling), ("POST", ingest)):
+                        if machine := result["machine"]:
+                            self.report(
+                                f"  {name} whole machine, µs/request",
+                                f"busy {machine['busy_us']:.0f} (kernel block workers {machine['block_us']:.1f}), idle {machine['idle_percent']:.0f}%",
+                            )
             self.one_event_rps = ingest["rps"]
         # The same load without waiting for fsync: what the request path allows when commits cost
         # no disk time, which tells a commit-bound figure from a CPU-bound one. Not a target.
@@ -345,6 +386,11 @@ class Bench:
                 f"{unsynced['rps']:9.0f} req/s  p99 {unsynced['p99']:.2f} ms  server CPU {unsynced['cpu_us']:.0f} µs/request",
                 f"{unsynced['rps'] / ceiling['rps']:.2f}x the GET route; {unsynced['rps'] / ingest['rps']:.2f}x the durable POST",
             )
+            if machine := unsynced["machine"]:
+                self.report(
+                    "  POST --durability normal, whole machine, µs/request",
+                    f"busy {machine['busy_us']:.0f} (kernel block workers {machine['block_us']:.1f}), idle {machine['idle_percent']:.0f}%",
+                )
 
     def batch(self):
         print("== batch: events/s over HTTP, 32 connections, durable acknowledgements")
