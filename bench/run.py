@@ -323,6 +323,14 @@ class Bench:
             self.results.append((what, target, met))
         print(line, flush=True)
 
+    def report_machine(self, name, result):
+        """Reports what the whole machine spent and left idle per request during `result`'s load."""
+        if machine := result["machine"]:
+            self.report(
+                f"  {name} whole machine, µs/request",
+                f"busy {machine['busy_us']:.0f} (kernel block workers {machine['block_us']:.1f}), idle {machine['idle_percent']:.0f}%",
+            )
+
     # ---- sections
 
     # Pairs of GET and POST loads the 32-connection ratio is the median of: on this shared host one
@@ -368,12 +376,8 @@ class Bench:
                         self.report(f"  {name} server CPU by thread, µs/request", split)
                     # What the whole machine (wrk included) spent, and left idle, per request: a
                     # durable POST also pays the kernel's block workers for each commit's flush.
-                    for name, result in (("GET", ceiling), ("POST", ingest)):
-                        if machine := result["machine"]:
-                            self.report(
-                                f"  {name} whole machine, µs/request",
-                                f"busy {machine['busy_us']:.0f} (kernel block workers {machine['block_us']:.1f}), idle {machine['idle_percent']:.0f}%",
-                            )
+                    self.report_machine("GET", ceiling)
+                    self.report_machine("POST", ingest)
             self.one_event_rps = ingest["rps"]
         # The same load without waiting for fsync: what the request path allows when commits cost
         # no disk time, which tells a commit-bound figure from a CPU-bound one. Not a target.
@@ -386,11 +390,7 @@ class Bench:
                 f"{unsynced['rps']:9.0f} req/s  p99 {unsynced['p99']:.2f} ms  server CPU {unsynced['cpu_us']:.0f} µs/request",
                 f"{unsynced['rps'] / ceiling['rps']:.2f}x the GET route; {unsynced['rps'] / ingest['rps']:.2f}x the durable POST",
             )
-            if machine := unsynced["machine"]:
-                self.report(
-                    "  POST --durability normal, whole machine, µs/request",
-                    f"busy {machine['busy_us']:.0f} (kernel block workers {machine['block_us']:.1f}), idle {machine['idle_percent']:.0f}%",
-                )
+            self.report_machine("POST (--durability normal)", unsynced)
 
     def batch(self):
         print("== batch: events/s over HTTP, 32 connections, durable acknowledgements")
