@@ -66,8 +66,11 @@ package final class InMemoryRollupStore: RollupStore {
 
     package func commit(_ batch: CommitBatch) async throws {
         // Polled rather than signalled: a test-only stall.
-        if state.withLock({ $0.holdCommits }) {
-            state.withLock { $0.heldCommits += 1 }
+        let held = state.withLock { state in
+            if state.holdCommits { state.heldCommits += 1 }
+            return state.holdCommits
+        }
+        if held {
             defer { state.withLock { $0.heldCommits -= 1 } }
             while state.withLock({ $0.holdCommits }) { try await Task.sleep(for: .milliseconds(1)) }
         }
