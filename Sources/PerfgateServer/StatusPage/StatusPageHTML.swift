@@ -1,10 +1,11 @@
 import PerfgateCore
 
 /// Renders the status page: one self-contained HTML document (inline styles, inline SVG charts,
-/// a few lines of script to refresh it), readable without JavaScript.
+/// a few lines of script to refresh it, marked by a nonce), readable without JavaScript.
 enum StatusPageHTML {
-    /// The whole page.
-    static func page(_ report: StatusReport) -> String {
+    /// The whole page; `nonce` marks its one script as the page's own, for the
+    /// Content-Security-Policy that runs no other.
+    static func page(_ report: StatusReport, nonce: String) -> String {
         """
         <!doctype html>
         <html lang="en">
@@ -25,7 +26,7 @@ enum StatusPageHTML {
         \(main(report))
         </main>
         <footer>perfgate \(escape(report.health.version)) · <a href="/metrics">/metrics</a> · <a href="/v1/trends?metric=backend_ttfb_seconds&amp;by=provider,model">/v1/trends</a></footer>
-        <script>\(script)</script>
+        <script nonce="\(nonce)">\(script)</script>
         </body>
         </html>
 
@@ -55,7 +56,7 @@ enum StatusPageHTML {
         }.joined() + "</div>"
         for bar in report.stageBars {
             let summary = bar.segments.map { "\($0.name) \(percent($0.percent))" }.joined(separator: ", ")
-            html += "<div class=\"stage-row\" data-endpoint=\"\(escape(bar.endpoint))\"><div class=\"endpoint\">\(escape(bar.endpoint))</div>"
+            html += "<div class=\"stage-row\" data-endpoint=\"\(escape(bar.endpoint))\"><div class=\"endpoint\">\(label(bar.endpoint))</div>"
             html += "<div class=\"bar\" role=\"img\" aria-label=\"\(escape(summary))\">"
             for segment in bar.segments {
                 html += "<span class=\"seg \(segmentClass(segment.group))\" style=\"width:\(cssPercent(segment.percent))\" data-stage=\"\(escape(segment.name))\" data-percent=\"\(cssNumber(segment.percent))\" title=\"\(escape(segment.name)): \(percent(segment.percent)), \(seconds(segment.seconds)) in total\"></span>"
@@ -75,7 +76,7 @@ enum StatusPageHTML {
         let listed = report.listedPairs
         for pair in listed {
             html += "<tr data-provider=\"\(escape(pair.provider))\" data-model=\"\(escape(pair.model))\"\(pair.degrading ? " class=\"degrading\"" : "")>"
-            html += "<td>\(escape(pair.provider))</td><td>\(escape(pair.model))</td>"
+            html += "<td>\(label(pair.provider))</td><td>\(label(pair.model))</td>"
             html += percentileCells(pair.ttfb, thresholds: (2, 3))
             html += "<td>\(sparkline(pair.ttfbChart, name: "TTFB p95"))</td>"
             html += percentileCells(pair.streaming, thresholds: (1.5, 2.5))
@@ -97,7 +98,7 @@ enum StatusPageHTML {
         html += "<ol class=\"ranking\">"
         for pair in rows {
             let p95 = pair.ttfb!.p95
-            html += "<li data-provider=\"\(escape(pair.provider))\" data-model=\"\(escape(pair.model))\"><span class=\"who\">\(escape(pair.provider)) / \(escape(pair.model))</span>"
+            html += "<li data-provider=\"\(escape(pair.provider))\" data-model=\"\(escape(pair.model))\"><span class=\"who\">\(label(pair.provider)) / \(label(pair.model))</span>"
             html += "<span class=\"meter\"><i class=\"\(level(p95, thresholds: (2, 3)))\" style=\"width:\(cssPercent(top > 0 ? p95 / top * 100 : 0))\"></i></span><b>\(seconds(p95))</b></li>"
         }
         return html + "</ol></section>"
@@ -184,20 +185,32 @@ enum StatusPageHTML {
 
     // MARK: Formatting
 
+    /// `text` as HTML text or a quoted attribute value: each character that could end either, or
+    /// start markup, written as a reference.
+    ///
+    /// Escaped per Unicode scalar, never per `Character`: a grapheme cluster such as `"` followed
+    /// by a combining mark (U+0338) is one `Character` that is not `"`, yet HTML reads its quote.
     static func escape(_ text: String) -> String {
         var escaped = ""
-        escaped.reserveCapacity(text.utf8.count)
-        for character in text {
-            switch character {
+        escaped.unicodeScalars.reserveCapacity(text.utf8.count)
+        for scalar in text.unicodeScalars {
+            switch scalar {
             case "&": escaped += "&amp;"
             case "<": escaped += "&lt;"
             case ">": escaped += "&gt;"
             case "\"": escaped += "&quot;"
             case "'": escaped += "&#39;"
-            default: escaped.append(character)
+            case "`": escaped += "&#96;"
+            default: escaped.unicodeScalars.append(scalar)
             }
         }
         return escaped
+    }
+
+    /// A label value as text: escaped, and isolated so that bidirectional controls in it cannot
+    /// reorder the text around it.
+    static func label(_ text: String) -> String {
+        "<bdi>" + escape(text) + "</bdi>"
     }
 
     /// Three significant digits or so: `975 ms`, `48.2 ms`, `2.89 s`, `12.4 s`.
