@@ -21,7 +21,9 @@ struct Components: Sendable {
     let selfMetrics: SelfMetrics
     let queue: WriteQueue
     let pruner: PruneService
-    let connections: ConnectionCounts
+    let connections: ConnectionRegistry
+    /// Request bodies held in memory, across connections.
+    let bodyBudget: BodyBudget
     /// Set when the store is shared with other replicas.
     let replicaView: ReplicaView?
     /// Set when perfgate serves HTTPS.
@@ -72,7 +74,8 @@ func buildComponents(
         )
     }
 
-    let connections = ConnectionCounts()
+    let connections = ConnectionRegistry(maximum: configuration.maxConnections)
+    let bodyBudget = BodyBudget(capacity: configuration.maxBodyMemoryBytes)
     let selfMetrics = SelfMetrics(version: perfgateVersion, startTime: now)
     selfMetrics.recordWaitingTraces(restored.pendingTraces.count)
     let committer = Committer(
@@ -94,7 +97,7 @@ func buildComponents(
     let access = AccessCheck(tokens: configuration.accessTokens, selfMetrics: selfMetrics)
     return Components(
         configuration: configuration, clock: clock, store: store, live: live,
-        selfMetrics: selfMetrics, queue: queue, pruner: pruner, connections: connections, replicaView: replicaView, tls: tls,
+        selfMetrics: selfMetrics, queue: queue, pruner: pruner, connections: connections, bodyBudget: bodyBudget, replicaView: replicaView, tls: tls,
         access: access,
         eventLoopIngest: .init(queue: queue, access: access, selfMetrics: selfMetrics, clock: clock, configuration: configuration)
     )
@@ -113,11 +116,14 @@ func openStore(_ configuration: ServerConfiguration, logger: Logger) async throw
 
 func buildApplication(_ components: Components, logger: Logger) throws -> some ApplicationProtocol {
     let configuration = components.configuration
-    let requestTimeout = TimeAmount.seconds(configuration.requestTimeoutSeconds)
     let selfMetrics = components.selfMetrics
+    let guardSettings = ConnectionGuard.Settings(
+        timeout: .seconds(configuration.requestTimeoutSeconds), registry: components.connections, budget: components.bodyBudget,
+        selfMetrics: selfMetrics, maxBodyBytes: configuration.maxBodyBytes
+    )
     var server = HTTPServerBuilder.http1(
         configuration: .init(additionalChannelHandlers: [
-            MalformedRequestHandler(selfMetrics: selfMetrics), RequestDeadlineHandler(timeout: requestTimeout),
+            MalformedRequestHandler(selfMetrics: selfMetrics), ConnectionGuard(settings: guardSettings),
             EventIngestHandler(settings: components.eventLoopIngest),
         ])
     )
@@ -130,7 +136,7 @@ func buildApplication(_ components: Components, logger: Logger) throws -> some A
         configuration: .init(
             address: .hostname(configuration.host, port: configuration.port),
             serverName: perfgateServerName,
-            availableConnectionsDelegate: ConnectionLimit(maximum: configuration.maxConnections, counts: components.connections)
+            availableConnectionsDelegate: ConnectionLimit(registry: components.connections)
         ),
         services: [WriterService(queue: components.queue, store: components.store, logger: logger), components.pruner]
             + (components.replicaView.map { [$0] } ?? []),
@@ -143,23 +149,25 @@ func buildRouter(_ components: Components) -> Router<BasicRequestContext> {
     let router = Router(options: .autoGenerateHeadEndpoints)
     router.middlewares.add(NotFoundMiddleware())
     let access = components.access
+    let crossOrigin = CrossOriginCheck(allowed: components.configuration.allowedOrigins)
     let events = EventsController<BasicRequestContext>(
         queue: components.queue, store: components.store, selfMetrics: components.selfMetrics,
-        clock: components.clock, configuration: components.configuration
+        clock: components.clock, configuration: components.configuration, bodyBudget: components.bodyBudget
     )
     let traces = TracesController<BasicRequestContext>(
-        queue: components.queue, selfMetrics: components.selfMetrics, clock: components.clock, configuration: components.configuration
+        queue: components.queue, selfMetrics: components.selfMetrics, clock: components.clock, configuration: components.configuration,
+        bodyBudget: components.bodyBudget
     )
     let trends = TrendsController<BasicRequestContext>(
         live: components.live, store: components.store, clock: components.clock, configuration: components.configuration
     )
     let metrics = MetricsController<BasicRequestContext>(
         live: components.live, selfMetrics: components.selfMetrics, queue: components.queue,
-        store: components.store, connections: components.connections, clock: components.clock
+        store: components.store, connections: components.connections, budget: components.bodyBudget, clock: components.clock
     )
     let status = StatusController<BasicRequestContext>(components: components)
     let series = SeriesController<BasicRequestContext>(live: components.live, queue: components.queue)
-    let health = HealthController<BasicRequestContext>(queue: components.queue)
+    let health = HealthController<BasicRequestContext>(queue: components.queue, access: access)
 
     for route in Route.allCases {
         let handler: @Sendable (Request, BasicRequestContext) async throws -> Response =
@@ -174,7 +182,7 @@ func buildRouter(_ components: Components) -> Router<BasicRequestContext> {
             case .healthz: health.alive
             case .readyz: health.ready
             }
-        router.on(RouterPath(route.path), method: route.method, responder: GuardedResponder(route: route, access: access, handler: handler))
+        router.on(RouterPath(route.path), method: route.method, responder: GuardedResponder(route: route, access: access, crossOrigin: crossOrigin, handler: handler))
     }
     // Every other method on a known path: 405 with Allow, resolved by the same router, so it
     // sees the same spellings of the path as the routes do.

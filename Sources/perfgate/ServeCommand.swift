@@ -52,6 +52,13 @@ struct ServeCommand: AsyncParsableCommand {
                 "store.durability": "\(settings.durability)",
             ]
         )
+        let openFiles = OpenFileLimit.raise()
+        if openFiles < settings.maxConnections + OpenFileLimit.reserve {
+            logger.warning(
+                "the open-file limit is below --max-connections and what the store needs; past it the kernel refuses connections perfgate would accept",
+                metadata: ["limit.open_files": "\(openFiles)", "limit.connections": "\(settings.maxConnections)"]
+            )
+        }
         let app: any ApplicationProtocol
         do {
             app = try await buildApplication(configuration: settings, logger: logger)

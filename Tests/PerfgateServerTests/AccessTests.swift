@@ -3,6 +3,7 @@ import HTTPTypes
 import HummingbirdTesting
 import NIOCore
 import PerfgateCore
+import PerfgateTestSupport
 import Testing
 
 @testable import PerfgateServer
@@ -128,6 +129,65 @@ import Testing
             _ = try ServeSettings.resolve([.environment(["PERFGATE_ADMIN_TOKENS": "short"])])
         } throws: { error in
             (error as? ConfigurationError)?.description.contains("admin-tokens: admin tokens must be 16 to 512 characters") == true
+        }
+    }
+}
+
+/// `/readyz` is open: it says why it is not ready in words that name nothing of the deployment,
+/// and gives the store's own message to a read token only.
+@Suite struct ReadinessDetailTests {
+    @Test func theStoresMessageGoesToAReadTokenOnly() async throws {
+        struct Refused: Error, CustomStringConvertible { var description: String { "unable to open /var/lib/perfgate/perfgate.sqlite" } }
+        var tokens = AccessTokens()
+        try tokens.add(AccessTests.ingest, for: .ingest)
+        try tokens.add(AccessTests.read, for: .read)
+        let store = InMemoryRollupStore()
+        let harness = Harness { $0.accessTokens = tokens }
+        defer { harness.removeFiles() }
+        try await harness.run(store: store) { _, client in
+            store.failCommits(with: Refused())
+            _ = try await client.postEvents(eventJSON(stages: ["backend_fetch": 1]), headers: AccessTests.bearer(AccessTests.ingest))
+            for (headers, detailed) in [(HTTPFields(), false), (AccessTests.bearer(AccessTests.ingest), false), (AccessTests.bearer(AccessTests.read), true)] {
+                let (status, body) = try await client.execute(uri: "/readyz", method: .get, headers: headers) { ($0.status, String(buffer: $0.body)) }
+                #expect(status == .serviceUnavailable)
+                #expect(body.contains("/var/lib") == detailed, "\(body)")
+                #expect(body.contains("the store failed in the last 10 seconds"))
+            }
+        }
+    }
+}
+
+/// State-changing routes refuse what a browser sends from another site, on the router's path and
+/// the event loop's alike; other clients, and pages of allowed origins, are served.
+@Suite struct CrossOriginTests {
+    @Test func crossSiteWritesAreRefusedAndSameOriginOnesServed() async throws {
+        let harness = Harness { $0.allowedOrigins = ["https://dash.example.com"] }
+        defer { harness.removeFiles() }
+        try await harness.run(.live) { _, client in
+            let event = eventJSON(stages: ["backend_fetch": 0.5])
+            let cases: [(HTTPFields, HTTPResponse.Status)] = [
+                ([.secFetchSite: "cross-site"], .forbidden),
+                ([.secFetchSite: "same-site"], .forbidden),
+                ([.origin: "http://evil.example"], .forbidden),
+                ([.origin: "null"], .forbidden),
+                ([.origin: "http://evil.example", .secFetchSite: "same-origin"], .ok),
+                ([.secFetchSite: "none"], .ok),
+                ([.origin: "https://dash.example.com/", .secFetchSite: "cross-site"], .ok),
+                ([:], .ok),
+            ]
+            for (headers, status) in cases {
+                #expect(try await client.postEvents(event, headers: headers).0 == status, "\(headers)")
+            }
+            let refused = try await client.execute(uri: "/v1/series?endpoint=/x", method: .delete, headers: [.secFetchSite: "cross-site"]) { $0.status }
+            #expect(refused == .forbidden)
+            #expect(sample(try await client.metricLines(), #"perfgate_requests_rejected_total{reason="cross_origin"}"#) == "5")
+        }
+    }
+
+    @Test func theOriginListIsCheckedAtStartUp() throws {
+        #expect(try CrossOriginCheck.parseList("https://a.example, http://b.example:8080/") == ["https://a.example", "http://b.example:8080"])
+        for bad in ["a.example", "https://a.example/path", "https://*.example", "ftp://a.example"] {
+            #expect(throws: ConfigurationError.self) { try CrossOriginCheck.parseList(bad) }
         }
     }
 }

@@ -90,6 +90,9 @@ import Testing
             }
             if chance(8) { headers[.contentEncoding] = pick(["identity", "br", "gzip"]) }
             if chance(12) { headers[.idempotencyKey] = "key-\(rng.next(below: 15))" }
+            // What browsers add: same-origin requests pass, cross-site ones are refused, on either path.
+            if chance(10) { headers[.secFetchSite] = pick(["cross-site", "same-site", "same-origin", "none"]) }
+            if chance(10) { headers[.origin] = pick(["http://evil.example", "null", "http://localhost"]) }
 
             let events = (0..<pick([1, 1, 1, 2, 3, 6, 11])).map { _ in event() }
             let body: String =
@@ -160,7 +163,9 @@ import Testing
         defer { harness.removeFiles() }
         try await harness.run(.live) { components, client in
             let (head, routerHead) = try await (
-                client.execute(uri: "/v1/events", method: .post, body: ByteBuffer(string: eventJSON(stages: ["backend_fetch": 0.25]))) { $0.headers },
+                client.execute(
+                    uri: "/v1/events", method: .post, headers: [.contentType: "application/json"], body: ByteBuffer(string: eventJSON(stages: ["backend_fetch": 0.25]))
+                ) { $0.headers },
                 client.execute(uri: "/healthz", method: .get) { $0.headers }
             )
             #expect(components.eventLoopIngest.answered.count == 1)
@@ -182,9 +187,9 @@ import Testing
             let event = eventJSON(stages: ["backend_fetch": 0.375])
             // Three requests in one write, so they arrive together, behind a commit that waits.
             let requests = [
-                "POST /v1/events HTTP/1.1\r\nHost: perfgate\r\nContent-Length: \(event.utf8.count)\r\n\r\n\(event)",
+                "POST /v1/events HTTP/1.1\r\nHost: perfgate\r\nContent-Type: application/json\r\nContent-Length: \(event.utf8.count)\r\n\r\n\(event)",
                 "GET /healthz HTTP/1.1\r\nHost: perfgate\r\n\r\n",
-                "POST /v1/events HTTP/1.1\r\nHost: perfgate\r\nContent-Length: 1\r\n\r\n{",
+                "POST /v1/events HTTP/1.1\r\nHost: perfgate\r\nContent-Type: application/json\r\nContent-Length: 1\r\n\r\n{",
             ].joined()
             let channel = try await rawConnection(port: try #require(client.port))
             let received = try await channel.executeThenClose { inbound, outbound in

@@ -80,7 +80,10 @@ def test_a_full_disk_refuses_batches_whole_and_recovers_when_space_returns(tmp_p
             # The process stays up, says it is not ready, and nothing of the refused batch shows.
             assert server.get("/healthz").status == 200
             ready = server.get("/readyz")
-            assert ready.status == 503 and "is full" in ready.text
+            # The open route says why in words that name no path; the details are in the log.
+            assert ready.status == 503 and ready.json()["reason"] == "the store failed in the last 10 seconds", ready.text
+            assert str(server.workdir) not in ready.text
+            assert "is full" in server.log_path.read_text()
             assert counted_models(server) == acknowledged
             assert 'perfgate_requests_rejected_total{reason="store_error"} 1' in server.metrics_text()
 

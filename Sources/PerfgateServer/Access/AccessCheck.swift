@@ -45,6 +45,14 @@ struct AccessCheck: Sendable {
         return false
     }
 
+    /// True when the request presents a token holding `role` (or admin); never with no tokens
+    /// configured, where no request presents one.
+    func grants(_ role: AccessRole, to headers: HTTPFields) -> Bool {
+        guard !open, let token = Self.presentedToken(headers[.authorization]) else { return false }
+        let roles = tokens.roles(of: token)
+        return roles.contains(role) || roles.contains(.admin)
+    }
+
     /// Throws the 401 or 403 a request gets for `route`, or returns when it may go on.
     func authorize(_ request: Request, for route: Route) throws {
         // A browser cannot send a bearer token to a page it navigates to; it answers a Basic

@@ -44,8 +44,12 @@ package struct ServerConfiguration: Sendable {
     package var maxSpansPerExport = 50_000
     /// How long the answer to a request with an `Idempotency-Key` is kept, in seconds.
     package var idempotencyTTLSeconds: Int64 = 24 * 3600
-    /// Most connections open at once; past it new ones wait to be accepted.
+    /// Most connections open at once; past it a new one closes the oldest that waits on its client.
     package var maxConnections = 1000
+    /// Most bytes of request bodies held in memory at once, across every connection.
+    package var maxBodyMemoryBytes = 256 * 1024 * 1024
+    /// Origins (`https://dash.example.com`) whose pages may send state-changing requests.
+    package var allowedOrigins: [String] = []
     /// The PEM certificate chain to serve HTTPS with; with `tlsKeyPath`, or neither for plain HTTP.
     package var tlsCertificatePath: String?
     /// The PEM private key of `tlsCertificatePath`.
@@ -84,6 +88,9 @@ package struct ServerConfiguration: Sendable {
     package func validate() throws(ConfigurationError) {
         guard stageShareWindowMinutes < retentionMinutes else {
             throw ConfigurationError("the percentage window must be shorter than the retention")
+        }
+        guard maxBodyMemoryBytes >= maxBodyBytes else {
+            throw ConfigurationError("the body memory budget (--max-body-memory) must hold at least one body of --max-body-size")
         }
         guard maxInflatedBodyBytes >= maxBodyBytes else {
             throw ConfigurationError("the inflated body limit must be at least the body limit")

@@ -17,6 +17,7 @@ struct EventsController<Context: RequestContext>: Sendable {
     let selfMetrics: SelfMetrics
     let clock: any WallClock
     let configuration: ServerConfiguration
+    let bodyBudget: BodyBudget
 
     /// At most this many error entries are listed in one response; the rest are counted.
     static var maxListedErrors: Int { 1000 }
@@ -42,7 +43,9 @@ struct EventsController<Context: RequestContext>: Sendable {
         let earlier: IdempotentAnswer? = if let key { try await keptAnswer(forKey: key, at: now) } else { nil }
         let decoder = Self.decoder(configuration, at: now)
         var fingerprint: UInt64 = 0
-        let body = try Self.withBytes(of: buffer, gzipped: gzipped, inflatedLimit: configuration.maxInflatedBodyBytes, advice: "send smaller batches") {
+        let body = try Self.withBytes(
+            of: buffer, gzipped: gzipped, inflatedLimit: configuration.maxInflatedBodyBytes, budget: bodyBudget, advice: "send smaller batches"
+        ) {
             try readBody($0, key: key, earlier: earlier, fingerprint: &fingerprint, format: format, decoder: decoder)
         }
         let batch: DecodedBatch
@@ -153,19 +156,29 @@ struct EventsController<Context: RequestContext>: Sendable {
     }
 
     /// Calls `body` with the bytes of `buffer`, inflated first when `gzipped` (refused with 413
-    /// past `inflatedLimit`, 400 when it is not gzip data); plain bytes are not copied.
+    /// past `inflatedLimit`, 503 past what `budget` can hold, 400 when it is not gzip data);
+    /// plain bytes are not copied. What inflating took from `budget` is given back on return.
     static func withBytes<T>(
-        of buffer: ByteBuffer, gzipped: Bool, inflatedLimit: Int, advice: String, _ body: (UnsafeBufferPointer<UInt8>) throws -> T
+        of buffer: ByteBuffer, gzipped: Bool, inflatedLimit: Int, budget: BodyBudget, advice: String,
+        _ body: (UnsafeBufferPointer<UInt8>) throws -> T
     ) throws -> T {
         try buffer.withUnsafeReadableBytes { raw in
             guard gzipped else { return try body(raw.assumingMemoryBound(to: UInt8.self)) }
+            var taken = 0
+            defer { budget.give(taken) }
             let inflated: [UInt8]
             do throws(Gzip.InflateError) {
-                inflated = try Gzip.inflate(raw, limit: inflatedLimit)
+                inflated = try Gzip.inflate(raw, limit: inflatedLimit) { bytes in
+                    guard budget.take(bytes) else { return false }
+                    taken += bytes
+                    return true
+                }
             } catch .tooLarge(let limit) {
                 throw Refusal(.bodyTooLarge, APIError(.contentTooLarge, "the body inflates to more than \(limit) bytes; \(advice)"))
             } catch .invalid(let reason) {
                 throw Refusal(.malformedBody, APIError(.badRequest, "Content-Encoding is gzip but \(reason)"))
+            } catch .refused {
+                throw Refusal(.bodyMemory, budget.refusal())
             }
             return try inflated.withUnsafeBufferPointer(body)
         }
@@ -173,16 +186,18 @@ struct EventsController<Context: RequestContext>: Sendable {
 
     // MARK: Headers
 
+    /// The layout a `Content-Type` names. A missing one is refused with the others a browser may
+    /// send from any web page without asking first (`text/plain`, forms): a JSON body read from
+    /// those would let any page a user visits post events (see CrossOriginCheck).
     static func bodyFormat(_ contentType: String?) throws -> BodyFormat {
-        guard let contentType else { return .json }
-        switch HeaderParsing.mediaType(contentType) {
-        case "application/json", "": return .json
+        switch contentType.map(HeaderParsing.mediaType) {
+        case "application/json": return .json
         case "application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines", "application/jsonlines":
             return .ndjson
         case let other:
             throw Refusal(.unsupportedMediaType, APIError(
                 .unsupportedMediaType,
-                "Content-Type \(other) is not accepted; send application/json (an event, an array or {\"events\": [...]}) or application/x-ndjson (one event per line)"
+                "\(other.map { "Content-Type \($0.isEmpty ? "(empty)" : String($0.prefix(100))) is not accepted" } ?? "a Content-Type is required"); send application/json (an event, an array or {\"events\": [...]}) or application/x-ndjson (one event per line)"
             ))
         }
     }

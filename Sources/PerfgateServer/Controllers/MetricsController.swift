@@ -10,13 +10,14 @@ struct MetricsController<Context: RequestContext>: Sendable {
     let selfMetrics: SelfMetrics
     let queue: WriteQueue
     let store: any RollupStore
-    let connections: ConnectionCounts
+    let connections: ConnectionRegistry
+    let budget: BodyBudget
     let clock: any WallClock
 
     @Sendable func scrape(_ request: Request, context: Context) async throws -> Response {
         let format = HeaderParsing.expositionFormat(request.headers[.accept])
         let page = try await render(format: format)
-        var headers: HTTPFields = [.contentType: format.contentType, .vary: "Accept, Accept-Encoding"]
+        var headers: HTTPFields = [.contentType: format.contentType, .vary: "Accept, Accept-Encoding", .xContentTypeOptions: "nosniff"]
         var body = page
         if HeaderParsing.acceptsGzip(request.headers[.acceptEncoding]) {
             body = page.withUnsafeReadableBytes { Gzip.deflate($0) }
@@ -34,7 +35,10 @@ struct MetricsController<Context: RequestContext>: Sendable {
             storeSizeBytes: storeSize,
             queuedEvents: queue.queuedEvents,
             openConnections: connections.open,
-            connectionLimitReached: connections.limitReached
+            connectionLimitReached: connections.limitReached,
+            connectionsShed: connections.shed,
+            connectionsTimedOut: connections.timedOut,
+            bodyBytesHeld: budget.inUse
         )
         return ExpositionPage.render(snapshot.families() + selfMetrics.families(gauges), capacity: snapshot.estimatedBytes, format: format)
     }

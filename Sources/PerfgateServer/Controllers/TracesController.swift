@@ -11,6 +11,7 @@ struct TracesController<Context: RequestContext>: Sendable {
     let selfMetrics: SelfMetrics
     let clock: any WallClock
     let configuration: ServerConfiguration
+    let bodyBudget: BodyBudget
 
     /// At most this many reasons are named in a partial success' message; the rest are counted.
     static var maxListedReasons: Int { 10 }
@@ -49,7 +50,7 @@ struct TracesController<Context: RequestContext>: Sendable {
         let buffer = try await EventsController<Context>.collectBody(request, limit: configuration.maxBodyBytes, advice: "export smaller batches")
         let now = clock.now()
         let decoded = try EventsController<Context>.withBytes(
-            of: buffer, gzipped: gzipped, inflatedLimit: configuration.maxInflatedBodyBytes, advice: "export smaller batches"
+            of: buffer, gzipped: gzipped, inflatedLimit: configuration.maxInflatedBodyBytes, budget: bodyBudget, advice: "export smaller batches"
         ) { try decode($0, encoding: encoding) }
 
         var outcome = TraceAssembly.Outcome()
@@ -65,7 +66,7 @@ struct TracesController<Context: RequestContext>: Sendable {
         selfMetrics.recordTraces(spans: decoded.spanCount, refused: decoded.refused.count, outcome: outcome, at: now)
         let reasons = decoded.refused.map { "\($0.place): \($0.reason)" } + outcome.refused.map { $0.reason }
         let body = Self.answer(rejected: decoded.refused.count + outcome.refusedSpans, reasons: reasons, encoding: encoding)
-        return Response(status: .ok, headers: [.contentType: encoding.contentType], body: .init(byteBuffer: ByteBuffer(bytes: body)))
+        return Response(status: .ok, headers: [.contentType: encoding.contentType, .xContentTypeOptions: "nosniff"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
     }
 
     private func decode(_ bytes: UnsafeBufferPointer<UInt8>, encoding: Encoding) throws -> DecodedTraces {
@@ -152,7 +153,7 @@ struct OTLPStatus<Context: RequestContext>: HTTPResponseError {
             }
             body = writer.bytes
         }
-        var response = Response(status: error.status, headers: [.contentType: encoding.contentType], body: .init(byteBuffer: ByteBuffer(bytes: body)))
+        var response = Response(status: error.status, headers: [.contentType: encoding.contentType, .xContentTypeOptions: "nosniff"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
         response.headers.append(contentsOf: error.headers)
         return response
     }

@@ -37,11 +37,15 @@ extension Response {
     /// The `Content-Type` of every JSON answer.
     static var jsonContentType: String { "application/json; charset=utf-8" }
 
+    /// The headers of every JSON answer: its type, and no sniffing of another (a label value
+    /// that looks like HTML stays JSON text).
+    static var jsonHeaders: HTTPFields { [.contentType: jsonContentType, .xContentTypeOptions: "nosniff"] }
+
     /// A response with a JSON body.
     static func json(_ bytes: [UInt8], status: HTTPResponse.Status = .ok) -> Response {
         Response(
             status: status,
-            headers: [.contentType: jsonContentType],
+            headers: jsonHeaders,
             body: .init(byteBuffer: ByteBuffer(bytes: bytes))
         )
     }

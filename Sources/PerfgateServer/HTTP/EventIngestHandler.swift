@@ -11,9 +11,9 @@ import Synchronization
 /// Through the router a small request costs more than the work it carries: a task suspended and
 /// resumed for its body and again for its commit, logger metadata, a route lookup. A request
 /// this handler can answer exactly as the router would (the events route, a token that may
-/// call it, a JSON or NDJSON body of known length, no `Idempotency-Key`, a body that decodes) is
-/// decoded here, handed to the write queue with a callback, and answered from that callback on
-/// this loop. Every other request, and every one of these it would refuse, goes on to the
+/// call it, a JSON or NDJSON body of known length, no `Idempotency-Key`, not from a browser, a
+/// body that decodes) is decoded here, handed to the write queue with a callback, and answered
+/// from that callback on this loop. Every other request, and every one of these it would refuse, goes on to the
 /// router unchanged, so each refusal is written in one place.
 ///
 /// Answers leave in request order: a request is taken here only when the router owes no answer
@@ -165,6 +165,8 @@ final class EventIngestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         guard let length = fields[.contentLength].flatMap(Int.init), length <= settings.maxBodyBytes,
             fields[.transferEncoding] == nil, fields[.contentEncoding] == nil, fields[.expect] == nil,
             Self.keepsAlive(fields[.connection]), fields[.idempotencyKey] == nil,
+            // What a browser sent is the router's to check (CrossOriginCheck); other clients send neither.
+            fields[.origin] == nil, fields[.secFetchSite] == nil,
             let format = try? EventsController<BasicRequestContext>.bodyFormat(fields[.contentType]),
             settings.access.permits(fields, for: .postEvents)
         else { return nil }
@@ -255,7 +257,8 @@ final class EventIngestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func response(
         _ status: HTTPResponse.Status, body: [UInt8], headers: HTTPFields = [:], context: ChannelHandlerContext
     ) -> (HTTPResponse, ByteBuffer) {
-        var fields: HTTPFields = [.contentType: Response.jsonContentType, .contentLength: String(body.count)]
+        var fields = Response.jsonHeaders
+        fields[.contentLength] = String(body.count)
         fields.append(contentsOf: headers)
         fields[.date] = httpDate()
         fields[.server] = perfgateServerName

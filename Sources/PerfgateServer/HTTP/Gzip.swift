@@ -9,13 +9,16 @@ enum Gzip {
         case tooLarge(limit: Int)
         /// The bytes are not valid gzip (or zlib) data.
         case invalid(String)
+        /// `take` refused the memory the next piece needed; inflating stopped there.
+        case refused
     }
 
-    /// Inflates gzip (or zlib) data, refusing to produce more than `limit` bytes.
+    /// Inflates gzip (or zlib) data, refusing to produce more than `limit` bytes, and asking
+    /// `take` for the memory of each piece before keeping it.
     ///
-    /// Inflating stops as soon as the limit is passed, so a small "gzip bomb" costs at most
-    /// `limit` bytes of memory. Concatenated gzip members are inflated one after another.
-    static func inflate(_ input: UnsafeRawBufferPointer, limit: Int) throws(InflateError) -> [UInt8] {
+    /// Inflating stops as soon as the limit is passed or `take` says no, so a small "gzip bomb"
+    /// costs at most `limit` bytes of memory. Concatenated gzip members are inflated one after another.
+    static func inflate(_ input: UnsafeRawBufferPointer, limit: Int, take: (Int) -> Bool = { _ in true }) throws(InflateError) -> [UInt8] {
         var stream = z_stream()
         // 15 + 32: the largest window, and detect gzip or zlib headers automatically.
         guard inflateInit2_(&stream, 15 + 32, zlibVersion(), Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
@@ -39,6 +42,7 @@ enum Gzip {
                 return (status, chunkSize - Int(stream.avail_out))
             }
             if output.count + produced > limit { throw .tooLarge(limit: limit) }
+            guard take(produced) else { throw .refused }
             output.append(contentsOf: chunk[0..<produced])
             switch status {
             case Z_STREAM_END:

@@ -34,9 +34,10 @@ final class MalformedRequestHandler: ChannelInboundHandler, RemovableChannelHand
         let (status, message) = Self.answer(for: parserError)
         selfMetrics.recordRejectedRequest(.malformedHTTP)
         let body = APIError(status, message).body
-        let head = HTTPResponse(status: status, headerFields: [
-            .contentType: Response.jsonContentType, .contentLength: String(body.count), .connection: "close",
-        ])
+        var fields = Response.jsonHeaders
+        fields[.contentLength] = String(body.count)
+        fields[.connection] = "close"
+        let head = HTTPResponse(status: status, headerFields: fields)
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         context.write(wrapOutboundOut(.body(context.channel.allocator.buffer(bytes: body))), promise: nil)
         let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)

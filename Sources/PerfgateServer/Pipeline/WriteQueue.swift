@@ -165,17 +165,27 @@ final class WriteQueue: Sendable {
     var queuedEvents: Int { state.withLock { $0.queuedEvents } }
 
     /// Why the write path cannot take traffic now, or nil when it can.
-    func unreadyReason() -> String? {
+    func unreadyReason() -> Unready? {
         state.withLock { state in
-            if state.closed { return "shutting down" }
+            if state.closed { return Unready(summary: "shutting down", detail: "shutting down") }
             if state.queuedEvents * 10 >= capacity * 9 {
-                return "the write queue holds \(state.queuedEvents) events, near its limit of \(capacity)"
+                return Unready(
+                    summary: "the write queue is near its limit",
+                    detail: "the write queue holds \(state.queuedEvents) events, near its limit of \(capacity)"
+                )
             }
             if let failure = state.lastFailure, failure.at.duration(to: .now) < .seconds(10) {
-                return "the last commit failed: \(failure.message)"
+                return Unready(summary: "the store failed in the last 10 seconds", detail: "the store failed in the last 10 seconds: \(failure.message)")
             }
             return nil
         }
+    }
+
+    /// Why writes would not be taken now: in words that name nothing of the deployment, for anyone,
+    /// and with the store's own message (paths, hosts, users), for those who may read.
+    struct Unready: Sendable {
+        let summary: String
+        let detail: String
     }
 
     private func enqueue(_ job: Job) {

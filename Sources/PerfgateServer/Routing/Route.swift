@@ -69,6 +69,10 @@ package enum Route: CaseIterable, Sendable {
     /// challenges for Basic credentials whose password is the token.
     var signsInWithBasic: Bool { self == .statusPage }
 
+    /// True for the routes a request changes something through: a browser must not be made to
+    /// call them from another site.
+    var changesState: Bool { method != .get }
+
     /// The method's name: `GET`, `POST`, `DELETE`.
     package var methodName: String { method.rawValue }
 

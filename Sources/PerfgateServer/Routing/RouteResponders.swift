@@ -1,13 +1,19 @@
 import HTTPTypes
 import Hummingbird
 
-/// A route's handler behind the access check its route declares.
+/// A route's handler behind the access check its route declares, and for a route that changes
+/// state, behind the cross-origin check.
 struct GuardedResponder<Context: RequestContext>: HTTPResponder {
     let route: Route
     let access: AccessCheck
+    let crossOrigin: CrossOriginCheck
     let handler: @Sendable (Request, Context) async throws -> Response
 
     func respond(to request: Request, context: Context) async throws -> Response {
+        if route.changesState, let reason = crossOrigin.refusal(request.headers, authority: request.head.authority) {
+            access.selfMetrics.recordRejectedRequest(.crossOrigin)
+            throw APIError(.forbidden, reason)
+        }
         try access.authorize(request, for: route)
         return try await handler(request, context)
     }

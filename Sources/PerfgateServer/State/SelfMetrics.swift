@@ -19,6 +19,10 @@ enum RequestRejection: String, CaseIterable, Sendable {
     case invalidIdempotencyKey = "invalid_idempotency_key"
     /// An `Idempotency-Key` already used with another body.
     case idempotencyKeyReused = "idempotency_key_reused"
+    /// A body that did not fit in `--max-body-memory` beside the bodies already held.
+    case bodyMemory = "body_memory"
+    /// A state-changing request a browser sent from another site.
+    case crossOrigin = "cross_origin"
 }
 
 /// Why series were deleted.
@@ -168,6 +172,9 @@ final class SelfMetrics: Sendable {
         var queuedEvents: Int
         var openConnections: Int
         var connectionLimitReached: UInt64
+        var connectionsShed: UInt64
+        var connectionsTimedOut: UInt64
+        var bodyBytesHeld: Int
     }
 
     /// The `perfgate_*` families, each ready to write.
@@ -241,8 +248,20 @@ final class SelfMetrics: Sendable {
             family("perfgate_write_queue_events", "Events waiting for the next group commit.", .gauge, [(.none, Double(gauges.queuedEvents))]),
             family("perfgate_open_connections", "HTTP connections open now.", .gauge, [(.none, Double(gauges.openConnections))]),
             family(
-                "perfgate_connection_limit_reached_total", "Times the open connections reached --max-connections; new ones then waited to be accepted.", .counter,
+                "perfgate_connection_limit_reached_total", "Times the open connections reached --max-connections.", .counter,
                 [(.none, Double(gauges.connectionLimitReached))]
+            ),
+            family(
+                "perfgate_connections_shed_total", "Connections waiting on their client that were closed to make room for a new one at --max-connections.", .counter,
+                [(.none, Double(gauges.connectionsShed))]
+            ),
+            family(
+                "perfgate_connections_timed_out_total", "Connections closed because their client missed its --request-timeout deadline.", .counter,
+                [(.none, Double(gauges.connectionsTimedOut))]
+            ),
+            family(
+                "perfgate_request_body_bytes", "Bytes of request bodies held in memory now, against --max-body-memory.", .gauge,
+                [(.none, Double(gauges.bodyBytesHeld))]
             ),
         ]
     }

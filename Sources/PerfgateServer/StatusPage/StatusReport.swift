@@ -226,7 +226,7 @@ extension StatusReport {
             storeBytes: storeBytes,
             uptimeSeconds: (now.nanoseconds - metrics.startTime.nanoseconds) / 1_000_000_000,
             version: metrics.version,
-            unready: components.queue.unreadyReason()
+            unready: components.queue.unreadyReason()?.detail
         )
     }
 

@@ -1,0 +1,201 @@
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import NIOHTTPTypes
+
+/// What a connection may cost: a deadline whenever the server waits on the client, a place in
+/// the connection registry, and the body budget for what its requests bring.
+///
+/// The deadline runs from the moment the connection opens, or the moment the last answer it was
+/// owed has been written, until its next request has fully arrived: head and body. An answer
+/// written before its request's body has arrived (`/healthz` does not read a body) does not
+/// restart it, so a body sent after its answer, or never, is cut off by the same deadline, and
+/// so is an idle keep-alive connection. While an answer is written the client must read it within
+/// the same time. Only while the server works on a complete request is there no deadline: that
+/// time is the server's, and the store has its own limits.
+final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPRequestPart
+    typealias InboundOut = HTTPRequestPart
+    typealias OutboundIn = HTTPResponsePart
+    typealias OutboundOut = HTTPResponsePart
+
+    /// What every connection's guard shares.
+    struct Settings: Sendable {
+        let timeout: TimeAmount
+        let registry: ConnectionRegistry
+        let budget: BodyBudget
+        let selfMetrics: SelfMetrics
+        /// Bodies longer than this are refused by the routes at their head; they take no budget here.
+        let maxBodyBytes: Int
+    }
+
+    private let settings: Settings
+    private var slot: ConnectionRegistry.Slot?
+    private var deadline: Scheduled<Void>?
+    /// Request heads seen, requests fully arrived, and answers fully written.
+    private var started = 0
+    private var ended = 0
+    private var answered = 0
+    /// An answer's head is written and its end is not.
+    private var writing = false
+    /// The budget bytes this connection's requests hold.
+    private var held = 0
+    /// The request arriving is chunked: its body takes from the budget as it arrives.
+    private var chunked = false
+    /// The request arriving was refused at its head: its parts go nowhere.
+    private var refused = false
+
+    init(settings: Settings) {
+        self.settings = settings
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        slot = settings.registry.register(context.channel)
+        arm(context)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        leave()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        leave()
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part = unwrapInboundIn(data)
+        switch part {
+        case .head(let head):
+            started += 1
+            chunked = false
+            if !admit(head) {
+                refuse(context: context)
+                return
+            }
+        case .body(let chunk):
+            if refused { return }
+            // A chunked body not yet answered holds what it brings; past the budget it is cut off,
+            // since its head has gone on and cannot be answered here any more.
+            if chunked, answered < started {
+                guard settings.budget.take(chunk.readableBytes) else {
+                    settings.selfMetrics.recordRejectedRequest(.bodyMemory)
+                    context.close(promise: nil)
+                    return
+                }
+                held += chunk.readableBytes
+            }
+        case .end:
+            ended += 1
+            if refused { return }
+            context.fireChannelRead(data)
+            update(context, requestEnded: true)
+            return
+        }
+        context.fireChannelRead(data)
+        update(context)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        switch unwrapOutboundIn(data) {
+        case .head(let head) where head.status.kind != .informational:
+            writing = true
+        case .end:
+            writing = false
+            answered += 1
+        default:
+            break
+        }
+        context.write(data, promise: promise)
+        update(context)
+    }
+
+    /// Whether the request with `head` may go on: a body of known length over the small size
+    /// takes its length from the budget, or the request is refused before its body is read.
+    private func admit(_ head: HTTPRequest) -> Bool {
+        if let length = head.headerFields[.contentLength].flatMap(Int.init) {
+            guard length > BodyBudget.smallBodyBytes, length <= settings.maxBodyBytes else { return true }
+            guard settings.budget.take(length) else { return false }
+            held += length
+        } else {
+            chunked = head.headerFields[.transferEncoding] != nil
+        }
+        return true
+    }
+
+    /// Answers 503 at once, reads nothing more of the request, and closes: the client may have
+    /// started sending a body no one will read.
+    private func refuse(context: ChannelHandlerContext) {
+        refused = true
+        settings.selfMetrics.recordRejectedRequest(.bodyMemory)
+        let error = settings.budget.refusal()
+        var fields = Response.jsonHeaders
+        fields[.contentLength] = String(error.body.count)
+        fields[.connection] = "close"
+        fields.append(contentsOf: error.headers)
+        context.write(wrapOutboundOut(.head(HTTPResponse(status: error.status, headerFields: fields))), promise: nil)
+        context.write(wrapOutboundOut(.body(context.channel.allocator.buffer(bytes: error.body))), promise: nil)
+        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in loopBound.value.close(promise: nil) }
+    }
+
+    /// Whose time it is, which decides the deadline.
+    private enum Turn {
+        /// The client owes a request, or the rest of one: the deadline runs.
+        case client
+        /// The server works on a complete request: no deadline.
+        case server
+        /// The server writes an answer the client must read: the deadline runs.
+        case reading
+    }
+
+    private var turn = Turn.client
+
+    /// Moves the connection to the turn its counts say, arming or disarming the deadline when the
+    /// turn changes, never within one: the deadline that runs while a client owes a request runs
+    /// on however the client sends it and whatever is answered meanwhile.
+    private func update(_ context: ChannelHandlerContext, requestEnded: Bool = false) {
+        guard let slot else { return }
+        let now: Turn = started > ended ? .client : writing ? .reading : ended > answered ? .server : .client
+        if answered == started, held > 0 {
+            // Everything that arrived is answered: a body still arriving after its answer is read
+            // and dropped, not held.
+            settings.budget.give(held)
+            held = 0
+        }
+        slot.phase = now != .client ? .answering : (ended > 0 && answered > 0) ? .waitingAgain : .waitingFirst
+        if now != turn {
+            turn = now
+            if now == .server { disarm() } else { arm(context) }
+        } else if requestEnded, now == .client {
+            // A request that arrived whole after its answer: the connection is idle from here,
+            // for a full period, as after any answer.
+            arm(context)
+        }
+    }
+
+    private func arm(_ context: ChannelHandlerContext) {
+        disarm()
+        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        let registry = settings.registry
+        deadline = context.eventLoop.scheduleTask(in: settings.timeout) {
+            registry.recordTimeout()
+            loopBound.value.close(promise: nil)
+        }
+    }
+
+    private func disarm() {
+        deadline?.cancel()
+        deadline = nil
+    }
+
+    private func leave() {
+        disarm()
+        if let slot {
+            settings.registry.unregister(slot)
+            self.slot = nil
+        }
+        settings.budget.give(held)
+        held = 0
+    }
+}
