@@ -13,7 +13,8 @@ def unescape(value):
 
 def samples(text):
     """Yields (name, labels dict, value text) for every sample line."""
-    for line in text.splitlines():
+    # Lines end at \n only: splitlines() would also split a label value at U+2028 or U+0085.
+    for line in text.split("\n"):
         if not line or line.startswith("#"):
             continue
         match = SAMPLE.match(line)

@@ -23,7 +23,6 @@ LAYOUTS = [
     ("ndjson", "\n".join([json.dumps(ONE)] * 2) + "\n", "application/x-ndjson", None, 2),
     ("ndjson alias", json.dumps(ONE) + "\r\n\r\n" + json.dumps(ONE), "application/jsonl", None, 2),
     ("json with charset", json.dumps(ONE), "application/json; charset=utf-8", None, 1),
-    ("no content type", json.dumps(ONE), None, None, 1),
     ("gzip json", gzipped(json.dumps([ONE, ONE])), "application/json", "gzip", 2),
     ("gzip ndjson", gzipped(json.dumps(ONE) + "\n" + json.dumps(ONE)), "application/x-ndjson", "gzip", 2),
 ]
@@ -53,6 +52,9 @@ REFUSED_BODIES = [
     ("invalid utf-8", b'{"endpoint": "\xff", "stages": {"x": 1}}', "application/json", {}, 400, "not valid UTF-8"),
     ("form", "a=1", "application/x-www-form-urlencoded", {}, 415, "Content-Type application/x-www-form-urlencoded is not accepted"),
     ("text", json.dumps(ONE), "text/plain", {}, 415, "send application/json"),
+    # What a web page may send anywhere without asking first: never read as JSON.
+    ("no content type", json.dumps(ONE), None, {}, 415, "a Content-Type is required"),
+    ("multipart", json.dumps(ONE), "multipart/form-data; boundary=x", {}, 415, "Content-Type multipart/form-data is not accepted"),
     ("brotli", json.dumps(ONE), "application/json", {"Content-Encoding": "br"}, 415, "Content-Encoding br is not accepted"),
     ("not gzip", json.dumps(ONE), "application/json", {"Content-Encoding": "gzip"}, 400, "Content-Encoding is gzip but"),
     ("truncated gzip", gzipped(json.dumps(ONE))[:-12], "application/json", {"Content-Encoding": "gzip"}, 400, "ends early"),

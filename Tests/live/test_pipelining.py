@@ -84,17 +84,17 @@ def malformed(n):
 
 
 def rejected(n):
-    return request("POST", "/v1/events", event("a", -1)), 422, None
+    return request("POST", "/v1/events", event("a", -1), ["Content-Type: application/json"]), 422, None
 
 
 def keyed(n):
-    return request("POST", "/v1/events", event("k", 0.5), [f"Idempotency-Key: pipe-{n}-{random.random()}"]), 200, "k"
+    return request("POST", "/v1/events", event("k", 0.5), ["Content-Type: application/json", f"Idempotency-Key: pipe-{n}-{random.random()}"]), 200, "k"
 
 
 def chunked(n):
     body = event("c", 0.25).encode()
     framed = f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n"
-    return request("POST", "/v1/events", framed, ["Transfer-Encoding: chunked"]), 200, "c"
+    return request("POST", "/v1/events", framed, ["Content-Type: application/json", "Transfer-Encoding: chunked"]), 200, "c"
 
 
 def wrong_method(n):
@@ -146,14 +146,14 @@ def test_a_body_arriving_in_pieces_is_read_whole(perfgate):
 
 def test_connection_close_is_honoured_after_the_answer(perfgate):
     with socket.create_connection(("127.0.0.1", perfgate.port), timeout=10) as sock:
-        sock.sendall(request("POST", "/v1/events", event("bye", 0.5), ["Connection: close"]))
+        sock.sendall(request("POST", "/v1/events", event("bye", 0.5), ["Content-Type: application/json", "Connection: close"]))
         reader = Reader(sock)
         status, _, _ = reader.response()
         assert status == 200
         assert reader.closed()
     with socket.create_connection(("127.0.0.1", perfgate.port), timeout=10) as sock:
         # Keep-alive, in any case, keeps the connection for the next request.
-        sock.sendall(request("POST", "/v1/events", event("bye", 0.5), ["Connection: Keep-Alive"]) + request("GET", "/healthz"))
+        sock.sendall(request("POST", "/v1/events", event("bye", 0.5), ["Content-Type: application/json", "Connection: Keep-Alive"]) + request("GET", "/healthz"))
         reader = Reader(sock)
         assert reader.response()[0] == 200
         assert reader.response()[0] == 200

@@ -1,5 +1,6 @@
 """Slow clients cannot hold a connection: each request, head and body, must arrive within
---request-timeout of the connection opening or of the previous response."""
+--request-timeout of the connection opening or of the previous response; at the connection cap
+the oldest connection waiting on its client makes room for a new one."""
 import socket
 import time
 
@@ -65,31 +66,26 @@ def test_an_idle_keep_alive_connection_is_closed_after_the_timeout_and_busy_ones
         assert elapsed is not None and elapsed < 3
 
 
-def test_past_max_connections_new_clients_wait_until_one_closes(make_perfgate):
+def test_at_max_connections_a_new_client_is_served_and_the_oldest_waiting_connection_closed(make_perfgate):
     server = make_perfgate(["--max-connections", "2", "--request-timeout", "30s"]).start()
-    idle = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(2)]
+    # The oldest has completed a request (an idle keep-alive), the next has sent nothing: the one
+    # that never completed a request goes first.
+    kept = socket.create_connection(("127.0.0.1", server.port))
+    kept.sendall(b"GET /healthz HTTP/1.1\r\nHost: perfgate\r\n\r\n")
+    kept.settimeout(2)
+    assert kept.recv(65536).startswith(b"HTTP/1.1 200")
+    silent = socket.create_connection(("127.0.0.1", server.port))
     time.sleep(0.3)
-    # The kernel completes the handshake, but perfgate does not accept a third connection.
-    waiting = socket.create_connection(("127.0.0.1", server.port))
-    waiting.sendall(b"GET /healthz HTTP/1.1\r\nHost: perfgate\r\nConnection: close\r\n\r\n")
-    waiting.settimeout(1.0)
-    try:
-        early = waiting.recv(65536)
-    except socket.timeout:
-        early = None
-    assert early is None, "a connection past the limit was served"
-
-    idle[0].close()
-    waiting.settimeout(5.0)
-    answer = waiting.recv(65536)
-    assert answer.startswith(b"HTTP/1.1 200"), answer
-    waiting.close()
-    idle[1].close()
-    # Closes are seen by the server a moment later; until then the scrape may wait its turn.
-    deadline = time.monotonic() + 10
-    while "perfgate_open_connections 1\n" not in (page := server.metrics_text()) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert "perfgate_open_connections 1\n" in page  # the scrape's own connection
-    # Reached when the two idle connections opened, and again when the waiting one was accepted
-    # (a third time if the scrape came in before a close was seen).
-    assert value(page, "perfgate_connection_limit_reached_total") >= 2
+    newcomer = socket.create_connection(("127.0.0.1", server.port))
+    newcomer.sendall(b"GET /healthz HTTP/1.1\r\nHost: perfgate\r\nConnection: close\r\n\r\n")
+    newcomer.settimeout(1.0)
+    assert newcomer.recv(65536).startswith(b"HTTP/1.1 200"), "the new client was not served at the cap"
+    assert wait_closed(silent, 2) is not None, "the silent connection was not closed to make room"
+    # The idle keep-alive is still served.
+    kept.sendall(b"GET /healthz HTTP/1.1\r\nHost: perfgate\r\n\r\n")
+    assert kept.recv(65536).startswith(b"HTTP/1.1 200")
+    for sock in (kept, silent, newcomer):
+        sock.close()
+    page = server.metrics_text()
+    assert value(page, "perfgate_connections_shed_total") >= 1
+    assert value(page, "perfgate_connection_limit_reached_total") >= 1
