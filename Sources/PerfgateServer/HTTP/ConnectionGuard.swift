@@ -32,6 +32,8 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private let settings: Settings
     private var slot: ConnectionRegistry.Slot?
     private var deadline: Scheduled<Void>?
+    /// When the deadline was last armed.
+    private var armedAt = NIODeadline.uptimeNanoseconds(0)
     /// Request heads seen, requests fully arrived, and answers fully written.
     private var started = 0
     private var ended = 0
@@ -165,8 +167,16 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         }
         slot.phase = now != .client ? .answering : (ended > 0 && answered > 0) ? .waitingAgain : .waitingFirst
         if now != turn {
+            let before = turn
             turn = now
-            if now == .server { disarm() } else { arm(context) }
+            if now == .server {
+                disarm()
+            } else if before == .reading, now == .client, NIODeadline.now() - armedAt < .milliseconds(10) {
+                // An answer written in one go (most are): the deadline it armed a moment ago serves
+                // as the idle one, rather than a second timer per request.
+            } else {
+                arm(context)
+            }
         } else if requestEnded, now == .client {
             // A request that arrived whole after its answer: the connection is idle from here,
             // for a full period, as after any answer.
@@ -176,6 +186,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func arm(_ context: ChannelHandlerContext) {
         disarm()
+        armedAt = .now()
         let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
         let registry = settings.registry
         deadline = context.eventLoop.scheduleTask(in: settings.timeout) {

@@ -42,11 +42,19 @@ final class ConnectionRegistry: Sendable {
         }
 
         var isWaiting: Bool { phase != .answering }
+
+        /// Chosen to make room and not closed yet, so the next newcomer chooses another. Changed
+        /// only under the registry's lock, which also counts the chosen.
+        fileprivate let chosen = Atomic<Bool>(false)
+
+        fileprivate var isChosen: Bool { chosen.load(ordering: .relaxed) }
     }
 
     /// Most connections held before the oldest waiting one is closed.
     let maximum: Int
-    private let slots = Mutex<(nextID: UInt64, open: [UInt64: Slot])>((0, [:]))
+    /// Every open connection by its number (in opening order), and how many of them were chosen
+    /// to make room and are not closed yet.
+    private let slots = Mutex<(nextID: UInt64, open: [UInt64: Slot], closing: Int)>((0, [:], 0))
     private let openNow = Atomic<Int>(0)
     /// Set when the cap was passed with no waiting connection to close; cleared when one closes.
     private let full = Atomic<Bool>(false)
@@ -72,34 +80,62 @@ final class ConnectionRegistry: Sendable {
 
     /// Records a new connection; past the cap, closes the oldest waiting one to make room.
     func register(_ channel: any Channel) -> Slot {
-        let (slot, victim, over) = slots.withLock { slots in
+        let slot = slots.withLock { slots in
             let slot = Slot(id: slots.nextID, channel: channel)
             slots.nextID += 1
             slots.open[slot.id] = slot
-            let over = slots.open.count > maximum
-            return (slot, over ? Self.oldestWaiting(in: slots.open, sparing: slot.id) : nil, over)
+            return slot
         }
         if openNow.add(1, ordering: .relaxed).newValue == maximum { limitReachedCount.add(1, ordering: .relaxed) }
-        if let victim {
-            // Closed on its own loop, and only if it is still waiting: a request that completed in
-            // the meantime is answered.
-            victim.channel.eventLoop.execute {
-                guard victim.isWaiting else { return }
-                self.shedCount.add(1, ordering: .relaxed)
-                victim.channel.close(promise: nil)
-            }
-        } else if over {
-            full.store(true, ordering: .relaxed)
-        }
+        makeRoom(sparing: slot.id)
         return slot
+    }
+
+    /// Past the cap, chooses the oldest waiting connection (never `spared`, the newcomer) and
+    /// closes it on its own loop, if it is still waiting there: a request that completed in the
+    /// meantime is answered, and another connection is chosen instead.
+    private func makeRoom(sparing spared: UInt64?) {
+        let (victim, over) = slots.withLock { slots -> (Slot?, Bool) in
+            guard slots.open.count - slots.closing > maximum else { return (nil, false) }
+            guard let victim = Self.oldestWaiting(in: slots.open, sparing: spared) else { return (nil, true) }
+            victim.chosen.store(true, ordering: .relaxed)
+            slots.closing += 1
+            return (victim, true)
+        }
+        guard let victim else {
+            if over { full.store(true, ordering: .relaxed) }
+            return
+        }
+        victim.channel.eventLoop.execute {
+            guard victim.isWaiting else {
+                self.spare(victim)
+                self.makeRoom(sparing: nil)
+                return
+            }
+            self.shedCount.add(1, ordering: .relaxed)
+            victim.channel.close(promise: nil)
+        }
     }
 
     /// Forgets a closed connection.
     func unregister(_ slot: Slot) {
-        let removed = slots.withLock { $0.open.removeValue(forKey: slot.id) != nil }
+        let removed = slots.withLock { slots in
+            guard slots.open.removeValue(forKey: slot.id) != nil else { return false }
+            if slot.isChosen { slots.closing -= 1 }
+            return true
+        }
         guard removed else { return }
         openNow.subtract(1, ordering: .relaxed)
         full.store(false, ordering: .relaxed)
+    }
+
+    /// Makes a chosen connection choosable again: it was being answered by the time its loop looked.
+    private func spare(_ slot: Slot) {
+        slots.withLock { slots in
+            guard slot.isChosen, slots.open[slot.id] != nil else { return }
+            slot.chosen.store(false, ordering: .relaxed)
+            slots.closing -= 1
+        }
     }
 
     /// Counts a connection its deadline closed.
@@ -109,10 +145,10 @@ final class ConnectionRegistry: Sendable {
 
     /// The connection to close to make room: the oldest that never completed a request, else the
     /// oldest other waiting one. A scan of at most `maximum` entries, made only past the cap.
-    private static func oldestWaiting(in open: [UInt64: Slot], sparing spared: UInt64) -> Slot? {
+    private static func oldestWaiting(in open: [UInt64: Slot], sparing spared: UInt64?) -> Slot? {
         var first: Slot?
         var again: Slot?
-        for slot in open.values where slot.id != spared {
+        for slot in open.values where slot.id != spared && !slot.isChosen {
             switch slot.phase {
             case .waitingFirst: if first.map({ slot.id < $0.id }) ?? true { first = slot }
             case .waitingAgain: if again.map({ slot.id < $0.id }) ?? true { again = slot }
