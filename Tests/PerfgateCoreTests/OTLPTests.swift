@@ -202,4 +202,42 @@ import Testing
         #expect(outcome.refused.map(\.reason).contains { $0.contains("no endpoint: set http.route on the root span") })
         #expect(outcome.refused.map(\.reason).contains { $0.contains("(backend_fetch) ends before it starts") })
     }
+
+    /// Each span's root is found once: a chain of parents as long as an export may be resolves to
+    /// its root (or waits, without it), a loop of parents waits, and the answer is the one a
+    /// short trace of the same spans gives.
+    @Test func chainsAndLoopsOfAnyLengthAreResolvedOnce() {
+        let length: UInt64 = 30_000
+        var limits = IngestLimits()
+        limits.maxSpansPerTrace = Int(length)
+        let rules = EventRules(limits: limits, now: Self.now)
+        let chain = (1...length).map { Self.span(1, $0, parent: $0 == length ? 0 : $0 + 1, name: $0 == 1 ? "backend_fetch" : "work", duration: 5, $0 == length ? [.httpRoute: "/deep"] : [:]) }
+        let rooted = TraceAssembly.assemble(chain.shuffled(), rules: rules)
+        #expect(rooted.columns.events.count == 1 && rooted.pending.isEmpty)
+        #expect(Self.shapes(rooted.columns).keys.first?.endpoint == "/deep")
+        let rootless = TraceAssembly.assemble(Array(chain.dropLast()), rules: rules)
+        #expect(rootless.columns.events.isEmpty && rootless.pending.count == Int(length) - 1)
+        let loop = (1...length).map { Self.span(2, $0, parent: $0 % length + 1, name: "backend_fetch", duration: 1) }
+        let looped = TraceAssembly.assemble(loop, rules: rules)
+        #expect(looped.columns.events.isEmpty && looped.pending.count == Int(length))
+        var selfParent = Self.span(3, 5, parent: 5, name: "backend_fetch", duration: 1)
+        selfParent.parentIsRemote = false
+        #expect(TraceAssembly.assemble([selfParent], rules: rules).pending.count == 1)
+    }
+
+    @Test func aTracePastItsSpanLimitOrStageLimitIsRefusedWhole() {
+        var limits = IngestLimits()
+        limits.maxSpansPerTrace = 100
+        let rules = EventRules(limits: limits, now: Self.now)
+        let big = [Self.span(1, 1, name: "POST", duration: 9, [.httpRoute: "/x"])] + (2...101).map { Self.span(1, UInt64($0), parent: 1, name: "backend_fetch", duration: 1) }
+        let refused = TraceAssembly.assemble(big, rules: rules)
+        #expect(refused.columns.events.isEmpty && refused.pending.isEmpty && refused.refusedSpans == 101)
+        #expect(refused.refused.first?.reason.contains("more than the limit of 100 (--max-spans-per-trace)") == true)
+        #expect(TraceAssembly.assemble(Array(big.dropLast()), rules: rules).columns.events.count == 1)
+
+        let stages = [Self.span(2, 1, name: "POST", duration: 9, [.httpRoute: "/x"])] + (2...40).map { Self.span(2, UInt64($0), parent: 1, name: "s", duration: 1, [.stage: "stage_\($0)"]) }
+        let tooMany = TraceAssembly.assemble(stages, rules: Self.rules)
+        #expect(tooMany.columns.events.isEmpty && tooMany.refusedSpans == 40)
+        #expect(tooMany.refused.first?.reason.contains("times 39 stages, more than the limit of 32") == true)
+    }
 }

@@ -6,6 +6,9 @@ package struct IngestLimits: Sendable, Equatable {
     package var maxStageNameBytes: Int = 64
     /// Most stages one event may carry.
     package var maxStagesPerEvent: Int = 32
+    /// Most spans one OTLP trace may hold, waiting ones included: past it the trace is refused,
+    /// since each export that touches a waiting trace assembles all of it again.
+    package var maxSpansPerTrace: Int = 10_000
     /// Most events one request may carry.
     package var maxEventsPerBatch: Int = 50_000
     /// Longest accepted stage duration, in nanoseconds (one day).

@@ -31,15 +31,24 @@ package enum TraceAssembly {
 
     /// Assembles `spans` under `rules`. Spans are told apart by trace and span id: a span given
     /// twice counts once.
+    ///
+    /// Linear in the spans whatever their shape: each span's local root is found once, and the
+    /// spans walked on the way take the same answer (a chain of 30,000 parents took 55 s when
+    /// each span walked up alone, on the writer every client waits for).
     package static func assemble(_ spans: [OTLPSpan], rules: EventRules) -> Outcome {
         var outcome = Outcome()
         var byTrace: [TraceID: [UInt64: OTLPSpan]] = [:]
         for span in spans { byTrace[span.traceID, default: [:]][span.spanID] = span }
         for trace in byTrace.keys.sorted() {
             let members = byTrace[trace]!
+            guard members.count <= rules.limits.maxSpansPerTrace else {
+                outcome.refused.append((trace, members.count, "trace \(trace): it holds \(members.count) spans, more than the limit of \(rules.limits.maxSpansPerTrace) (--max-spans-per-trace)"))
+                continue
+            }
             var groups: [UInt64: [OTLPSpan]] = [:]
+            var roots = LocalRoots(members)
             for span in members.values {
-                if let root = localRoot(of: span, in: members) {
+                if let root = roots.root(of: span) {
                     groups[root, default: []].append(span)
                 } else {
                     outcome.pending.append(span)
@@ -56,16 +65,44 @@ package enum TraceAssembly {
         return outcome
     }
 
-    /// The id of the local root `span` descends from within `members`, or nil while an ancestor
-    /// is missing (or the parents form a loop, which no tracer writes).
-    private static func localRoot(of span: OTLPSpan, in members: [UInt64: OTLPSpan]) -> UInt64? {
-        var current = span
-        for _ in 0...members.count {
-            if current.isLocalRoot { return current.spanID }
-            guard let parent = members[current.parentSpanID] else { return nil }
-            current = parent
+    /// The local root each span of one trace descends from, found once per span.
+    private struct LocalRoots {
+        let members: [UInt64: OTLPSpan]
+        /// Each span resolved so far: its root's id, or nil while an ancestor is missing (or the
+        /// parents form a loop, which no tracer writes).
+        private var known: [UInt64: UInt64?] = [:]
+
+        init(_ members: [UInt64: OTLPSpan]) {
+            self.members = members
+            known.reserveCapacity(members.count)
         }
-        return nil
+
+        mutating func root(of span: OTLPSpan) -> UInt64? {
+            var path: [UInt64] = []
+            var onPath: Set<UInt64> = []
+            var current = span
+            var answer: UInt64?
+            while true {
+                if let settled = known[current.spanID] {
+                    answer = settled
+                    break
+                }
+                if current.isLocalRoot {
+                    answer = current.spanID
+                    path.append(current.spanID)
+                    break
+                }
+                guard onPath.insert(current.spanID).inserted, let parent = members[current.parentSpanID] else {
+                    answer = nil  // a missing ancestor, or a loop
+                    path.append(current.spanID)
+                    break
+                }
+                path.append(current.spanID)
+                current = parent
+            }
+            for id in path { known[id] = .some(answer) }
+            return answer
+        }
     }
 
     private static func append(_ spans: [OTLPSpan], of trace: TraceID, rules: EventRules, to outcome: inout Outcome) {
@@ -82,6 +119,7 @@ package enum TraceAssembly {
 
         // Stage durations, summed per stage when a trace times one stage more than once.
         var stages: [(name: String, nanoseconds: Int64)] = []
+        var stageIndex: [String: Int] = [:]
         for span in spans {
             guard let name = stage(of: span) else { continue }
             guard span.endNanoseconds >= span.startNanoseconds else {
@@ -91,15 +129,19 @@ package enum TraceAssembly {
             guard duration <= UInt64(rules.limits.maxDurationNanoseconds) else {
                 return refuse("span \(Hex.fixed(span.spanID)) (\(name)) lasts \(DecimalSeconds.format(nanoseconds: Int64(clamping: duration))) s, longer than \(DecimalSeconds.format(nanoseconds: rules.limits.maxDurationNanoseconds)) s")
             }
-            if let index = stages.firstIndex(where: { $0.name == name }) {
+            if let index = stageIndex[name] {
                 stages[index].nanoseconds = min(stages[index].nanoseconds + Int64(duration), rules.limits.maxDurationNanoseconds)
             } else {
+                stageIndex[name] = stages.count
                 stages.append((name, Int64(duration)))
             }
         }
         guard !stages.isEmpty else {
             outcome.withoutStages += 1
             return
+        }
+        guard stages.count <= rules.limits.maxStagesPerEvent else {
+            return refuse("it times \(stages.count) stages, more than the limit of \(rules.limits.maxStagesPerEvent) per request")
         }
         guard let endpoint = root.attributes[.httpRoute] ?? first([.endpoint]) else {
             return refuse("no endpoint: set http.route on the root span or perfgate.endpoint on any span of the trace")

@@ -102,6 +102,8 @@ package enum ServeSettings {
                 \.configuration.traceWaitSeconds, parse: { text throws(ConfigurationError) in try seconds(text, in: 10...86_400) }, show: DurationText.format),
         Setting("max-spans-per-export", "Most spans in one OTLP export to /v1/traces", \.configuration.maxSpansPerExport,
                 parse: { text throws(ConfigurationError) in try integer(text, in: 1...10_000_000) }, show: String.init),
+        Setting("max-spans-per-trace", "Most spans one OTLP trace may hold, those waiting for their root included; past it the trace is refused",
+                \.configuration.limits.maxSpansPerTrace, parse: { text throws(ConfigurationError) in try integer(text, in: 1...1_000_000) }, show: String.init),
         Setting("tls-certificate", "PEM certificate chain to serve HTTPS with (with --tls-key)", \.configuration.tlsCertificatePath,
                 parse: nonEmpty, show: { $0 ?? "none: plain HTTP" }),
         Setting("tls-key", "PEM private key of --tls-certificate", \.configuration.tlsKeyPath, parse: nonEmpty, show: { $0 ?? "none" }),
