@@ -24,6 +24,8 @@ struct Components: Sendable {
     let connections: ConnectionRegistry
     /// Request bodies held in memory, across connections.
     let bodyBudget: BodyBudget
+    /// Large answers not yet taken by their clients' sockets, across connections.
+    let answerBudget: BodyBudget
     /// Set when the store is shared with other replicas.
     let replicaView: ReplicaView?
     /// Set when perfgate serves HTTPS.
@@ -76,6 +78,7 @@ func buildComponents(
 
     let connections = ConnectionRegistry(maximum: configuration.maxConnections)
     let bodyBudget = BodyBudget(capacity: configuration.maxBodyMemoryBytes)
+    let answerBudget = BodyBudget(capacity: configuration.maxBodyMemoryBytes)
     let selfMetrics = SelfMetrics(version: perfgateVersion, startTime: now)
     selfMetrics.recordWaitingTraces(restored.pendingTraces.count)
     let committer = Committer(
@@ -97,7 +100,7 @@ func buildComponents(
     let access = AccessCheck(tokens: configuration.accessTokens, selfMetrics: selfMetrics)
     return Components(
         configuration: configuration, clock: clock, store: store, live: live,
-        selfMetrics: selfMetrics, queue: queue, pruner: pruner, connections: connections, bodyBudget: bodyBudget, replicaView: replicaView, tls: tls,
+        selfMetrics: selfMetrics, queue: queue, pruner: pruner, connections: connections, bodyBudget: bodyBudget, answerBudget: answerBudget, replicaView: replicaView, tls: tls,
         access: access,
         eventLoopIngest: .init(queue: queue, access: access, selfMetrics: selfMetrics, clock: clock, configuration: configuration)
     )
@@ -119,7 +122,7 @@ func buildApplication(_ components: Components, logger: Logger) throws -> some A
     let selfMetrics = components.selfMetrics
     let guardSettings = ConnectionGuard.Settings(
         timeout: .seconds(configuration.requestTimeoutSeconds), registry: components.connections, budget: components.bodyBudget,
-        selfMetrics: selfMetrics, maxBodyBytes: configuration.maxBodyBytes
+        answerBudget: components.answerBudget, selfMetrics: selfMetrics, maxBodyBytes: configuration.maxBodyBytes
     )
     var server = HTTPServerBuilder.http1(
         configuration: .init(additionalChannelHandlers: [
@@ -163,7 +166,7 @@ func buildRouter(_ components: Components) -> Router<BasicRequestContext> {
     )
     let metrics = MetricsController<BasicRequestContext>(
         live: components.live, selfMetrics: components.selfMetrics, queue: components.queue,
-        store: components.store, connections: components.connections, budget: components.bodyBudget, clock: components.clock
+        store: components.store, connections: components.connections, budget: components.bodyBudget, answerBudget: components.answerBudget, clock: components.clock
     )
     let status = StatusController<BasicRequestContext>(components: components)
     let series = SeriesController<BasicRequestContext>(live: components.live, queue: components.queue)

@@ -12,6 +12,7 @@ struct MetricsController<Context: RequestContext>: Sendable {
     let store: any RollupStore
     let connections: ConnectionRegistry
     let budget: BodyBudget
+    let answerBudget: BodyBudget
     let clock: any WallClock
 
     @Sendable func scrape(_ request: Request, context: Context) async throws -> Response {
@@ -38,7 +39,9 @@ struct MetricsController<Context: RequestContext>: Sendable {
             connectionLimitReached: connections.limitReached,
             connectionsShed: connections.shed,
             connectionsTimedOut: connections.timedOut,
-            bodyBytesHeld: budget.inUse
+            bodyBytesHeld: budget.inUse,
+            answerBytesHeld: answerBudget.inUse,
+            answersDropped: connections.droppedAnswers
         )
         return ExpositionPage.render(snapshot.families() + selfMetrics.families(gauges), capacity: snapshot.estimatedBytes, format: format)
     }

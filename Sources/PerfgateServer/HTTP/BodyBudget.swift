@@ -36,6 +36,11 @@ final class BodyBudget: Sendable {
         }
     }
 
+    /// Takes `bytes` whether they fit or not; true when they did.
+    func force(_ bytes: Int) -> Bool {
+        held.add(bytes, ordering: .relaxed).newValue <= capacity
+    }
+
     /// Gives back bytes taken earlier.
     func give(_ bytes: Int) {
         if bytes > 0 { held.subtract(bytes, ordering: .relaxed) }

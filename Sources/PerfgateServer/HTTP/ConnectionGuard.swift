@@ -24,6 +24,8 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         let timeout: TimeAmount
         let registry: ConnectionRegistry
         let budget: BodyBudget
+        /// Answer bodies written and not yet taken by the client's socket, across connections.
+        let answerBudget: BodyBudget
         let selfMetrics: SelfMetrics
         /// Bodies longer than this are refused by the routes at their head; they take no budget here.
         let maxBodyBytes: Int
@@ -100,6 +102,21 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         switch unwrapOutboundIn(data) {
+        case .body(let body) where body.readableBytes > BodyBudget.smallBodyBytes:
+            // A large answer to a client that does not read it stays in memory until the deadline;
+            // many such clients (pipelining requests for /metrics, say) would hold gigabytes. Large
+            // answers share a budget until the socket has taken them; past it, the connections
+            // whose answers have waited longest are closed to make room, as at the connection cap.
+            guard let slot else { break }
+            let bytes = body.readableBytes
+            settings.registry.holdAnswer(bytes, for: slot, budget: settings.answerBudget)
+            let sent = context.eventLoop.makePromise(of: Void.self)
+            let (registry, budget) = (settings.registry, settings.answerBudget)
+            sent.futureResult.whenComplete { _ in registry.releaseAnswer(bytes, for: slot, budget: budget) }
+            if let promise { sent.futureResult.cascade(to: promise) }
+            context.write(data, promise: sent)
+            update(context)
+            return
         case .head(let head) where head.status.kind != .informational:
             writing = true
         case .end:

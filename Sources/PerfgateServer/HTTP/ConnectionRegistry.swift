@@ -48,6 +48,11 @@ final class ConnectionRegistry: Sendable {
         fileprivate let chosen = Atomic<Bool>(false)
 
         fileprivate var isChosen: Bool { chosen.load(ordering: .relaxed) }
+
+        /// Bytes of large answers written to it and not yet taken by its socket, and since when
+        /// (uptime nanoseconds; 0 while none): written on its loop, read by whoever makes room.
+        fileprivate let answerBytes = Atomic<Int>(0)
+        fileprivate let answerSince = Atomic<UInt64>(0)
     }
 
     /// Most connections held before the oldest waiting one is closed.
@@ -61,6 +66,7 @@ final class ConnectionRegistry: Sendable {
     private let limitReachedCount = Atomic<UInt64>(0)
     private let shedCount = Atomic<UInt64>(0)
     private let timedOutCount = Atomic<UInt64>(0)
+    private let droppedAnswerCount = Atomic<UInt64>(0)
 
     init(maximum: Int) {
         self.maximum = maximum
@@ -74,6 +80,8 @@ final class ConnectionRegistry: Sendable {
     var shed: UInt64 { shedCount.load(ordering: .relaxed) }
     /// Connections closed because their client missed its deadline.
     var timedOut: UInt64 { timedOutCount.load(ordering: .relaxed) }
+    /// Connections closed because their answer did not fit in the answer budget.
+    var droppedAnswers: UInt64 { droppedAnswerCount.load(ordering: .relaxed) }
 
     /// False only at the cap with every connection being answered.
     var isAccepting: Bool { open < maximum || !full.load(ordering: .relaxed) }
@@ -135,6 +143,41 @@ final class ConnectionRegistry: Sendable {
             guard slot.isChosen, slots.open[slot.id] != nil else { return }
             slot.chosen.store(false, ordering: .relaxed)
             slots.closing -= 1
+        }
+    }
+
+    /// Holds a large answer written to `slot` against `budget`; past it, closes the connections
+    /// whose answers have waited longest, never `slot`'s own, until what they hold brings the
+    /// budget back under.
+    func holdAnswer(_ bytes: Int, for slot: Slot, budget: BodyBudget) {
+        if slot.answerBytes.add(bytes, ordering: .relaxed).oldValue == 0 {
+            slot.answerSince.store(NIODeadline.now().uptimeNanoseconds, ordering: .relaxed)
+        }
+        guard !budget.force(bytes) else { return }
+        let victims = slots.withLock { slots -> [Slot] in
+            var over = budget.inUse - budget.capacity
+            var waiting = slots.open.values.filter { $0.id != slot.id && !$0.isChosen && $0.answerBytes.load(ordering: .relaxed) > 0 }
+            waiting.sort { $0.answerSince.load(ordering: .relaxed) < $1.answerSince.load(ordering: .relaxed) }
+            var chosen: [Slot] = []
+            for victim in waiting where over > 0 {
+                victim.chosen.store(true, ordering: .relaxed)
+                slots.closing += 1
+                over -= victim.answerBytes.load(ordering: .relaxed)
+                chosen.append(victim)
+            }
+            return chosen
+        }
+        for victim in victims {
+            droppedAnswerCount.add(1, ordering: .relaxed)
+            victim.channel.close(promise: nil)
+        }
+    }
+
+    /// Gives back what a large answer held once its socket took it (or the connection closed).
+    func releaseAnswer(_ bytes: Int, for slot: Slot, budget: BodyBudget) {
+        budget.give(bytes)
+        if slot.answerBytes.subtract(bytes, ordering: .relaxed).newValue == 0 {
+            slot.answerSince.store(0, ordering: .relaxed)
         }
     }
 

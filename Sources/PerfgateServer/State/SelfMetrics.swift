@@ -175,6 +175,8 @@ final class SelfMetrics: Sendable {
         var connectionsShed: UInt64
         var connectionsTimedOut: UInt64
         var bodyBytesHeld: Int
+        var answerBytesHeld: Int
+        var answersDropped: UInt64
     }
 
     /// The `perfgate_*` families, each ready to write.
@@ -262,6 +264,14 @@ final class SelfMetrics: Sendable {
             family(
                 "perfgate_request_body_bytes", "Bytes of request bodies held in memory now, against --max-body-memory.", .gauge,
                 [(.none, Double(gauges.bodyBytesHeld))]
+            ),
+            family(
+                "perfgate_answer_body_bytes", "Bytes of large answers written and not yet taken by their clients' sockets, against --max-body-memory.", .gauge,
+                [(.none, Double(gauges.answerBytesHeld))]
+            ),
+            family(
+                "perfgate_answers_dropped_total", "Connections closed because their large answer did not fit beside those clients had not read yet.", .counter,
+                [(.none, Double(gauges.answersDropped))]
             ),
         ]
     }
