@@ -72,7 +72,12 @@ def test_a_body_that_does_not_fit_is_refused_before_it_is_read_and_the_held_ones
             assert status.startswith("HTTP/1.1 503"), status
             assert "Retry-After: 1" in status and "Connection: close" in status
             assert "--max-body-memory" in json.loads(refusal)["error"]
-            assert third.recv(10) == b""  # closed: the rest of its body would go unread
+            # A client that sends its body anyway is read to the end and dropped, holding nothing,
+            # then the connection closes as the answer said.
+            third.sendall(body)
+            assert value(server.metrics_text(), "perfgate_request_body_bytes") == 2 * size
+            third.settimeout(5)
+            assert third.recv(10) == b""
 
         # The two held bodies complete and are applied; their bytes go back to the budget.
         for sock in held:
@@ -90,6 +95,44 @@ def test_a_body_that_does_not_fit_is_refused_before_it_is_read_and_the_held_ones
     assert value(page, "backend_ttfb_seconds_count", provider="p", model="m", endpoint="/budget") == 2
     # With the budget free again, the same body is taken.
     assert server.post_events(body).status == 200
+
+
+def test_uploads_that_hold_the_budget_past_their_grace_make_room_for_new_ones(make_perfgate):
+    """Bodies trickled slowly hold the budget only until a request that needs it arrives after
+    their grace (2 s): then the oldest are closed, and the refused request's retry gets in."""
+    server = make_perfgate(["--max-body-memory", "16MiB"]).start()
+    size = 6 * MIB
+    body = padded_body(size)
+    slow = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(2)]
+    try:
+        for sock in slow:
+            sock.sendall(head(size) + b"[")
+        time.sleep(2.5)
+        first = server.post_events(body)
+        assert first.status == 503 and first.headers["Retry-After"] == "1", first.text
+        assert wait_closed_any(slow, 5), "no slow upload was closed to make room"
+        time.sleep(1)
+        assert server.post_events(body).status == 200
+    finally:
+        for sock in slow:
+            sock.close()
+    assert value(server.metrics_text(), "perfgate_request_body_bytes") == 0
+
+
+def wait_closed_any(socks, limit):
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        for sock in socks:
+            sock.setblocking(False)
+            try:
+                if sock.recv(65536) == b"":
+                    return True
+            except BlockingIOError:
+                pass
+            except ConnectionResetError:
+                return True
+        time.sleep(0.05)
+    return False
 
 
 def test_inflation_takes_from_the_budget(make_perfgate):

@@ -81,8 +81,8 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             if refused { return }
             // A chunked body not yet answered holds what it brings; past the budget it is cut off,
             // since its head has gone on and cannot be answered here any more.
-            if chunked, answered < started {
-                guard settings.budget.take(chunk.readableBytes) else {
+            if chunked, answered < started, let slot {
+                guard settings.registry.hold(chunk.readableBytes, for: slot, in: .bodies, budget: settings.budget, force: false) else {
                     settings.selfMetrics.recordRejectedRequest(.bodyMemory)
                     context.close(promise: nil)
                     return
@@ -91,7 +91,12 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             }
         case .end:
             ended += 1
-            if refused { return }
+            if refused {
+                // The refused request has been read to its end (and dropped): the client has
+                // certainly read its answer's start, and the connection closes as it said.
+                context.close(promise: nil)
+                return
+            }
             context.fireChannelRead(data)
             update(context, requestEnded: true)
             return
@@ -109,10 +114,10 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             // whose answers have waited longest are closed to make room, as at the connection cap.
             guard let slot else { break }
             let bytes = body.readableBytes
-            settings.registry.holdAnswer(bytes, for: slot, budget: settings.answerBudget)
+            settings.registry.hold(bytes, for: slot, in: .answers, budget: settings.answerBudget, force: true)
             let sent = context.eventLoop.makePromise(of: Void.self)
             let (registry, budget) = (settings.registry, settings.answerBudget)
-            sent.futureResult.whenComplete { _ in registry.releaseAnswer(bytes, for: slot, budget: budget) }
+            sent.futureResult.whenComplete { _ in registry.release(bytes, for: slot, in: .answers, budget: budget) }
             if let promise { sent.futureResult.cascade(to: promise) }
             context.write(data, promise: sent)
             update(context)
@@ -134,7 +139,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private func admit(_ head: HTTPRequest) -> Bool {
         if let length = head.headerFields[.contentLength].flatMap(Int.init) {
             guard length > BodyBudget.smallBodyBytes, length <= settings.maxBodyBytes else { return true }
-            guard settings.budget.take(length) else { return false }
+            guard let slot, settings.registry.hold(length, for: slot, in: .bodies, budget: settings.budget, force: false) else { return false }
             held += length
         } else {
             chunked = head.headerFields[.transferEncoding] != nil
@@ -142,8 +147,10 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         return true
     }
 
-    /// Answers 503 at once, reads nothing more of the request, and closes: the client may have
-    /// started sending a body no one will read.
+    /// Answers 503 at once, then reads the rest of the request and drops it, and closes once it
+    /// has arrived (the answer says `Connection: close`). Closing at once would reset the
+    /// connection under a client still sending its body, and it would never read the answer;
+    /// dropping costs no memory, and the deadline still runs.
     private func refuse(context: ChannelHandlerContext) {
         refused = true
         settings.selfMetrics.recordRejectedRequest(.bodyMemory)
@@ -154,8 +161,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         fields.append(contentsOf: error.headers)
         context.write(wrapOutboundOut(.head(HTTPResponse(status: error.status, headerFields: fields))), promise: nil)
         context.write(wrapOutboundOut(.body(context.channel.allocator.buffer(bytes: error.body))), promise: nil)
-        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
-        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in loopBound.value.close(promise: nil) }
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
     }
 
     /// Whose time it is, which decides the deadline.
@@ -179,7 +185,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         if answered == started, held > 0 {
             // Everything that arrived is answered: a body still arriving after its answer is read
             // and dropped, not held.
-            settings.budget.give(held)
+            settings.registry.release(held, for: slot, in: .bodies, budget: settings.budget)
             held = 0
         }
         slot.phase = now != .client ? .answering : (ended > 0 && answered > 0) ? .waitingAgain : .waitingFirst
@@ -220,10 +226,10 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private func leave() {
         disarm()
         if let slot {
+            settings.registry.release(held, for: slot, in: .bodies, budget: settings.budget)
             settings.registry.unregister(slot)
             self.slot = nil
         }
-        settings.budget.give(held)
         held = 0
     }
 }

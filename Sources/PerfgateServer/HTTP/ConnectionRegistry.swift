@@ -49,10 +49,51 @@ final class ConnectionRegistry: Sendable {
 
         fileprivate var isChosen: Bool { chosen.load(ordering: .relaxed) }
 
-        /// Bytes of large answers written to it and not yet taken by its socket, and since when
-        /// (uptime nanoseconds; 0 while none): written on its loop, read by whoever makes room.
+        /// Bytes it holds of a memory budget, and since when (uptime nanoseconds; 0 while none),
+        /// per ledger: written on its loop, read by whoever makes room.
+        fileprivate let bodyBytes = Atomic<Int>(0)
+        fileprivate let bodySince = Atomic<UInt64>(0)
         fileprivate let answerBytes = Atomic<Int>(0)
         fileprivate let answerSince = Atomic<UInt64>(0)
+
+        fileprivate func bytes(_ ledger: Ledger) -> Int {
+            switch ledger {
+            case .bodies: bodyBytes.load(ordering: .relaxed)
+            case .answers: answerBytes.load(ordering: .relaxed)
+            }
+        }
+
+        fileprivate func since(_ ledger: Ledger) -> UInt64 {
+            switch ledger {
+            case .bodies: bodySince.load(ordering: .relaxed)
+            case .answers: answerSince.load(ordering: .relaxed)
+            }
+        }
+
+        /// Adds `delta` to what it holds of `ledger`, noting when it started holding.
+        fileprivate func add(_ delta: Int, to ledger: Ledger) {
+            switch ledger {
+            case .bodies: Self.add(delta, bytes: bodyBytes, since: bodySince)
+            case .answers: Self.add(delta, bytes: answerBytes, since: answerSince)
+            }
+        }
+
+        private static func add(_ delta: Int, bytes: borrowing Atomic<Int>, since: borrowing Atomic<UInt64>) {
+            let after = bytes.add(delta, ordering: .relaxed).newValue
+            if after == 0 {
+                since.store(0, ordering: .relaxed)
+            } else if after == delta {
+                since.store(NIODeadline.now().uptimeNanoseconds, ordering: .relaxed)
+            }
+        }
+    }
+
+    /// The memory budgets connections hold bytes of.
+    enum Ledger {
+        /// Request bodies arriving.
+        case bodies
+        /// Large answers written and not yet taken by the client's socket.
+        case answers
     }
 
     /// Most connections held before the oldest waiting one is closed.
@@ -146,39 +187,51 @@ final class ConnectionRegistry: Sendable {
         }
     }
 
-    /// Holds a large answer written to `slot` against `budget`; past it, closes the connections
-    /// whose answers have waited longest, never `slot`'s own, until what they hold brings the
-    /// budget back under.
-    func holdAnswer(_ bytes: Int, for slot: Slot, budget: BodyBudget) {
-        if slot.answerBytes.add(bytes, ordering: .relaxed).oldValue == 0 {
-            slot.answerSince.store(NIODeadline.now().uptimeNanoseconds, ordering: .relaxed)
-        }
-        guard !budget.force(bytes) else { return }
+    /// Holds `bytes` for `slot` against `budget`. When they do not fit, the connections that have
+    /// held bytes of the same ledger longest are closed (never `slot`'s own; an upload only after
+    /// `uploadGrace`) until what they hold would make room: a client that trickles a body, or does
+    /// not read its answers, has had its chance. With `force` the bytes are held anyway (an answer already made); otherwise they are
+    /// not held, and false says so (the request is refused, and its retry finds the room).
+    @discardableResult
+    func hold(_ bytes: Int, for slot: Slot, in ledger: Ledger, budget: BodyBudget, force: Bool) -> Bool {
+        let fits = force ? budget.force(bytes) : budget.take(bytes)
+        if fits || force { slot.add(bytes, to: ledger) }
+        guard !fits else { return true }
         let victims = slots.withLock { slots -> [Slot] in
-            var over = budget.inUse - budget.capacity
-            var waiting = slots.open.values.filter { $0.id != slot.id && !$0.isChosen && $0.answerBytes.load(ordering: .relaxed) > 0 }
-            waiting.sort { $0.answerSince.load(ordering: .relaxed) < $1.answerSince.load(ordering: .relaxed) }
+            var needed = force ? budget.inUse - budget.capacity : bytes - (budget.capacity - budget.inUse)
+            // An upload gets a grace period: a client sending 8 MiB at 4 MB/s is not slow.
+            let startedBefore = ledger == .bodies ? NIODeadline.now().uptimeNanoseconds &- Self.uploadGrace : .max
+            var holding = slots.open.values.filter {
+                $0.id != slot.id && !$0.isChosen && $0.bytes(ledger) > 0 && $0.since(ledger) <= startedBefore
+            }
+            holding.sort { $0.since(ledger) < $1.since(ledger) }
             var chosen: [Slot] = []
-            for victim in waiting where over > 0 {
+            for victim in holding where needed > 0 {
                 victim.chosen.store(true, ordering: .relaxed)
                 slots.closing += 1
-                over -= victim.answerBytes.load(ordering: .relaxed)
+                needed -= victim.bytes(ledger)
                 chosen.append(victim)
             }
             return chosen
         }
         for victim in victims {
-            droppedAnswerCount.add(1, ordering: .relaxed)
+            switch ledger {
+            case .answers: droppedAnswerCount.add(1, ordering: .relaxed)
+            case .bodies: shedCount.add(1, ordering: .relaxed)
+            }
             victim.channel.close(promise: nil)
         }
+        return force
     }
 
-    /// Gives back what a large answer held once its socket took it (or the connection closed).
-    func releaseAnswer(_ bytes: Int, for slot: Slot, budget: BodyBudget) {
+    /// How long an upload may hold its bytes before a request that does not fit may close it.
+    static let uploadGrace: UInt64 = 2_000_000_000
+
+    /// Gives back bytes `slot` held.
+    func release(_ bytes: Int, for slot: Slot, in ledger: Ledger, budget: BodyBudget) {
+        guard bytes > 0 else { return }
         budget.give(bytes)
-        if slot.answerBytes.subtract(bytes, ordering: .relaxed).newValue == 0 {
-            slot.answerSince.store(0, ordering: .relaxed)
-        }
+        slot.add(-bytes, to: ledger)
     }
 
     /// Counts a connection its deadline closed.
