@@ -148,11 +148,17 @@ struct EventsController<Context: RequestContext>: Sendable {
     static func collectBody(_ request: Request, limit: Int, advice: String) async throws -> ByteBuffer {
         let tooLarge = Refusal(.bodyTooLarge, APIError(.contentTooLarge, "the body is larger than \(limit) bytes; \(advice) or gzip them"))
         if let length = request.headers[.contentLength].flatMap(Int.init), length > limit { throw tooLarge }
+        let body: ByteBuffer
         do {
-            return try await request.body.collect(upTo: limit)
+            body = try await request.body.collect(upTo: limit)
         } catch is NIOTooManyBytesError {
             throw tooLarge
         }
+        // What arrived must be all that was announced: a shorter body is never read as a whole one.
+        if let length = request.headers[.contentLength].flatMap(Int.init), body.readableBytes != length {
+            throw Refusal(.malformedBody, APIError(.badRequest, "the body ended after \(body.readableBytes) of the \(length) bytes its Content-Length announced; nothing was applied"))
+        }
+        return body
     }
 
     /// Calls `body` with the bytes of `buffer`, inflated first when `gzipped` (refused with 413

@@ -63,8 +63,29 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        cutOff(context)
         leave()
         context.fireChannelInactive()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case ChannelEvent.inputClosed = event { cutOff(context) }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    /// A request whose body stops arriving (the client closed its side, the connection closed,
+    /// its deadline passed, it was closed to make room) is an error to whoever reads the body,
+    /// never a shorter body: half of an NDJSON batch is valid NDJSON, and applying it would count
+    /// part of a batch the client will send again (or burn its Idempotency-Key on half of it).
+    private func cutOff(_ context: ChannelHandlerContext) {
+        guard started > ended, !refused else { return }
+        ended = started
+        context.fireErrorCaught(IncompleteRequest())
+    }
+
+    /// The error the reader of a request's body sees when the body stops arriving.
+    struct IncompleteRequest: Error, CustomStringConvertible {
+        var description: String { "the connection closed before the request's body had fully arrived" }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
