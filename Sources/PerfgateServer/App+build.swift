@@ -152,7 +152,10 @@ func buildRouter(_ components: Components) -> Router<BasicRequestContext> {
     let router = Router(options: .autoGenerateHeadEndpoints)
     router.middlewares.add(NotFoundMiddleware())
     let access = components.access
-    let crossOrigin = CrossOriginCheck(allowed: components.configuration.allowedOrigins)
+    let crossOrigin = CrossOriginCheck(
+        allowed: components.configuration.allowedOrigins, hostNames: components.configuration.allowedHosts,
+        open: components.configuration.accessTokens.isOpen
+    )
     let events = EventsController<BasicRequestContext>(
         queue: components.queue, store: components.store, selfMetrics: components.selfMetrics,
         clock: components.clock, configuration: components.configuration, bodyBudget: components.bodyBudget

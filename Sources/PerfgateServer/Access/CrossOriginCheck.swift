@@ -20,9 +20,43 @@ extension HTTPField.Name {
 struct CrossOriginCheck: Sendable {
     /// Origins whose pages may send state-changing requests, as browsers write them.
     let allowed: Set<String>
+    /// Host names (beyond IP addresses and `localhost`) browsers may reach an open perfgate by;
+    /// nil when tokens are configured, where a page renamed to perfgate's address holds no token.
+    let hostNames: Set<String>?
 
-    init(allowed: [String]) {
+    init(allowed: [String], hostNames: [String] = [], open: Bool = false) {
         self.allowed = Set(allowed.map(Self.normalized))
+        self.hostNames = open ? Set(hostNames.map { $0.lowercased() } + self.allowed.compactMap { Self.host(of: $0).map(Self.name(of:)) }) : nil
+    }
+
+    /// nil when a browser may use this address, else why not: with no tokens, a page whose own
+    /// name was made to resolve to perfgate's address (DNS rebinding) is same-origin with it, and
+    /// could read and write everything. Only IP addresses, `localhost` and the names given are
+    /// taken from browsers; clients that are not browsers (no `Origin`, no `Sec-Fetch-Site`) may
+    /// use any name.
+    func hostRefusal(_ fields: HTTPFields, authority: String?) -> String? {
+        guard let hostNames, fields[.origin] != nil || fields[.secFetchSite] != nil, let authority else { return nil }
+        let name = Self.name(of: authority.lowercased())
+        if name == "localhost" || name.hasSuffix(".localhost") || Self.isIPLiteral(name) || hostNames.contains(name) { return nil }
+        return "a browser reached this open perfgate by the name \(name.prefix(100)); with no tokens, browsers may use only its IP address, localhost, or a name listed in --allowed-hosts"
+    }
+
+    /// The host of `host[:port]` or `[v6]:port`, without the port.
+    private static func name(of authority: String) -> String {
+        if authority.hasPrefix("["), let close = authority.firstIndex(of: "]") {
+            return String(authority[authority.index(after: authority.startIndex)..<close])
+        }
+        if let colon = authority.lastIndex(of: ":"), authority.firstIndex(of: ":") == colon {
+            return String(authority[..<colon])
+        }
+        return authority
+    }
+
+    /// An IPv4 dotted quad or an IPv6 address: names that no DNS answer can rebind.
+    private static func isIPLiteral(_ name: String) -> Bool {
+        if name.contains(":") { return name.allSatisfy { $0.isHexDigit || $0 == ":" || $0 == "." } }
+        let parts = name.split(separator: ".", omittingEmptySubsequences: false)
+        return parts.count == 4 && parts.allSatisfy { !$0.isEmpty && $0.count <= 3 && $0.allSatisfy(\.isNumber) && Int($0)! <= 255 }
     }
 
     /// nil when the request may go on, else why it may not.

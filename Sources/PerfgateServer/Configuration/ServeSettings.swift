@@ -92,6 +92,10 @@ package enum ServeSettings {
                 \.configuration.maxBodyMemoryBytes, parse: { text throws(ConfigurationError) in try byteSize(text, atLeast: 1024) }, show: byteSizeText),
         Setting("allowed-origins", "Comma-separated origins (https://dash.example.com) whose web pages may post events or delete series; none by default",
                 \.configuration.allowedOrigins, parse: CrossOriginCheck.parseList, show: { $0.isEmpty ? "none" : $0.joined(separator: ",") }),
+        Setting("allowed-hosts", "Comma-separated host names browsers may reach perfgate by when no tokens are configured, beside its IP addresses and localhost (DNS rebinding)",
+                \.configuration.allowedHosts, parse: { text throws(ConfigurationError) in
+                    (tokenList(text) ?? []).map { $0.lowercased() }
+                }, show: { $0.isEmpty ? "none" : $0.joined(separator: ",") }),
         Setting("request-timeout", "Time a connection has to deliver each request, head and body (a body sent after its answer too), to read each answer, and most it may idle, e.g. 30s; 1s to 1h",
                 \.configuration.requestTimeoutSeconds, parse: { text throws(ConfigurationError) in try seconds(text, in: 1...3600) }, show: DurationText.format),
         Setting("series-ttl", "Delete series not written for this long, e.g. 7d, at least 5m; 0 keeps them", \.configuration.seriesTTLMinutes,

@@ -50,6 +50,8 @@ package struct ServerConfiguration: Sendable {
     package var maxBodyMemoryBytes = 256 * 1024 * 1024
     /// Origins (`https://dash.example.com`) whose pages may send state-changing requests.
     package var allowedOrigins: [String] = []
+    /// Host names browsers may reach an open perfgate by, beside its IP addresses and localhost.
+    package var allowedHosts: [String] = []
     /// The PEM certificate chain to serve HTTPS with; with `tlsKeyPath`, or neither for plain HTTP.
     package var tlsCertificatePath: String?
     /// The PEM private key of `tlsCertificatePath`.

@@ -24,7 +24,7 @@ struct HealthController<Context: RequestContext>: Sendable {
                 w.member("reason", unready.detail)
             } else {
                 w.member("reason", unready.summary)
-                w.member("details", "in perfgate's log, or here with a read token")
+                w.member("details", access.tokens.isOpen ? "in perfgate's log" : "in perfgate's log, or here with a read token")
             }
         }
         return Response.json(writer.bytes, status: unready == nil ? .ok : .serviceUnavailable)

@@ -46,6 +46,9 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private var held = 0
     /// The request arriving is chunked: its body takes from the budget as it arrives.
     private var chunked = false
+    /// Runs while answers back up unread; a read asked for meanwhile waits for them to drain.
+    private var drainDeadline: Scheduled<Void>?
+    private var readHeld = false
     /// The request arriving was refused at its head: its parts go nowhere.
     private var refused = false
 
@@ -66,6 +69,39 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         cutOff(context)
         leave()
         context.fireChannelInactive()
+    }
+
+    // A client that does not read its answers backs them up in memory: pipelined requests
+    // answered into a socket nobody reads each wrote a small answer and restarted the deadline.
+    // While answers back up, no more requests are read, the connection counts as waiting on its
+    // client (so it may be closed to make room), and the client has one deadline to drain them,
+    // whatever is written meanwhile.
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            drainDeadline?.cancel()
+            drainDeadline = nil
+            if readHeld {
+                readHeld = false
+                context.read()
+            }
+        } else if drainDeadline == nil {
+            let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            let registry = settings.registry
+            drainDeadline = context.eventLoop.scheduleTask(in: settings.timeout) {
+                registry.recordTimeout()
+                loopBound.value.close(promise: nil)
+            }
+        }
+        slot?.phase = phase
+        context.fireChannelWritabilityChanged()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if drainDeadline != nil {
+            readHeld = true
+        } else {
+            context.read()
+        }
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -197,6 +233,13 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
 
     private var turn = Turn.client
 
+    /// What the shedder sees: answering while the server works or writes, unless answers back up
+    /// unread; waiting otherwise.
+    private var phase: ConnectionRegistry.Phase {
+        if turn != .client, drainDeadline == nil { return .answering }
+        return ended > 0 && answered > 0 ? .waitingAgain : .waitingFirst
+    }
+
     /// Moves the connection to the turn its counts say, arming or disarming the deadline when the
     /// turn changes, never within one: the deadline that runs while a client owes a request runs
     /// on however the client sends it and whatever is answered meanwhile.
@@ -209,7 +252,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             settings.registry.release(held, for: slot, in: .bodies, budget: settings.budget)
             held = 0
         }
-        slot.phase = now != .client ? .answering : (ended > 0 && answered > 0) ? .waitingAgain : .waitingFirst
+        defer { slot.phase = phase }
         if now != turn {
             let before = turn
             turn = now
@@ -246,6 +289,8 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func leave() {
         disarm()
+        drainDeadline?.cancel()
+        drainDeadline = nil
         if let slot {
             settings.registry.release(held, for: slot, in: .bodies, budget: settings.budget)
             settings.registry.unregister(slot)

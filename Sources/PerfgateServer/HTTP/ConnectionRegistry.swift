@@ -29,6 +29,8 @@ final class ConnectionRegistry: Sendable {
     final class Slot: Sendable {
         let id: UInt64
         let channel: any Channel
+        /// When it opened, in uptime nanoseconds.
+        let openedAt = NIODeadline.now().uptimeNanoseconds
         private let phaseValue = Atomic<UInt8>(Phase.waitingFirst.rawValue)
 
         init(id: UInt64, channel: any Channel) {
@@ -240,19 +242,29 @@ final class ConnectionRegistry: Sendable {
     }
 
     /// The connection to close to make room: the oldest that never completed a request, else the
-    /// oldest other waiting one. A scan of at most `maximum` entries, made only past the cap.
+    /// oldest other waiting one; connections opened less than `youth` ago only when no other
+    /// waits (a new client has had no time to send its request, and an attacker who reconnects
+    /// as fast as it is closed must not push it out). A scan of the open connections, made only
+    /// past the cap.
     private static func oldestWaiting(in open: [UInt64: Slot], sparing spared: UInt64?) -> Slot? {
-        var first: Slot?
-        var again: Slot?
+        let youngAfter = NIODeadline.now().uptimeNanoseconds &- youth
+        var best: (rank: Int, slot: Slot)?
         for slot in open.values where slot.id != spared && !slot.isChosen {
+            let rank: Int
             switch slot.phase {
-            case .waitingFirst: if first.map({ slot.id < $0.id }) ?? true { first = slot }
-            case .waitingAgain: if again.map({ slot.id < $0.id }) ?? true { again = slot }
-            case .answering: break
+            case .answering: continue
+            case _ where slot.openedAt > youngAfter: rank = 2
+            case .waitingFirst: rank = 0
+            case .waitingAgain: rank = 1
             }
+            if let current = best, (current.rank, current.slot.id) < (rank, slot.id) { continue }
+            best = (rank, slot)
         }
-        return first ?? again
+        return best?.slot
     }
+
+    /// How long a new connection is spared while older ones can make room.
+    static let youth: UInt64 = 1_000_000_000
 }
 
 /// Hummingbird's hook on accepting: accepts while the registry has room or can make it.

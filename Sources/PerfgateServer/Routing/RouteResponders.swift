@@ -10,6 +10,10 @@ struct GuardedResponder<Context: RequestContext>: HTTPResponder {
     let handler: @Sendable (Request, Context) async throws -> Response
 
     func respond(to request: Request, context: Context) async throws -> Response {
+        if route.access != .open, let reason = crossOrigin.hostRefusal(request.headers, authority: request.head.authority) {
+            access.selfMetrics.recordRejectedRequest(.crossOrigin)
+            throw APIError(.forbidden, reason)
+        }
         if route.changesState, let reason = crossOrigin.refusal(request.headers, authority: request.head.authority) {
             access.selfMetrics.recordRejectedRequest(.crossOrigin)
             throw APIError(.forbidden, reason)
