@@ -151,6 +151,7 @@ func buildRouter(_ components: Components) -> Router<BasicRequestContext> {
     // HEAD is answered wherever GET is, by the GET handler behind the same access check.
     let router = Router(options: .autoGenerateHeadEndpoints)
     router.middlewares.add(NotFoundMiddleware())
+    router.middlewares.add(UnansweredErrorMiddleware())
     let access = components.access
     let crossOrigin = CrossOriginCheck(
         allowed: components.configuration.allowedOrigins, hostNames: components.configuration.allowedHosts,

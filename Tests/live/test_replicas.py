@@ -261,6 +261,11 @@ def test_postgres_stopped_and_restarted_under_load_loses_nothing_acknowledged(re
             assert response.status == 503 and response.headers["Retry-After"], response.text
             ready = server.get("/readyz")
             assert ready.status == 503 and ready.json()["reason"] == "the store failed in the last 10 seconds", ready.text
+            # Reads that need the store say so in JSON, naming no host, user or database.
+            for path in ("/v1/trends?metric=backend_ttfb_seconds", "/"):
+                read = server.get(path)
+                assert read.status == 503 and read.headers["Retry-After"], (path, read.status, read.body[:200])
+                assert "its store could not be read" in read.json()["error"] and "postgres" not in read.text.lower(), read.text
         postgres.start()
         postgres.wait_until_answering()
         # Back: ingest resumes by itself.
