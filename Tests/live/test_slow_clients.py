@@ -5,21 +5,7 @@ import socket
 import time
 
 from exposition import value
-
-
-def wait_closed(sock, limit):
-    """Seconds until the server closes `sock` (reads return nothing or it resets), or None."""
-    started = time.monotonic()
-    sock.settimeout(0.2)
-    while time.monotonic() - started < limit:
-        try:
-            if sock.recv(65536) == b"":
-                return time.monotonic() - started
-        except socket.timeout:
-            continue
-        except ConnectionResetError:
-            return time.monotonic() - started
-    return None
+from hostile_sockets import closed_by_server as wait_closed
 
 
 def test_a_client_trickling_its_headers_is_cut_off(make_perfgate):
