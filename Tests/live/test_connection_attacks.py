@@ -382,3 +382,49 @@ def test_all_attacks_at_once_with_default_settings(make_perfgate, tmp_path, sock
         assert not problems, "; ".join(problems) + f"; hostile sockets: {swarm.summary()}"
     finally:
         swarm.close()
+
+
+def test_an_attacker_reconnecting_as_fast_as_it_is_closed_does_not_push_new_clients_out(make_perfgate, tmp_path, sockets_allowed):
+    """1,100 idle keep-alives, each reopened the moment the server closes it to make room: every
+    new connection of the attacker sheds one; a fresh client, which has had no time to send its
+    request, must not be the one (before: 17 of 20 fresh clients reset)."""
+    import selectors
+
+    sockets_allowed(1100 + 200)
+    server = start_server(make_perfgate, tmp_path)
+    selector = selectors.DefaultSelector()
+    request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+
+    def reopen():
+        sock = socket.create_connection(("127.0.0.1", server.port))
+        sock.sendall(request)
+        sock.setblocking(False)
+        selector.register(sock, selectors.EVENT_READ)
+
+    probes = []
+    try:
+        for _ in range(1100):
+            reopen()
+        started = time.monotonic()
+        next_probe = started + 1
+        while time.monotonic() - started < 10 and len(probes) < 20:
+            for key, _ in selector.select(0.05):
+                try:
+                    data = key.fileobj.recv(65536)
+                except OSError:
+                    data = b""
+                if not data:
+                    selector.unregister(key.fileobj)
+                    key.fileobj.close()
+                    reopen()
+            if time.monotonic() >= next_probe:
+                probes.append(timed_request(server.port, "GET", "/healthz", timeout=PROBE_TIMEOUT))
+                next_probe = time.monotonic() + 0.3
+        shed = value(server.get("/metrics", headers={"Authorization": f"Bearer {READ}"}).text, "perfgate_connections_shed_total")
+    finally:
+        for key in list(selector.get_map().values()):
+            key.fileobj.close()
+        selector.close()
+    report("reconnecting idle keep-alives", probes=probes, shed=shed)
+    assert shed > 100, "the attacker was not reconnecting against the cap"
+    assert all(status == 200 and seconds < FRESH_CLIENT_WITHIN for status, seconds in probes), probes
