@@ -85,12 +85,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
                 context.read()
             }
         } else if drainDeadline == nil {
-            let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
-            let registry = settings.registry
-            drainDeadline = context.eventLoop.scheduleTask(in: settings.timeout) {
-                registry.recordTimeout()
-                loopBound.value.close(promise: nil)
-            }
+            drainDeadline = closeOnTimeout(context)
         }
         slot?.phase = phase
         context.fireChannelWritabilityChanged()
@@ -274,9 +269,14 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private func arm(_ context: ChannelHandlerContext) {
         disarm()
         armedAt = .now()
+        deadline = closeOnTimeout(context)
+    }
+
+    /// Closes the connection, counted as timed out, after `--request-timeout`.
+    private func closeOnTimeout(_ context: ChannelHandlerContext) -> Scheduled<Void> {
         let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
         let registry = settings.registry
-        deadline = context.eventLoop.scheduleTask(in: settings.timeout) {
+        return context.eventLoop.scheduleTask(in: settings.timeout) {
             registry.recordTimeout()
             loopBound.value.close(promise: nil)
         }
