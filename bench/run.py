@@ -421,8 +421,9 @@ class Bench:
             spans = self.wrk(server.port, "/v1/traces", 32, "file.lua", [path, "application/x-protobuf"], server=server)
             # Every span counted: no trace refused, none without its stages.
             page = get(server.port, "/metrics")[1].decode()
-            counted = {name: float(value) for name, value in re.findall(r'^(perfgate_otlp_(?:spans_refused_total|traces_total\{outcome="\w+"\})) (\S+)$', page, re.M)}
-            if counted.get("perfgate_otlp_spans_refused_total") != 0 or counted.get('perfgate_otlp_traces_total{outcome="no_stages"}') != 0 \
+            counted = {name: float(value) for name, value in re.findall(r'^(perfgate_otlp_(?:spans_refused_total\{reason="\w+"\}|traces_total\{outcome="\w+"\})) (\S+)$', page, re.M)}
+            refused = sum(v for k, v in counted.items() if k.startswith("perfgate_otlp_spans_refused_total"))
+            if refused != 0 or counted.get('perfgate_otlp_traces_total{outcome="no_stages"}') != 0 \
                     or not counted.get('perfgate_otlp_traces_total{outcome="event"}'):
                 raise SystemExit(f"bench: the OTLP exports were not all counted as events: {counted}")
             with open(os.path.join(self.work, "otlp-events.json"), "w") as out:

@@ -61,7 +61,7 @@ func generated(_ body: [UInt8]) throws -> [OTLPSpan] {
                 var span = OTLPSpan(traceID: TraceID(high: high, low: low), spanID: message.spanID.reduce(UInt64(0)) { $0 << 8 | UInt64($1) })
                 span.parentSpanID = message.parentSpanID.reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
                 span.parentIsRemote = message.flags & 0x300 == 0x300
-                span.name = message.name
+                span.name = StageName.seed.contains(message.name) ? message.name : ""
                 span.startNanoseconds = message.startTimeUnixNano
                 span.endNanoseconds = message.endTimeUnixNano
                 for attribute in message.attributes {
@@ -75,7 +75,7 @@ func generated(_ body: [UInt8]) throws -> [OTLPSpan] {
 }
 
 func purposeBuilt(_ body: [UInt8]) throws -> [OTLPSpan] {
-    try body.withUnsafeBufferPointer { try TraceRequestDecoder.protobuf($0, maxSpans: 100_000).spans }
+    try body.withUnsafeBufferPointer { try TraceRequestDecoder.protobuf($0, maxSpans: 100_000, keptValueBytes: OTLPSpan.keptValueBytes(IngestLimits())).spans }
 }
 
 func nanosecondsPerSpan(_ body: [UInt8], _ decode: ([UInt8]) throws -> [OTLPSpan]) throws -> [Double] {

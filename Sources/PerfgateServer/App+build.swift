@@ -80,7 +80,10 @@ func buildComponents(
     let bodyBudget = BodyBudget(capacity: configuration.maxBodyMemoryBytes)
     let answerBudget = BodyBudget(capacity: configuration.maxBodyMemoryBytes)
     let selfMetrics = SelfMetrics(version: perfgateVersion, startTime: now)
-    selfMetrics.recordWaitingTraces(restored.pendingTraces.count)
+    selfMetrics.recordWaiting(
+        traces: restored.pendingTraces.count,
+        rows: restored.pendingTraces.values.reduce(WaitingRows(spans: 0, bytes: 0)) { $0.adding($1) }
+    )
     let committer = Committer(
         registry: SeriesRegistry(
             records: restored.series, limit: configuration.maxSeriesPerMetric, numbering: store is any SharedRollupStore ? .shared : .sequential,

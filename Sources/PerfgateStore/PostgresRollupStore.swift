@@ -340,11 +340,11 @@ package final class PostgresRollupStore: SharedRollupStore {
                 ).decode((Int64, Int64).self) {
                     lastMinutes[id] = Minute(index: minute)
                 }
-                var pendingTraces: Set<TraceID> = []
-                for try await (high, low) in try await connection.query(
-                    "SELECT DISTINCT trace_high, trace_low FROM pending_span", logger: logger
-                ).decode((Int64, Int64).self) {
-                    pendingTraces.insert(TraceID(high: UInt64(bitPattern: high), low: UInt64(bitPattern: low)))
+                var pendingTraces: [TraceID: WaitingRows] = [:]
+                for try await (high, low, spans, bytes) in try await connection.query(
+                    "SELECT trace_high, trace_low, count(*), sum(length(span))::bigint FROM pending_span GROUP BY trace_high, trace_low", logger: logger
+                ).decode((Int64, Int64, Int64, Int64).self) {
+                    pendingTraces[TraceID(high: UInt64(bitPattern: high), low: UInt64(bitPattern: low))] = WaitingRows(spans: Int(spans), bytes: Int(bytes))
                 }
                 return RestoredState(
                     series: series, totals: sums.totals(includingEmpty: true),
@@ -606,12 +606,13 @@ package final class PostgresRollupStore: SharedRollupStore {
         }
     }
 
-    package func dropPendingSpans(receivedBefore cutoff: Int64) async throws -> [PendingSpan] {
+    package func dropPendingSpans(receivedBefore cutoff: Int64, maxTraces: Int) async throws -> [PendingSpan] {
         try await withConnection { [self] connection in
             // DELETE … RETURNING: when two replicas drop at once, each span is returned (and counted) once.
             try await Self.spans(try await connection.query(
                 """
-                DELETE FROM pending_span WHERE (trace_high, trace_low) IN (SELECT trace_high, trace_low FROM pending_span WHERE received_at < \(cutoff))
+                DELETE FROM pending_span WHERE (trace_high, trace_low) IN (
+                    SELECT DISTINCT trace_high, trace_low FROM pending_span WHERE received_at < \(cutoff) LIMIT \(maxTraces))
                 RETURNING received_at, span
                 """, logger: logger
             ))

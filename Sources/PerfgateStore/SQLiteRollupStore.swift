@@ -204,9 +204,11 @@ package final class SQLiteRollupStore: RollupStore {
                 }
             }
             sums.finish()
-            var pendingTraces: Set<TraceID> = []
-            let traceRows = try connection.prepare("SELECT DISTINCT trace_high, trace_low FROM pending_span")
-            while try traceRows.step() { pendingTraces.insert(Self.traceID(traceRows, 0)) }
+            var pendingTraces: [TraceID: WaitingRows] = [:]
+            let traceRows = try connection.prepare("SELECT trace_high, trace_low, count(*), sum(length(span)) FROM pending_span GROUP BY trace_high, trace_low")
+            while try traceRows.step() {
+                pendingTraces[Self.traceID(traceRows, 0)] = WaitingRows(spans: Int(traceRows.int64(2)), bytes: Int(traceRows.int64(3)))
+            }
             return RestoredState(
                 series: series, totals: sums.totals(includingEmpty: true), recent: recent, lastMinutes: lastMinutes, pendingTraces: pendingTraces
             )
@@ -394,18 +396,25 @@ package final class SQLiteRollupStore: RollupStore {
         } }
     }
 
-    package func dropPendingSpans(receivedBefore cutoff: Int64) async throws -> [PendingSpan] {
+    package func dropPendingSpans(receivedBefore cutoff: Int64, maxTraces: Int) async throws -> [PendingSpan] {
         try await onWriter { side in
             try side.connection.transaction {
                 // Whole traces go: a trace whose first span waited too long is given up as one.
-                let expired = "(trace_high, trace_low) IN (SELECT trace_high, trace_low FROM pending_span WHERE received_at < ?1)"
-                let rows = try side.connection.prepare("SELECT received_at, span FROM pending_span WHERE \(expired)")
-                rows.bind(1, cutoff)
+                let traces = try side.connection.prepare("SELECT DISTINCT trace_high, trace_low FROM pending_span WHERE received_at < ?1 LIMIT ?2")
+                traces.bind(1, cutoff)
+                traces.bind(2, Int64(maxTraces))
+                var expired: [TraceID] = []
+                while try traces.step() { expired.append(Self.traceID(traces, 0)) }
+                let rows = try side.connection.prepare("SELECT received_at, span FROM pending_span WHERE trace_high = ? AND trace_low = ?")
+                let delete = try side.connection.prepare("DELETE FROM pending_span WHERE trace_high = ? AND trace_low = ?")
                 var dropped: [PendingSpan] = []
-                while try rows.step() { dropped.append(try Self.pendingSpan(rows, receivedAt: 0, span: 1)) }
-                let delete = try side.connection.prepare("DELETE FROM pending_span WHERE \(expired)")
-                delete.bind(1, cutoff)
-                try delete.run()
+                for trace in expired {
+                    Self.bind(trace, to: rows, at: 1)
+                    while try rows.step() { dropped.append(try Self.pendingSpan(rows, receivedAt: 0, span: 1)) }
+                    rows.reset()
+                    Self.bind(trace, to: delete, at: 1)
+                    try delete.run()
+                }
                 return dropped
             }
         }

@@ -65,10 +65,18 @@ import Testing
             var lines = try await client.metricLines()
             #expect(sample(lines, "perfgate_otlp_spans_dropped_total") == "2")
             #expect(sample(lines, "perfgate_otlp_waiting_traces") == "0")
-            // The root arriving after that is a trace with nothing to count.
+            // The root arriving after that is a trace with nothing to count, known as such once
+            // no later span can complete it.
             #expect(try await post([Self.root], client) == .ok)
             lines = try await client.metricLines()
+            #expect(sample(lines, "perfgate_otlp_waiting_traces") == "1")
+            #expect(sample(lines, #"perfgate_otlp_traces_total{outcome="no_stages"}"#) == "0")
+            harness.clock.advance(seconds: 61)
+            await components.pruner.pruneOnce()
+            lines = try await client.metricLines()
             #expect(sample(lines, #"perfgate_otlp_traces_total{outcome="no_stages"}"#) == "1")
+            #expect(sample(lines, "perfgate_otlp_spans_dropped_total") == "2")
+            #expect(sample(lines, "perfgate_otlp_waiting_traces") == "0")
             #expect(lines.allSatisfy { !$0.hasPrefix("backend_ttfb_seconds_count{") })
         }
     }

@@ -60,7 +60,9 @@ package final class InMemoryRollupStore: RollupStore {
                     }
                 }
             }
-            return RestoredState(series: state.series, totals: totals, recent: recent, lastMinutes: lastMinutes, pendingTraces: Set(state.pending.keys))
+            return RestoredState(series: state.series, totals: totals, recent: recent, lastMinutes: lastMinutes, pendingTraces: state.pending.mapValues { rows in
+                WaitingRows(spans: rows.count, bytes: rows.values.reduce(0) { $0 + $1.span.encoded().count })
+            })
         }
     }
 
@@ -114,11 +116,11 @@ package final class InMemoryRollupStore: RollupStore {
         state.withLock { state in traces.flatMap { state.pending[$0].map { Array($0.values) } ?? [] } }
     }
 
-    package func dropPendingSpans(receivedBefore cutoff: Int64) throws -> [PendingSpan] {
+    package func dropPendingSpans(receivedBefore cutoff: Int64, maxTraces: Int) throws -> [PendingSpan] {
         state.withLock { state in
-            let expired = state.pending.filter { $0.value.values.contains { $0.receivedAt < cutoff } }
-            for trace in expired.keys { state.pending[trace] = nil }
-            return expired.values.flatMap { Array($0.values) }
+            let expired = state.pending.filter { $0.value.values.contains { $0.receivedAt < cutoff } }.prefix(maxTraces)
+            for (trace, _) in expired { state.pending[trace] = nil }
+            return expired.flatMap { Array($0.value.values) }
         }
     }
 

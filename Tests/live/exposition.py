@@ -31,6 +31,11 @@ def value(text, name, **labels):
     return None
 
 
+def total(text, name):
+    """The sum of every sample of one name, whatever its labels, as Decimal."""
+    return sum((Decimal(raw) for sample_name, _, raw in samples(text) if sample_name == name), Decimal(0))
+
+
 def series(text, name):
     """Every sample of one name: {frozenset(labels): Decimal value}."""
     return {frozenset(l.items()): Decimal(v) for n, l, v in samples(text) if n == name}

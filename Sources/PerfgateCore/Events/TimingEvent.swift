@@ -42,6 +42,9 @@ package enum StageName {
     package static let requestPreparation = "request_preparation"
     package static let backendFetch = "backend_fetch"
     package static let streamProcessing = "stream_processing"
+    /// The three frontend stages timed as one: what an uninstrumented frontend gives, from the
+    /// request's start to the backend call's.
+    package static let frontendProcessing = "frontend_processing"
 
     /// The stages whose sum is `frontend_processing_seconds`.
     package static let frontend: Set<String> = [requestParsing, authValidation, requestPreparation]

@@ -2,7 +2,7 @@
 ///
 /// - `backend_fetch` → `backend_ttfb_seconds{provider, model, endpoint}`
 /// - `stream_processing` → `streaming_duration_seconds{provider, model, endpoint}`
-/// - the sum of the frontend stages present → `frontend_processing_seconds{endpoint}`
+/// - the sum of the frontend stages present (`frontend_processing` among them) → `frontend_processing_seconds{endpoint}`
 /// - every stage → `request_stage_duration_seconds{stage, endpoint}`
 package enum EventDerivation {
     /// What a stage feeds besides `request_stage_duration_seconds`.
@@ -14,10 +14,13 @@ package enum EventDerivation {
             switch name {
             case StageName.backendFetch: self = .backendFetch
             case StageName.streamProcessing: self = .streamProcessing
-            case StageName.requestParsing, StageName.authValidation, StageName.requestPreparation: self = .frontend
+            case StageName.requestParsing, StageName.authValidation, StageName.requestPreparation, StageName.frontendProcessing: self = .frontend
             default: self = .other
             }
         }
+
+        /// The stage feeds a family labelled by provider and model.
+        package var isBackend: Bool { self == .backendFetch || self == .streamProcessing }
     }
 
     /// Calls `observe(metric, stage, nanoseconds)` once for each observation of an event whose

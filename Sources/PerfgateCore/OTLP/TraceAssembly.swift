@@ -1,25 +1,48 @@
-/// Turns spans into timing events, one per local root span: the durations of its stage spans and
-/// the labels its spans carry. Spans whose local root is not among those given wait for it.
+/// Turns spans into timing events, one per local root span: the durations of its stage spans,
+/// or of the model call the GenAI conventions describe, and the labels its spans carry.
 ///
-/// The answer depends only on the set of spans, never on their order or on how they were split
-/// across requests: a trace sent span by span gives the event one request holding it would.
+/// A root's event is counted when the root arrives, with every span that came before it
+/// (exporters send spans as they end, so those are all the spans that ended before the root).
+/// Spans that end after their root (a streamed answer, background work the response waited
+/// for) complete the event when they arrive: the root is kept with what was counted (its
+/// `settlement`), and each stage is counted once. The counts depend only on the set of spans,
+/// never on how they were split across requests.
 package enum TraceAssembly {
     /// What a set of spans came to.
     package struct Outcome: Sendable {
-        /// The events of the traces completed, for the same aggregation as `/v1/events`.
+        /// The events and parts of events counted, for the same aggregation as `/v1/events`.
         package var columns = EventColumns()
-        /// Spans whose local root has not arrived.
+        /// What waits: spans whose local root has not arrived, and roots that were counted and
+        /// may still be completed, with their settlement.
         package var pending: [OTLPSpan] = []
-        /// Events refused, with the number of spans each held and why.
-        package var refused: [(trace: TraceID, spans: Int, reason: String)] = []
-        /// Local roots whose spans named no stage: received, and nothing to count.
-        package var withoutStages = 0
+        /// Spans refused, per trace, with why.
+        package var refused: [Refused] = []
+        /// Local roots whose event was counted for the first time.
+        package var counted = 0
+        /// Counted roots completed by spans that arrived after them.
+        package var completed = 0
 
         /// Nothing assembled yet.
         package init() {}
 
         /// Spans of refused events.
         package var refusedSpans: Int { refused.reduce(0) { $0 + $1.spans } }
+    }
+
+    /// A refused trace (or the part of it below one root).
+    package struct Refused: Sendable {
+        package var trace: TraceID
+        package var spans: Int
+        package var reason: TraceRefusal
+        package var message: String
+
+        /// `spans` spans of `trace` refused for `reason`, said in `message`.
+        package init(trace: TraceID, spans: Int, reason: TraceRefusal, message: String) {
+            self.trace = trace
+            self.spans = spans
+            self.reason = reason
+            self.message = message
+        }
     }
 
     /// The stage a span times: its `perfgate.stage` attribute, else its name when that is one of
@@ -29,8 +52,8 @@ package enum TraceAssembly {
         return StageName.seed.contains(span.name) ? span.name : nil
     }
 
-    /// Assembles `spans` under `rules`. Spans are told apart by trace and span id: a span given
-    /// twice counts once.
+    /// Assembles `spans`, the request's and those already waiting, under `rules`. Spans are
+    /// told apart by trace and span id: a span given twice counts once.
     ///
     /// Linear in the spans whatever their shape: each span's local root is found once, and the
     /// spans walked on the way take the same answer (a chain of 30,000 parents took 55 s when
@@ -38,15 +61,25 @@ package enum TraceAssembly {
     package static func assemble(_ spans: [OTLPSpan], rules: EventRules) -> Outcome {
         var outcome = Outcome()
         var byTrace: [TraceID: [UInt64: OTLPSpan]] = [:]
-        for span in spans { byTrace[span.traceID, default: [:]][span.spanID] = span }
+        for span in spans {
+            // A root sent again after it was counted keeps what was counted.
+            if span.settlement == nil, byTrace[span.traceID]?[span.spanID]?.settlement != nil { continue }
+            byTrace[span.traceID, default: [:]][span.spanID] = span
+        }
         for trace in byTrace.keys.sorted() {
             let members = byTrace[trace]!
-            guard members.count <= rules.limits.maxSpansPerTrace else {
-                outcome.refused.append((trace, members.count, "trace \(trace): it holds \(members.count) spans, more than the limit of \(rules.limits.maxSpansPerTrace) (--max-spans-per-trace)"))
+            let settled = members.values.filter { $0.settlement != nil }
+            let held = members.count + settled.reduce(0) { $0 + $1.settlement!.members.count }
+            guard held <= rules.limits.maxSpansPerTrace else {
+                outcome.pending += settled
+                outcome.refused.append(Refused(
+                    trace: trace, spans: members.count - settled.count, reason: .traceTooLarge,
+                    message: "trace \(trace): it holds \(held) spans, more than the limit of \(rules.limits.maxSpansPerTrace) (--max-spans-per-trace)"
+                ))
                 continue
             }
             var groups: [UInt64: [OTLPSpan]] = [:]
-            var roots = LocalRoots(members)
+            var roots = LocalRoots(members, settled: settled)
             for span in members.values {
                 if let root = roots.root(of: span) {
                     groups[root, default: []].append(span)
@@ -59,7 +92,7 @@ package enum TraceAssembly {
                 let ordered = groups[root]!.sorted { a, b in
                     (a.spanID != root ? 1 : 0, a.startNanoseconds, a.spanID) < (b.spanID != root ? 1 : 0, b.startNanoseconds, b.spanID)
                 }
-                append(ordered, of: trace, rules: rules, to: &outcome)
+                count(ordered, of: trace, rules: rules, into: &outcome)
             }
         }
         return outcome
@@ -68,12 +101,17 @@ package enum TraceAssembly {
     /// The local root each span of one trace descends from, found once per span.
     private struct LocalRoots {
         let members: [UInt64: OTLPSpan]
+        /// Spans taken by a counted root in earlier requests: their descendants belong to it.
+        private var taken: [UInt64: UInt64] = [:]
         /// Each span resolved so far: its root's id, or nil while an ancestor is missing (or the
         /// parents form a loop, which no tracer writes).
         private var known: [UInt64: UInt64?] = [:]
 
-        init(_ members: [UInt64: OTLPSpan]) {
+        init(_ members: [UInt64: OTLPSpan], settled: [OTLPSpan]) {
             self.members = members
+            for root in settled {
+                for member in root.settlement!.members { taken[member] = root.spanID }
+            }
             known.reserveCapacity(members.count)
         }
 
@@ -92,12 +130,15 @@ package enum TraceAssembly {
                     path.append(current.spanID)
                     break
                 }
-                guard onPath.insert(current.spanID).inserted, let parent = members[current.parentSpanID] else {
-                    answer = nil  // a missing ancestor, or a loop
-                    path.append(current.spanID)
+                path.append(current.spanID)
+                guard onPath.insert(current.spanID).inserted else {
+                    answer = nil  // a loop
                     break
                 }
-                path.append(current.spanID)
+                guard let parent = members[current.parentSpanID] else {
+                    answer = taken[current.parentSpanID]  // nil: a missing ancestor
+                    break
+                }
                 current = parent
             }
             for id in path { known[id] = .some(answer) }
@@ -105,80 +146,117 @@ package enum TraceAssembly {
         }
     }
 
-    private static func append(_ spans: [OTLPSpan], of trace: TraceID, rules: EventRules, to outcome: inout Outcome) {
-        let root = spans[0]
-        func refuse(_ reason: String) {
-            outcome.refused.append((trace, spans.count, "trace \(trace): \(reason)"))
+    /// Counts what one root's spans (`spans[0]` the root) add to its event, and keeps the root
+    /// while later spans may complete it.
+    private static func count(_ spans: [OTLPSpan], of trace: TraceID, rules: EventRules, into outcome: inout Outcome) {
+        var root = spans[0]  // kept with its settlement
+        let earlier = root.settlement
+        func refuse(_ reason: TraceRefusal, _ message: String) {
+            // A counted root stays counted; only the spans that came after it are refused.
+            if earlier != nil { outcome.pending.append(root) }
+            outcome.refused.append(Refused(trace: trace, spans: spans.count - (earlier == nil ? 0 : 1), reason: reason, message: "trace \(trace): \(message)"))
         }
-        func first(_ keys: [OTLPSpan.Key]) -> String? {
-            for key in keys {
-                for span in spans { if let value = span.attributes[key] { return value } }
-            }
-            return nil
+        let request: Request
+        switch Request.read(spans, rules: rules) {
+        case .success(let read): request = read
+        case .failure(let problem): return refuse(problem.reason, problem.message)
         }
 
-        // Stage durations, summed per stage when a trace times one stage more than once.
-        var stages: [(name: String, nanoseconds: Int64)] = []
-        var stageIndex: [String: Int] = [:]
-        for span in spans {
-            guard let name = stage(of: span) else { continue }
-            guard span.endNanoseconds >= span.startNanoseconds else {
-                return refuse("span \(Hex.fixed(span.spanID)) (\(name)) ends before it starts")
-            }
-            let duration = span.endNanoseconds - span.startNanoseconds
-            guard duration <= UInt64(rules.limits.maxDurationNanoseconds) else {
-                return refuse("span \(Hex.fixed(span.spanID)) (\(name)) lasts \(DecimalSeconds.format(nanoseconds: Int64(clamping: duration))) s, longer than \(DecimalSeconds.format(nanoseconds: rules.limits.maxDurationNanoseconds)) s")
-            }
-            if let index = stageIndex[name] {
-                stages[index].nanoseconds = min(stages[index].nanoseconds + Int64(duration), rules.limits.maxDurationNanoseconds)
-            } else {
-                stageIndex[name] = stages.count
-                stages.append((name, Int64(duration)))
-            }
-        }
-        guard !stages.isEmpty else {
-            outcome.withoutStages += 1
-            return
-        }
-        guard stages.count <= rules.limits.maxStagesPerEvent else {
-            return refuse("it times \(stages.count) stages, more than the limit of \(rules.limits.maxStagesPerEvent) per request")
-        }
-        guard let endpoint = root.attributes[.httpRoute] ?? first([.endpoint]) else {
-            return refuse("no endpoint: set http.route on the root span or perfgate.endpoint on any span of the trace")
-        }
-        let timestamp = Timestamp(nanoseconds: Int64(clamping: root.startNanoseconds))
-        if let problem = rules.checkTimestamp(timestamp) { return refuse("the root span's start \(problem)") }
+        // Labels: those the event was first counted with, then the explicit perfgate names,
+        // then what the conventions say, the model call's own attributes first.
+        let endpoint = earlier?.endpoint ?? request.first(.endpoint) ?? root.attributes[.httpRoute]
+        let backend = request.backendSpan
+        let provider = earlier?.provider ?? request.first(.provider)
+            ?? backend?.attributes[.providerName] ?? backend?.attributes[.system] ?? request.first(.providerName) ?? request.first(.system)
+        let model = earlier?.model ?? request.first(.model) ?? backend?.attributes[.requestModel] ?? request.first(.requestModel)
 
-        let firstStage = outcome.columns.stages.count
-        do throws(Refusal) {
-            let endpointNumber = try label(endpoint, "endpoint", rules, &outcome.columns)
-            let provider = try first([.providerName, .system, .provider]).map { value throws(Refusal) in try label(value, "provider", rules, &outcome.columns) }
-            let model = try first([.requestModel, .model]).map { value throws(Refusal) in try label(value, "model", rules, &outcome.columns) }
-            for (name, nanoseconds) in stages {
-                let number = outcome.columns.stageNames.intern(name, rule: rules.checkStageName)
-                if let problem = outcome.columns.stageNames.problems[Int(number)] { throw Refusal(problem) }
-                outcome.columns.stages.append(EventColumns.StageValue(name: number, nanoseconds: nanoseconds))
+        // Each stage counts once; the frontend stages are one observation, so they count together.
+        var settlement = earlier ?? OTLPSpan.Settlement()
+        let frontendCounted = settlement.stages.contains { EventDerivation.StageRole(name: $0) == .frontend }
+        let fresh = request.stages.filter { stage in
+            !settlement.stages.contains(stage.name) && !(frontendCounted && EventDerivation.StageRole(name: stage.name) == .frontend)
+        }
+        for span in spans.dropFirst() { settlement.members.append(span.spanID) }
+
+        if !fresh.isEmpty {
+            guard fresh.count + settlement.stages.count <= rules.limits.maxStagesPerEvent else {
+                return refuse(.tooManyStages, "it times \(fresh.count + settlement.stages.count) stages, more than the limit of \(rules.limits.maxStagesPerEvent) per request")
             }
-            let unknown = provider == nil || model == nil ? outcome.columns.unknown(rule: rules.checkLabelValue) : -1
-            outcome.columns.events.append(EventColumns.Event(
-                endpoint: endpointNumber, provider: provider ?? unknown, model: model ?? unknown, timestamp: timestamp,
-                stages: firstStage..<outcome.columns.stages.count
-            ))
-        } catch {
-            // Interned values stay in the tables unused, as with a refused event of a JSON body.
-            outcome.columns.stages.removeSubrange(firstStage...)
-            refuse(error.message)
+            guard let endpoint else {
+                return refuse(.noEndpoint, "no endpoint: set http.route on the root span or perfgate.endpoint on any span of the trace")
+            }
+            let timestamp = Timestamp(nanoseconds: Int64(clamping: root.startNanoseconds))
+            if let problem = rules.checkTimestamp(timestamp) { return refuse(.timestamp, "the root span's start \(problem)") }
+            let firstStage = outcome.columns.stages.count
+            do throws(Problem) {
+                let endpointNumber = try label(endpoint, "endpoint", rules, &outcome.columns)
+                let providerNumber = try provider.map { value throws(Problem) in try label(value, "provider", rules, &outcome.columns) }
+                let modelNumber = try model.map { value throws(Problem) in try label(value, "model", rules, &outcome.columns) }
+                for (name, nanoseconds) in fresh {
+                    let number = outcome.columns.stageNames.intern(name, rule: rules.checkStageName)
+                    if let problem = outcome.columns.stageNames.problems[Int(number)] { throw Problem(.invalidLabel, problem) }
+                    outcome.columns.stages.append(EventColumns.StageValue(name: number, nanoseconds: nanoseconds))
+                }
+                let unknown = providerNumber == nil || modelNumber == nil ? outcome.columns.unknown(rule: rules.checkLabelValue) : -1
+                outcome.columns.events.append(EventColumns.Event(
+                    endpoint: endpointNumber, provider: providerNumber ?? unknown, model: modelNumber ?? unknown, timestamp: timestamp,
+                    stages: firstStage..<outcome.columns.stages.count
+                ))
+            } catch {
+                // Interned values stay in the tables unused, as with a refused event of a JSON body.
+                outcome.columns.stages.removeSubrange(firstStage...)
+                return refuse(error.reason, error.message)
+            }
+            if settlement.stages.isEmpty { outcome.counted += 1 } else { outcome.completed += 1 }
+            settlement.stages += fresh.map(\.name)
+            settlement.endpoint = endpoint
+            // The backend's labels are fixed once a backend stage has been counted with them.
+            if fresh.contains(where: { EventDerivation.StageRole(name: $0.name).isBackend }) {
+                settlement.provider = provider ?? "unknown"
+                settlement.model = model ?? "unknown"
+            }
+        }
+        // Nothing more can come once the backend call is counted whole.
+        let backendCounted = settlement.stages.contains(StageName.backendFetch)
+        let whole = backendCounted && (settlement.stages.contains(StageName.streamProcessing) || request.streamed == false)
+        if !whole {
+            root.settlement = settlement
+            outcome.pending.append(root)
         }
     }
 
-    private static func label(_ value: String, _ what: String, _ rules: EventRules, _ columns: inout EventColumns) throws(Refusal) -> Int32 {
+    private static func label(_ value: String, _ what: String, _ rules: EventRules, _ columns: inout EventColumns) throws(Problem) -> Int32 {
         let number = columns.labels.intern(value, rule: rules.checkLabelValue)
-        if let problem = columns.labels.problems[Int(number)] { throw Refusal("\(what) \(EventRules.quoted(value)) \(problem)") }
+        if let problem = columns.labels.problems[Int(number)] { throw Problem(.invalidLabel, "\(what) \(EventRules.quoted(value)) \(problem)") }
         return number
     }
 
-    private struct Refusal: Error {
+    struct Problem: Error {
+        let reason: TraceRefusal
         let message: String
-        init(_ message: String) { self.message = message }
+        init(_ reason: TraceRefusal, _ message: String) {
+            self.reason = reason
+            self.message = message
+        }
     }
+}
+
+/// Why spans were refused, as `perfgate_otlp_spans_refused_total{reason}` counts them.
+package enum TraceRefusal: String, CaseIterable, Sendable {
+    /// A span's trace or span id is missing, all zero or the wrong length.
+    case unusableID = "unusable_id"
+    /// The trace has no `http.route` on its root and no `perfgate.endpoint`.
+    case noEndpoint = "no_endpoint"
+    /// A stage span ends before it starts, or lasts longer than a day.
+    case spanTimes = "span_times"
+    /// The root span starts outside what the store keeps or too far ahead.
+    case timestamp
+    /// The trace holds more spans than `--max-spans-per-trace`.
+    case traceTooLarge = "trace_too_large"
+    /// The trace times more stages than one event may hold.
+    case tooManyStages = "too_many_stages"
+    /// An endpoint, provider, model or stage name breaks the label rules.
+    case invalidLabel = "invalid_label"
+    /// Spans waiting for their root already fill `--max-waiting-spans` or `--max-waiting-bytes`.
+    case waitingFull = "waiting_full"
 }

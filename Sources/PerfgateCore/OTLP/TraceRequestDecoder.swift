@@ -29,8 +29,9 @@ package struct TraceDecodingError: Error, Sendable {
 package enum TraceRequestDecoder {
     // MARK: Protobuf
 
-    /// Reads a protobuf body of at most `maxSpans` spans.
-    package static func protobuf(_ bytes: UnsafeBufferPointer<UInt8>, maxSpans: Int) throws(TraceDecodingError) -> DecodedTraces {
+    /// Reads a protobuf body of at most `maxSpans` spans, keeping at most `keptValueBytes` of
+    /// each attribute value (`OTLPSpan.keptValueBytes`).
+    package static func protobuf(_ bytes: UnsafeBufferPointer<UInt8>, maxSpans: Int, keptValueBytes: Int) throws(TraceDecodingError) -> DecodedTraces {
         var decoded = DecodedTraces()
         do {
             var request = ProtobufReader(bytes)
@@ -52,7 +53,7 @@ package enum TraceRequestDecoder {
                             throw TraceDecodingError("the body holds more than \(maxSpans) spans; send smaller exports", tooManySpans: true)
                         }
                         var spanReader = try scope.message()
-                        switch try span(&spanReader) {
+                        switch try span(&spanReader, keptValueBytes: keptValueBytes) {
                         case .success(let read): decoded.spans.append(read)
                         case .failure(let reason):
                             decoded.refused.append((place(resourceIndex, scopeIndex, spanIndex), reason.message))
@@ -79,7 +80,7 @@ package enum TraceRequestDecoder {
     }
 
     /// One `Span` message: the span, or why it cannot be used.
-    package static func span(_ reader: inout ProtobufReader) throws(ProtobufError) -> Result<OTLPSpan, SpanRefusal> {
+    package static func span(_ reader: inout ProtobufReader, keptValueBytes: Int) throws(ProtobufError) -> Result<OTLPSpan, SpanRefusal> {
         var traceID: TraceID?
         var traceIDBytes = 0
         var spanID: UInt64?
@@ -106,7 +107,10 @@ package enum TraceRequestDecoder {
                 if bytes.count == 8 { span.parentSpanID = bigEndian(bytes, 0) }
             case 5:
                 try reader.expect(.lengthDelimited, got: wireType, field: number, in: "Span")
-                span.name = try reader.string()
+                span.name = OTLPSpan.seedStageName(try reader.bytesValue()) ?? ""
+            case 6:
+                try reader.expect(.varint, got: wireType, field: number, in: "Span")
+                span.kind = OTLPSpan.Kind(number: try reader.varint())
             case 7:
                 try reader.expect(.fixed64, got: wireType, field: number, in: "Span")
                 span.startNanoseconds = try reader.fixed64()
@@ -116,7 +120,7 @@ package enum TraceRequestDecoder {
             case 9:
                 try reader.expect(.lengthDelimited, got: wireType, field: number, in: "Span")
                 var keyValue = try reader.message()
-                try attribute(&keyValue, into: &span.attributes)
+                try attribute(&keyValue, into: &span, keptValueBytes: keptValueBytes)
             case 16:
                 try reader.expect(.fixed32, got: wireType, field: number, in: "Span")
                 flags = try reader.fixed32()
@@ -128,10 +132,11 @@ package enum TraceRequestDecoder {
         return checked(span, traceID: traceID, traceIDBytes: traceIDBytes, spanID: spanID, spanIDBytes: spanIDBytes, parentBytes: parentBytes)
     }
 
-    /// A `KeyValue` whose key perfgate reads and whose value is a string, into `attributes`.
-    private static func attribute(_ reader: inout ProtobufReader, into attributes: inout OTLPSpan.Attributes) throws(ProtobufError) {
-        var key: OTLPSpan.Key?
-        var value: String?
+    /// A `KeyValue` whose key perfgate reads, into `span`: strings cut to `keptValueBytes`,
+    /// the first chunk's time as a double (or integer) of seconds, the stream flag as a bool.
+    private static func attribute(_ reader: inout ProtobufReader, into span: inout OTLPSpan, keptValueBytes: Int) throws(ProtobufError) {
+        var key: Known?
+        var any: ProtobufReader?
         while let (number, wireType) = try reader.nextField() {
             switch number {
             case 1:
@@ -139,30 +144,61 @@ package enum TraceRequestDecoder {
                 key = knownKey(try reader.bytesValue())
             case 2:
                 try reader.expect(.lengthDelimited, got: wireType, field: number, in: "KeyValue")
-                var any = try reader.message()
-                value = nil
-                while let (number, wireType) = try any.nextField() {
-                    if number == 1 {
-                        try any.expect(.lengthDelimited, got: wireType, field: number, in: "AnyValue")
-                        value = try any.string()
-                    } else {
-                        try any.skip(wireType)
-                    }
-                }
+                any = try reader.message()
             default:
                 try reader.skip(wireType)
             }
         }
-        if let key, let value { attributes[key] = value }
+        guard let key, var any else { return }
+        // AnyValue: string 1, bool 2, int 3, double 4; the last one written wins, as protobuf's oneof.
+        var text: UnsafeBufferPointer<UInt8>?
+        var textOffset = 0
+        var flag: Bool?
+        var seconds: Double?
+        while let (number, wireType) = try any.nextField() {
+            switch (number, wireType) {
+            case (1, .lengthDelimited): textOffset = any.offset; text = try any.bytesValue(); flag = nil; seconds = nil
+            case (2, .varint): flag = try any.varint() != 0; text = nil; seconds = nil
+            case (3, .varint): seconds = Double(Int64(bitPattern: try any.varint())); text = nil; flag = nil
+            case (4, .fixed64): seconds = Double(bitPattern: try any.fixed64()); text = nil; flag = nil
+            default: try any.skip(wireType)
+            }
+        }
+        switch key {
+        case .string(let key):
+            guard let text else { return }
+            let kept = OTLPSpan.cut(text, to: keptValueBytes)
+            guard let value = String(validating: kept, as: UTF8.self) else {
+                throw ProtobufError("a string field is not valid UTF-8", at: textOffset)
+            }
+            span.attributes[key] = value
+        case .typed(.timeToFirstChunk):
+            span.firstChunkNanoseconds = seconds.flatMap(nanoseconds)
+        case .typed(.requestStream):
+            span.requestStream = flag
+        }
+    }
+
+    /// Seconds as whole nanoseconds, rounded; nil unless finite, at least 0 and under a day.
+    static func nanoseconds(_ seconds: Double) -> UInt64? {
+        guard seconds.isFinite, seconds >= 0, seconds < 86_400 else { return nil }
+        return UInt64((seconds * 1e9).rounded())
+    }
+
+    /// An attribute key perfgate reads.
+    private enum Known {
+        case string(OTLPSpan.Key)
+        case typed(OTLPSpan.TypedKey)
     }
 
     /// The key `bytes` spell, compared without making a string of every attribute key.
-    private static func knownKey(_ bytes: UnsafeBufferPointer<UInt8>) -> OTLPSpan.Key? {
+    private static func knownKey(_ bytes: UnsafeBufferPointer<UInt8>) -> Known? {
         for (key, spelled) in keyBytes where spelled.count == bytes.count && spelled.elementsEqual(bytes) { return key }
         return nil
     }
 
-    private static let keyBytes = OTLPSpan.Key.allCases.map { ($0, Array($0.name.utf8)) }
+    private static let keyBytes = OTLPSpan.Key.allCases.map { (Known.string($0), Array($0.name.utf8)) }
+        + OTLPSpan.TypedKey.allCases.map { (Known.typed($0), Array($0.name.utf8)) }
 
     private static func bigEndian(_ bytes: UnsafeBufferPointer<UInt8>, _ start: Int) -> UInt64 {
         var value: UInt64 = 0
@@ -174,7 +210,7 @@ package enum TraceRequestDecoder {
 
     /// Reads an OTLP/JSON body of at most `maxSpans` spans. Field names are lowerCamelCase (the
     /// protobuf names are accepted too), ids are hex, 64-bit integers numbers or decimal strings.
-    package static func json(_ bytes: [UInt8], maxSpans: Int) throws(TraceDecodingError) -> DecodedTraces {
+    package static func json(_ bytes: [UInt8], maxSpans: Int, keptValueBytes: Int) throws(TraceDecodingError) -> DecodedTraces {
         let document: JSONValue
         do {
             document = try JSONValue.parse(bytes)
@@ -192,7 +228,7 @@ package enum TraceRequestDecoder {
                         throw TraceDecodingError("the body holds more than \(maxSpans) spans; send smaller exports", tooManySpans: true)
                     }
                     let path = "\(scopePath).spans[\(spanIndex)]"
-                    switch try span(json: value, at: path) {
+                    switch try span(json: value, at: path, keptValueBytes: keptValueBytes) {
                     case .success(let read): decoded.spans.append(read)
                     case .failure(let reason): decoded.refused.append((place(resourceIndex, scopeIndex, spanIndex), reason.message))
                     }
@@ -212,7 +248,7 @@ package enum TraceRequestDecoder {
         return elements
     }
 
-    private static func span(json value: JSONValue, at path: String) throws(TraceDecodingError) -> Result<OTLPSpan, SpanRefusal> {
+    private static func span(json value: JSONValue, at path: String, keptValueBytes: Int) throws(TraceDecodingError) -> Result<OTLPSpan, SpanRefusal> {
         guard case .object = value else { throw TraceDecodingError("\(path) must be an object") }
         func member(_ name: String, _ protoName: String) -> JSONValue? {
             guard let found = value[name] ?? value[protoName], found != .null else { return nil }
@@ -258,7 +294,14 @@ package enum TraceRequestDecoder {
         var span = OTLPSpan(traceID: TraceID(high: 0, low: 0), spanID: 0)
         if let name = member("name", "name") {
             guard let text = name.stringValue else { throw TraceDecodingError("\(path).name must be a string") }
-            span.name = text
+            span.name = StageName.seed.contains(text) ? text : ""
+        }
+        if let kind = member("kind", "kind") {
+            // An integer, as OTLP/JSON writes enums; the enum's name is read too.
+            switch kind {
+            case .string(let text): span.kind = Self.kindNames[text] ?? .unspecified
+            default: span.kind = OTLPSpan.Kind(number: try number("kind", "kind", max: UInt64(Int32.max), strings: false) ?? 0)
+            }
         }
         span.startNanoseconds = try number("startTimeUnixNano", "start_time_unix_nano", max: .max, strings: true) ?? 0
         span.endNanoseconds = try number("endTimeUnixNano", "end_time_unix_nano", max: .max, strings: true) ?? 0
@@ -275,9 +318,21 @@ package enum TraceRequestDecoder {
                 guard anyValue == .null || anyValue.objectMembers != nil else {
                     throw TraceDecodingError("\(path).attributes[\(index)].value must be an object such as {\"stringValue\": \"…\"}")
                 }
-                guard let key = OTLPSpan.Key(name: keyText) else { continue }
-                if let text = anyValue["stringValue"]?.stringValue ?? anyValue["string_value"]?.stringValue {
-                    span.attributes[key] = text
+                if let key = OTLPSpan.Key(name: keyText) {
+                    if let text = anyValue["stringValue"]?.stringValue ?? anyValue["string_value"]?.stringValue {
+                        span.attributes[key] = text.utf8.count > keptValueBytes
+                            ? Array(text.utf8).withUnsafeBufferPointer { String(decoding: OTLPSpan.cut($0, to: keptValueBytes), as: UTF8.self) }
+                            : text
+                    }
+                } else if keyText == OTLPSpan.TypedKey.timeToFirstChunk.name {
+                    // A double is a JSON number (or "NaN" and the like); an int64 a decimal string or number.
+                    let seconds: Double? = switch anyValue["doubleValue"] ?? anyValue["double_value"] ?? anyValue["intValue"] ?? anyValue["int_value"] {
+                    case .number(let text)?, .string(let text)?: Double(text)
+                    default: nil
+                    }
+                    span.firstChunkNanoseconds = seconds.flatMap(nanoseconds)
+                } else if keyText == OTLPSpan.TypedKey.requestStream.name {
+                    if case .bool(let flag)? = anyValue["boolValue"] ?? anyValue["bool_value"] { span.requestStream = flag }
                 }
             }
         }
@@ -288,6 +343,11 @@ package enum TraceRequestDecoder {
             spanID: spanID?.first, spanIDBytes: bytes(spanID), parentBytes: bytes(parent)
         )
     }
+
+    private static let kindNames: [String: OTLPSpan.Kind] = [
+        "SPAN_KIND_UNSPECIFIED": .unspecified, "SPAN_KIND_INTERNAL": .internal, "SPAN_KIND_SERVER": .server,
+        "SPAN_KIND_CLIENT": .client, "SPAN_KIND_PRODUCER": .producer, "SPAN_KIND_CONSUMER": .consumer,
+    ]
 
     // MARK: Both
 

@@ -77,6 +77,23 @@ package struct PendingSpan: Equatable, Sendable {
     }
 }
 
+/// What one trace keeps in the store while it waits: rows, and their bytes.
+package struct WaitingRows: Equatable, Sendable {
+    package var spans: Int
+    package var bytes: Int
+
+    /// `spans` rows of `bytes` bytes in all.
+    package init(spans: Int, bytes: Int) {
+        self.spans = spans
+        self.bytes = bytes
+    }
+
+    /// These rows and `other`'s.
+    package func adding(_ other: WaitingRows) -> WaitingRows { WaitingRows(spans: spans + other.spans, bytes: bytes + other.bytes) }
+    /// These rows without `other`'s.
+    package func removing(_ other: WaitingRows) -> WaitingRows { WaitingRows(spans: spans - other.spans, bytes: bytes - other.bytes) }
+}
+
 /// What a store holds, read back at start-up.
 package struct RestoredState: Sendable {
     /// Every series.
@@ -87,13 +104,14 @@ package struct RestoredState: Sendable {
     package var recent: [MinuteRollup]
     /// The last minute each series counted something in, among the minutes still kept.
     package var lastMinutes: [SeriesID: Minute]
-    /// The traces that have spans waiting for their root.
-    package var pendingTraces: Set<TraceID>
+    /// The traces that have spans waiting (for their root, or counted roots waiting for spans
+    /// that end after them), with what they hold.
+    package var pendingTraces: [TraceID: WaitingRows]
 
     /// A restored state.
     package init(
         series: [SeriesRecord], totals: [SeriesID: HistogramCounts], recent: [MinuteRollup], lastMinutes: [SeriesID: Minute] = [:],
-        pendingTraces: Set<TraceID> = []
+        pendingTraces: [TraceID: WaitingRows] = [:]
     ) {
         self.series = series
         self.totals = totals
@@ -143,8 +161,9 @@ package protocol RollupStore: AnyObject, Sendable {
     /// The spans of `traces` that wait for their root.
     func pendingSpans(of traces: Set<TraceID>) async throws -> [PendingSpan]
     /// Removes the waiting spans received before `receivedBefore` (Unix seconds), with every
-    /// other waiting span of their traces; returns the spans removed.
-    func dropPendingSpans(receivedBefore: Int64) async throws -> [PendingSpan]
+    /// other waiting span of their traces, for at most `maxTraces` traces (so that a backlog
+    /// goes in batches); returns the spans removed.
+    func dropPendingSpans(receivedBefore: Int64, maxTraces: Int) async throws -> [PendingSpan]
     /// The counts of each of `series` (all of family `metric`) over a range of minutes; series
     /// with nothing in range are absent. Counts of another layout than the family's are an error.
     func windowTotals(of metric: HistogramMetric, series: Set<SeriesID>, minutes: ClosedRange<Minute>) async throws -> [SeriesID: HistogramCounts]

@@ -38,8 +38,13 @@ package struct ServerConfiguration: Sendable {
     package var requestTimeoutSeconds: Int64 = 30
     /// Minutes a series may go unwritten before it leaves `/metrics` and the store; 0 keeps series forever.
     package var seriesTTLMinutes: Int64 = 0
-    /// Seconds an OTLP span may wait for its trace's local root span before the trace is given up.
+    /// Seconds an OTLP span may wait for its trace's local root span before the trace is given
+    /// up, and a counted root for spans that end after it.
     package var traceWaitSeconds: Int64 = 300
+    /// Most OTLP span rows kept waiting at once (spans for their root, counted roots for late spans).
+    package var maxWaitingSpans = 1_000_000
+    /// Most bytes those rows may take in the store.
+    package var maxWaitingBytes = 256 << 20
     /// Most spans in one OTLP export.
     package var maxSpansPerExport = 50_000
     /// How long the answer to a request with an `Idempotency-Key` is kept, in seconds.

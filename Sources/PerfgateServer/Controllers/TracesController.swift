@@ -63,17 +63,18 @@ struct TracesController<Context: RequestContext>: Sendable {
                 throw EventsController<Context>.apiError(for: error, resend: "a resend may count its spans twice")
             }
         }
-        selfMetrics.recordTraces(spans: decoded.spanCount, refused: decoded.refused.count, outcome: outcome, at: now)
-        let reasons = decoded.refused.map { "\($0.place): \($0.reason)" } + outcome.refused.map { $0.reason }
+        selfMetrics.recordTraces(spans: decoded.spanCount, unusable: decoded.refused.count, outcome: outcome, at: now)
+        let reasons = decoded.refused.map { "\($0.place): \($0.reason)" } + outcome.refused.map(\.message)
         let body = Self.answer(rejected: decoded.refused.count + outcome.refusedSpans, reasons: reasons, encoding: encoding)
         return Response(status: .ok, headers: [.contentType: encoding.contentType, .xContentTypeOptions: "nosniff"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
     }
 
     private func decode(_ bytes: UnsafeBufferPointer<UInt8>, encoding: Encoding) throws -> DecodedTraces {
+        let keptValueBytes = OTLPSpan.keptValueBytes(configuration.effectiveLimits)
         do {
             switch encoding {
-            case .protobuf: return try TraceRequestDecoder.protobuf(bytes, maxSpans: configuration.maxSpansPerExport)
-            case .json: return try TraceRequestDecoder.json(Array(bytes), maxSpans: configuration.maxSpansPerExport)
+            case .protobuf: return try TraceRequestDecoder.protobuf(bytes, maxSpans: configuration.maxSpansPerExport, keptValueBytes: keptValueBytes)
+            case .json: return try TraceRequestDecoder.json(Array(bytes), maxSpans: configuration.maxSpansPerExport, keptValueBytes: keptValueBytes)
             }
         } catch {
             if error.tooManySpans { throw EventsController<Context>.Refusal(.tooManyEvents, APIError(.contentTooLarge, error.message)) }

@@ -55,8 +55,11 @@ final class Committer: @unchecked Sendable {
     private let logger: Logger
     /// For how long idempotent answers are kept.
     private let configuration: ServerConfiguration
-    /// Traces with spans in the store waiting for their root.
-    private var pendingTraces: Set<TraceID>
+    /// Traces with rows in the store waiting (spans for their root, counted roots for spans
+    /// that end after them), with what each holds.
+    private var pendingTraces: [TraceID: WaitingRows]
+    /// What all of them hold, against `--max-waiting-spans` and `--max-waiting-bytes`.
+    private var waitingTotal: WaitingRows
     /// Set when a commit's outcome was unknown: until this replica reads its own counts back
     /// from the store, `/metrics` may lack what that commit applied. Written by the writer only;
     /// read elsewhere to skip queueing a read-back that has nothing to do.
@@ -69,11 +72,12 @@ final class Committer: @unchecked Sendable {
     var writeExecutor: (any TaskExecutor)? { store.writeExecutor }
 
     init(
-        registry: SeriesRegistry, pendingTraces: Set<TraceID> = [], store: any RollupStore, live: LiveMetrics, selfMetrics: SelfMetrics,
+        registry: SeriesRegistry, pendingTraces: [TraceID: WaitingRows] = [:], store: any RollupStore, live: LiveMetrics, selfMetrics: SelfMetrics,
         clock: any WallClock, configuration: ServerConfiguration, logger: Logger
     ) {
         self.configuration = configuration
         self.pendingTraces = pendingTraces
+        waitingTotal = pendingTraces.values.reduce(WaitingRows(spans: 0, bytes: 0)) { $0.adding($1) }
         self.registry = registry
         self.store = store
         self.live = live
@@ -134,7 +138,7 @@ final class Committer: @unchecked Sendable {
         var answers: [String: IdempotentAnswer] = [:]
         var overflowTotal: [HistogramMetric: Int] = [:]
         // The waiting spans of every trace this commit touches, as they stand after each write.
-        var waiting: [TraceID: [PendingSpan]] = [:]
+        var waiting = WaitingChanges()
         let now = clock.now()
         receipts.reserveCapacity(writes.count)
         for write in writes {
@@ -157,6 +161,7 @@ final class Committer: @unchecked Sendable {
             if let traces = write.traces {
                 do {
                     let outcome = try await assemble(traces, waiting: &waiting, now: now)
+                    if !outcome.refused.isEmpty { logRefusals(outcome.refused, now: now) }
                     delta.add(outcome.columns, layouts: configuration.layouts)
                     receipt.traces = outcome
                 } catch {
@@ -193,7 +198,7 @@ final class Committer: @unchecked Sendable {
         do {
             try await store.commit(CommitBatch(
                 newSeries: created, rollups: rollups, answers: Array(answers.values),
-                settledTraces: Array(waiting.keys), pendingSpans: waiting.values.flatMap { $0 },
+                settledTraces: Array(waiting.rows.keys), pendingSpans: waiting.rows.values.flatMap { $0 },
                 answersKeptSince: configuration.oldestKeptAnswer(at: now)
             ))
         } catch let taken as AnswerTaken where attempt < Self.attemptsPerCommit {
@@ -216,11 +221,13 @@ final class Committer: @unchecked Sendable {
         }
         selfMetrics.recordCommit(nanoseconds: Self.nanoseconds(since: started), succeeded: true, overflowed: overflowTotal)
         for rollup in rollups { registry.touch(rollup.seriesID, at: now.minute) }
-        if !waiting.isEmpty {
-            for (trace, spans) in waiting {
-                if spans.isEmpty { pendingTraces.remove(trace) } else { pendingTraces.insert(trace) }
+        if !waiting.rows.isEmpty {
+            for (trace, held) in waiting.held {
+                if let before = pendingTraces[trace] { waitingTotal = waitingTotal.removing(before) }
+                pendingTraces[trace] = held.spans == 0 ? nil : held
+                waitingTotal = waitingTotal.adding(held)
             }
-            selfMetrics.recordWaitingTraces(pendingTraces.count)
+            selfMetrics.recordWaiting(traces: pendingTraces.count, rows: waitingTotal)
         }
 
         // Label text is rendered here, once per new series, outside the lock scrapes take.
@@ -229,28 +236,67 @@ final class Committer: @unchecked Sendable {
         return .success(receipts)
     }
 
+    /// The waiting rows of the traces one commit touches, as they stand after each of its writes.
+    private struct WaitingChanges {
+        /// Each trace's rows: what replaces them in the store.
+        var rows: [TraceID: [PendingSpan]] = [:]
+        /// What those rows hold.
+        var held: [TraceID: WaitingRows] = [:]
+    }
+
     /// Assembles a request's spans with those of their traces already waiting (in `waiting` from
     /// this commit's earlier writes, else in the store); leaves in `waiting` what still waits.
-    private func assemble(_ traces: TraceWrite, waiting: inout [TraceID: [PendingSpan]], now: Timestamp) async throws -> TraceAssembly.Outcome {
+    /// A trace new to the waiting room is refused once the room is full.
+    private func assemble(_ traces: TraceWrite, waiting: inout WaitingChanges, now: Timestamp) async throws -> TraceAssembly.Outcome {
         let involved = Set(traces.spans.map(\.traceID))
         // A shared store may hold spans other replicas received: every trace is looked up there.
         let shared = store is any SharedRollupStore
-        let stored = involved.filter { waiting[$0] == nil && (shared || pendingTraces.contains($0)) }
-        for trace in involved where waiting[trace] == nil { waiting[trace] = [] }
-        for pending in try await store.pendingSpans(of: stored) { waiting[pending.span.traceID]!.append(pending) }
+        let stored = involved.filter { waiting.rows[$0] == nil && (shared || pendingTraces[$0] != nil) }
+        for trace in involved where waiting.rows[trace] == nil { waiting.rows[trace] = [] }
+        for pending in try await store.pendingSpans(of: stored) { waiting.rows[pending.span.traceID]!.append(pending) }
         var receivedAt: [SpanKey: Int64] = [:]
         var spans: [OTLPSpan] = []
+        var waitedBefore: Set<TraceID> = []
         for trace in involved {
-            for pending in waiting[trace]! {
+            if !waiting.rows[trace]!.isEmpty { waitedBefore.insert(trace) }
+            for pending in waiting.rows[trace]! {
                 receivedAt[SpanKey(pending.span)] = pending.receivedAt
                 spans.append(pending.span)
             }
-            waiting[trace] = []
+            waiting.rows[trace] = []
         }
         spans += traces.spans
-        let outcome = TraceAssembly.assemble(spans, rules: traces.rules)
+        var outcome = TraceAssembly.assemble(spans, rules: traces.rules)
+
+        // What the room holds with this write's other traces as they stand.
+        var total = waitingTotal
+        for trace in involved.union(waiting.held.keys) {
+            if let before = pendingTraces[trace] { total = total.removing(before) }
+            if !involved.contains(trace), let held = waiting.held[trace] { total = total.adding(held) }
+        }
+        var kept: [TraceID: [PendingSpan]] = [:]
         for span in outcome.pending {
-            waiting[span.traceID]!.append(PendingSpan(span, receivedAt: receivedAt[SpanKey(span)] ?? now.seconds))
+            kept[span.traceID, default: []].append(PendingSpan(span, receivedAt: receivedAt[SpanKey(span)] ?? now.seconds))
+        }
+        for trace in involved.sorted() {
+            let rows = kept[trace] ?? []
+            let held = WaitingRows(spans: rows.count, bytes: rows.reduce(0) { $0 + $1.span.encoded().count })
+            let fits = total.spans + held.spans <= configuration.maxWaitingSpans && total.bytes + held.bytes <= configuration.maxWaitingBytes
+            if fits || waitedBefore.contains(trace) {
+                waiting.rows[trace] = rows
+                waiting.held[trace] = held
+                total = total.adding(held)
+            } else {
+                // A counted root kept only for late spans is let go; spans waiting for their root are refused.
+                let refused = rows.filter { $0.span.settlement == nil }.count
+                if refused > 0 {
+                    outcome.refused.append(TraceAssembly.Refused(
+                        trace: trace, spans: refused, reason: .waitingFull,
+                        message: "trace \(trace): \(total.spans) spans (\(total.bytes) bytes) already wait for their root, the most --max-waiting-spans and --max-waiting-bytes allow"
+                    ))
+                }
+                waiting.held[trace] = WaitingRows(spans: 0, bytes: 0)
+            }
         }
         return outcome
     }
@@ -266,13 +312,65 @@ final class Committer: @unchecked Sendable {
         }
     }
 
-    /// Gives up the traces whose spans have waited since before `cutoff` (Unix seconds).
-    func dropWaitingSpans(receivedBefore cutoff: Int64) async -> Result<[PendingSpan], WriteError> {
+    /// When refusals were last logged: at most one line per reason every ten seconds, with the
+    /// number refused since, so that a flood of bad traces cannot flood the log.
+    private var refusalLog: [TraceRefusal: (lastLogged: Int64?, since: Int)] = [:]
+
+    private func logRefusals(_ refused: [TraceAssembly.Refused], now: Timestamp) {
+        for refusal in refused {
+            var entry = refusalLog[refusal.reason] ?? (lastLogged: nil, since: 0)
+            entry.since += refusal.spans
+            if entry.lastLogged.map({ now.seconds - $0 >= 10 }) ?? true {
+                logger.warning("OTLP spans refused", metadata: [
+                    "otlp.reason": "\(refusal.reason.rawValue)", "otlp.spans": "\(entry.since)", "otlp.example": "\(refusal.message)",
+                ])
+                entry = (lastLogged: now.seconds, since: 0)
+            }
+            refusalLog[refusal.reason] = entry
+        }
+    }
+
+    /// Traces given up in one pass of expiry.
+    struct ExpiredTraces: Sendable {
+        /// Spans dropped because their root did not arrive in time, and their traces.
+        var droppedSpans = 0
+        var droppedTraces = 0
+        /// Counted roots no longer kept for late spans, and those of them that had counted nothing.
+        var closed = 0
+        var withoutStages = 0
+        /// The pass reached its limit: more may have expired.
+        var more = false
+    }
+
+    /// Expired traces given up in one pass: a backlog goes in passes between commits.
+    static var tracesPerExpiry: Int { 512 }
+
+    /// Gives up the traces whose spans have waited since before `cutoff` (Unix seconds), at most
+    /// `tracesPerExpiry` of them.
+    func dropWaitingSpans(receivedBefore cutoff: Int64) async -> Result<ExpiredTraces, WriteError> {
         do {
-            let dropped = try await store.dropPendingSpans(receivedBefore: cutoff)
-            for span in dropped { pendingTraces.remove(span.span.traceID) }
-            selfMetrics.recordDroppedSpans(dropped.count, waitingTraces: pendingTraces.count)
-            return .success(dropped)
+            let removed = try await store.dropPendingSpans(receivedBefore: cutoff, maxTraces: Self.tracesPerExpiry)
+            var expired = ExpiredTraces()
+            var traces: Set<TraceID> = []
+            var droppedTraces: Set<TraceID> = []
+            for row in removed {
+                traces.insert(row.span.traceID)
+                if let settlement = row.span.settlement {
+                    expired.closed += 1
+                    if settlement.stages.isEmpty { expired.withoutStages += 1 }
+                } else {
+                    expired.droppedSpans += 1
+                    droppedTraces.insert(row.span.traceID)
+                }
+            }
+            expired.droppedTraces = droppedTraces.count
+            expired.more = traces.count >= Self.tracesPerExpiry
+            for trace in traces {
+                if let before = pendingTraces.removeValue(forKey: trace) { waitingTotal = waitingTotal.removing(before) }
+            }
+            selfMetrics.recordExpired(expired)
+            selfMetrics.recordWaiting(traces: pendingTraces.count, rows: waitingTotal)
+            return .success(expired)
         } catch {
             logger.error("dropping expired spans failed", metadata: ["store.error": "\(error)"])
             return .failure(.storeFailed(String(describing: error)))

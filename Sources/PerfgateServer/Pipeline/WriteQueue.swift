@@ -24,7 +24,7 @@ final class WriteQueue: Sendable {
     private enum Job: Sendable {
         case ingest(PendingWrite, Waiter)
         case prune(Minute, CheckedContinuation<PruneReport, any Error>)
-        case dropWaitingSpans(Int64, CheckedContinuation<[PendingSpan], any Error>)
+        case dropWaitingSpans(Int64, CheckedContinuation<Committer.ExpiredTraces, any Error>)
         case delete(SeriesSelector, CheckedContinuation<[SeriesKey], any Error>)
         case expire(Minute, CheckedContinuation<[SeriesKey], any Error>)
         case adopt([SeriesRecord], CheckedContinuation<Void, Never>)
@@ -119,9 +119,9 @@ final class WriteQueue: Sendable {
         try await withCheckedThrowingContinuation { enqueue(.prune(cutoff, $0)) }
     }
 
-    /// Gives up the traces whose spans have waited since before `cutoff` (Unix seconds), in turn
-    /// with the commits; returns the spans dropped.
-    func dropWaitingSpans(receivedBefore cutoff: Int64) async throws -> [PendingSpan] {
+    /// Gives up traces whose spans have waited since before `cutoff` (Unix seconds), one pass of
+    /// them, in turn with the commits; says what went.
+    func dropWaitingSpans(receivedBefore cutoff: Int64) async throws -> Committer.ExpiredTraces {
         try await withCheckedThrowingContinuation { enqueue(.dropWaitingSpans(cutoff, $0)) }
     }
 

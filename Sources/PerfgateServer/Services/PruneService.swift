@@ -41,11 +41,26 @@ struct PruneService: Service {
             logger.warning("prune failed; will retry", metadata: ["prune.error": "\(error)"])
         }
         do {
-            let dropped = try await queue.dropWaitingSpans(receivedBefore: clock.now().seconds - traceWaitSeconds)
-            if !dropped.isEmpty {
+            // Pass by pass, so that commits run between them however long the backlog.
+            var total = Committer.ExpiredTraces()
+            let cutoff = clock.now().seconds - traceWaitSeconds
+            repeat {
+                let pass = try await queue.dropWaitingSpans(receivedBefore: cutoff)
+                total.droppedSpans += pass.droppedSpans
+                total.droppedTraces += pass.droppedTraces
+                total.withoutStages += pass.withoutStages
+                total.more = pass.more
+            } while total.more
+            if total.droppedSpans > 0 {
                 logger.warning(
                     "dropped spans whose trace's root span did not arrive in time",
-                    metadata: ["otlp.spans": "\(dropped.count)", "otlp.traces": "\(Set(dropped.map(\.span.traceID)).count)"]
+                    metadata: ["otlp.spans": "\(total.droppedSpans)", "otlp.traces": "\(total.droppedTraces)"]
+                )
+            }
+            if total.withoutStages > 0 {
+                logger.info(
+                    "OTLP traces named no stage and held no model call: nothing counted",
+                    metadata: ["otlp.traces": "\(total.withoutStages)"]
                 )
             }
         } catch {

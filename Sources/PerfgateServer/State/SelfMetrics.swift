@@ -48,10 +48,12 @@ final class SelfMetrics: Sendable {
         var replays: UInt64 = 0
         var deletedSeries: [SeriesDeletion: UInt64] = [:]
         var spansReceived: UInt64 = 0
-        var spansRefused: UInt64 = 0
+        var spansRefused: [TraceRefusal: UInt64] = [:]
         var spansDropped: UInt64 = 0
         var traces: [TraceOutcome: UInt64] = [:]
+        var eventsCompleted: UInt64 = 0
         var waitingTraces: UInt64 = 0
+        var waiting = WaitingRows(spans: 0, bytes: 0)
         /// Events accepted per wall-clock minute, the last few only: the status page's rate.
         var acceptedByMinute: [Minute: UInt64] = [:]
     }
@@ -93,28 +95,38 @@ final class SelfMetrics: Sendable {
 
     /// Records an OTLP export that was committed: its spans, those refused, and what the traces
     /// completed in its commit came to.
-    func recordTraces(spans: Int, refused: Int, outcome: TraceAssembly.Outcome, at now: Timestamp) {
-        recordBatch(accepted: outcome.columns.events.count, rejections: [], at: now)
+    func recordTraces(spans: Int, unusable: Int, outcome: TraceAssembly.Outcome, at now: Timestamp) {
+        recordBatch(accepted: outcome.counted, rejections: [], at: now)
         counters.withLock { counters in
             counters.spansReceived += UInt64(spans)
-            counters.spansRefused += UInt64(refused + outcome.refusedSpans)
-            counters.traces[.event, default: 0] += UInt64(outcome.columns.events.count)
+            if unusable > 0 { counters.spansRefused[.unusableID, default: 0] += UInt64(unusable) }
+            for refused in outcome.refused { counters.spansRefused[refused.reason, default: 0] += UInt64(refused.spans) }
+            counters.traces[.event, default: 0] += UInt64(outcome.counted)
             counters.traces[.refused, default: 0] += UInt64(outcome.refused.count)
-            counters.traces[.noStages, default: 0] += UInt64(outcome.withoutStages)
+            counters.eventsCompleted += UInt64(outcome.completed)
         }
     }
 
-    /// Records the traces waiting for their root span now.
-    func recordWaitingTraces(_ count: Int) {
-        counters.withLock { $0.waitingTraces = UInt64(count) }
-    }
-
-    /// Records spans dropped because their trace's root span did not arrive in time.
-    func recordDroppedSpans(_ count: Int, waitingTraces: Int) {
+    /// Records what the waiting room holds now.
+    func recordWaiting(traces: Int, rows: WaitingRows) {
         counters.withLock { counters in
-            counters.spansDropped += UInt64(count)
-            counters.waitingTraces = UInt64(waitingTraces)
+            counters.waitingTraces = UInt64(traces)
+            counters.waiting = rows
         }
+    }
+
+    /// Records traces given up by expiry: spans whose root never came, and roots that counted nothing.
+    func recordExpired(_ expired: Committer.ExpiredTraces) {
+        counters.withLock { counters in
+            counters.spansDropped += UInt64(expired.droppedSpans)
+            counters.traces[.noStages, default: 0] += UInt64(expired.withoutStages)
+        }
+    }
+
+    /// Spans refused, by reason, and traces that came to no stage: what the status page's
+    /// OTLP hint reads.
+    var otlpTrouble: (refused: [TraceRefusal: UInt64], events: UInt64, withoutStages: UInt64) {
+        counters.withLock { ($0.spansRefused, $0.traces[.event] ?? 0, $0.traces[.noStages] ?? 0) }
     }
 
     /// Records a request refused as a whole.
@@ -233,18 +245,24 @@ final class SelfMetrics: Sendable {
             ),
             family("perfgate_otlp_spans_received_total", "OTLP spans in exports committed to /v1/traces.", .counter, [(.none, Double(counters.spansReceived))]),
             family(
-                "perfgate_otlp_spans_refused_total", "OTLP spans refused (unusable ids, or their trace's event broke a rule); reported in partial_success.", .counter,
-                [(.none, Double(counters.spansRefused))]
+                "perfgate_otlp_spans_refused_total", "OTLP spans refused, by reason (an unusable id, a rule their trace's event broke, a full waiting room); reported in partial_success.", .counter,
+                TraceRefusal.allCases.map { (labeled("reason", $0.rawValue), Double(counters.spansRefused[$0] ?? 0)) }
             ),
             family(
                 "perfgate_otlp_spans_dropped_total", "OTLP spans dropped because their trace's root span did not arrive within --trace-wait.", .counter,
                 [(.none, Double(counters.spansDropped))]
             ),
             family(
-                "perfgate_otlp_traces_total", "OTLP traces completed (one per local root span), by outcome: an event, refused, or no stage span to count.", .counter,
+                "perfgate_otlp_traces_total", "OTLP traces (one per local root span), by outcome: an event counted, refused, or no stage to count by the end of --trace-wait.", .counter,
                 TraceOutcome.allCases.map { (labeled("outcome", $0.rawValue), Double(counters.traces[$0] ?? 0)) }
             ),
-            family("perfgate_otlp_waiting_traces", "OTLP traces with spans waiting for their root span.", .gauge, [(.none, Double(counters.waitingTraces))]),
+            family(
+                "perfgate_otlp_events_completed_total", "Events from OTLP traces completed by spans that ended after their root (a stream, a model call).", .counter,
+                [(.none, Double(counters.eventsCompleted))]
+            ),
+            family("perfgate_otlp_waiting_traces", "OTLP traces with spans waiting: for their root span, or a counted root for spans that end after it.", .gauge, [(.none, Double(counters.waitingTraces))]),
+            family("perfgate_otlp_waiting_spans", "OTLP spans waiting, against --max-waiting-spans.", .gauge, [(.none, Double(counters.waiting.spans))]),
+            family("perfgate_otlp_waiting_bytes", "Bytes the waiting OTLP spans take in the store, against --max-waiting-bytes.", .gauge, [(.none, Double(counters.waiting.bytes))]),
             family("perfgate_pruned_rollups_total", "Minute rollups folded into series bases after the retention.", .counter, [(.none, Double(counters.prunedRollups))]),
             family("perfgate_store_size_bytes", "Size of the SQLite store on disk, WAL included.", .gauge, [(.none, Double(gauges.storeSizeBytes))]),
             family("perfgate_write_queue_events", "Events waiting for the next group commit.", .gauge, [(.none, Double(gauges.queuedEvents))]),

@@ -1,0 +1,96 @@
+extension TraceAssembly {
+    /// The stages one local root's spans time: the stage spans they name, and what the GenAI
+    /// conventions let perfgate read without perfgate's names (the model call's time to first
+    /// byte and its stream, the frontend before it).
+    struct Request {
+        /// The root first, then by start time.
+        let spans: [OTLPSpan]
+        /// Each stage's duration, summed when a stage is timed more than once, in first-seen order.
+        private(set) var stages: [(name: String, nanoseconds: Int64)] = []
+        /// The span of the backend call: the `backend_fetch` stage span, else the model call.
+        private(set) var backendSpan: OTLPSpan?
+        /// Whether the backend call streamed its answer, when the spans say.
+        private(set) var streamed: Bool?
+
+        /// The first value of `key` on the spans, the root's first.
+        func first(_ key: OTLPSpan.Key) -> String? {
+            for span in spans { if let value = span.attributes[key] { return value } }
+            return nil
+        }
+
+        /// The stages of `spans`, or why they cannot make an event.
+        static func read(_ spans: [OTLPSpan], rules: EventRules) -> Result<Request, Problem> {
+            var request = Request(spans: spans)
+            var index: [String: Int] = [:]
+            func add(_ name: String, _ nanoseconds: UInt64) {
+                let clamped = Int64(clamping: nanoseconds)
+                if let at = index[name] {
+                    request.stages[at].nanoseconds = min(request.stages[at].nanoseconds + clamped, rules.limits.maxDurationNanoseconds)
+                } else {
+                    index[name] = request.stages.count
+                    request.stages.append((name, clamped))
+                }
+            }
+            func duration(_ span: OTLPSpan, _ what: String) -> Result<UInt64, Problem> {
+                guard span.endNanoseconds >= span.startNanoseconds else {
+                    return .failure(Problem(.spanTimes, "span \(Hex.fixed(span.spanID)) (\(what)) ends before it starts"))
+                }
+                let duration = span.endNanoseconds - span.startNanoseconds
+                guard duration <= UInt64(rules.limits.maxDurationNanoseconds) else {
+                    return .failure(Problem(.spanTimes, "span \(Hex.fixed(span.spanID)) (\(what)) lasts \(DecimalSeconds.format(nanoseconds: Int64(clamping: duration))) s, longer than \(DecimalSeconds.format(nanoseconds: rules.limits.maxDurationNanoseconds)) s"))
+                }
+                return .success(duration)
+            }
+
+            var explicitBackend: OTLPSpan?
+            for span in spans {
+                guard let name = stage(of: span) else { continue }
+                switch duration(span, name) {
+                case .success(let nanoseconds): add(name, nanoseconds)
+                case .failure(let problem): return .failure(problem)
+                }
+                if name == StageName.backendFetch, explicitBackend == nil { explicitBackend = span }
+            }
+            request.backendSpan = explicitBackend
+            if index[StageName.streamProcessing] != nil { request.streamed = true }
+
+            // Without perfgate's backend stages, the model call is the backend.
+            if explicitBackend == nil, index[StageName.streamProcessing] == nil, let call = spans.first(where: \.isModelCall) {
+                request.backendSpan = call
+                let whole: UInt64
+                switch duration(call, call.attributes[.operationName] ?? "model call") {
+                case .success(let nanoseconds): whole = nanoseconds
+                case .failure(let problem): return .failure(problem)
+                }
+                // Time to first byte from the best signal the spans hold; the stream is the rest.
+                var firstByte: UInt64?
+                if let firstChunk = call.firstChunkNanoseconds {
+                    firstByte = min(firstChunk, whole)
+                    request.streamed = true
+                } else if call.requestStream == false {
+                    // A call that did not stream: its answer came whole.
+                    firstByte = whole
+                    request.streamed = false
+                } else if let head = spans.first(where: { $0.parentSpanID == call.spanID && $0.isHTTPClient }) {
+                    // The HTTP client's span ends when the response's head has arrived; what
+                    // follows is the body (for an answer that did not stream, its short transfer).
+                    firstByte = min(head.endNanoseconds - min(head.endNanoseconds, call.startNanoseconds), whole)
+                    request.streamed = true
+                }
+                // Otherwise no split is invented: the spans do not say when the answer began.
+                if let firstByte {
+                    add(StageName.backendFetch, firstByte)
+                    if request.streamed == true { add(StageName.streamProcessing, whole - firstByte) }
+                }
+            }
+
+            // An uninstrumented frontend: from the root's start to the backend call's.
+            let root = spans[0]
+            if let backend = request.backendSpan, !request.stages.contains(where: { EventDerivation.StageRole(name: $0.name) == .frontend }),
+               backend.spanID != root.spanID, backend.startNanoseconds >= root.startNanoseconds {
+                add(StageName.frontendProcessing, backend.startNanoseconds - root.startNanoseconds)
+            }
+            return .success(request)
+        }
+    }
+}
