@@ -7,6 +7,12 @@ import Testing
     static let now = Timestamp(nanoseconds: 1_764_000_000_000_000_000)
     static let rules = EventRules(limits: IngestLimits(), now: now)
 
+    static func json(_ text: String, maxSpans: Int = 10) throws(TraceDecodingError) -> DecodedTraces {
+        try Array(text.utf8).withUnsafeBufferPointer { buffer throws(TraceDecodingError) in
+            try TraceRequestDecoder.json(buffer, maxSpans: maxSpans, keptValueBytes: OTLPSpan.keptValueBytes(IngestLimits()))
+        }
+    }
+
     static func decode(_ bytes: [UInt8], maxSpans: Int = 1000) throws(TraceDecodingError) -> DecodedTraces {
         try bytes.withUnsafeBufferPointer { buffer throws(TraceDecodingError) in try TraceRequestDecoder.protobuf(buffer, maxSpans: maxSpans, keptValueBytes: OTLPSpan.keptValueBytes(IngestLimits())) }
     }
@@ -75,7 +81,7 @@ import Testing
               {"traceId": "xyz", "spanId": "0000000000000002"}
             ]}]}]}
             """#
-        let decoded = try TraceRequestDecoder.json(Array(body.utf8), maxSpans: 10, keptValueBytes: 129)
+        let decoded = try Self.json(body)
         #expect(decoded.spans.count == 1 && decoded.refused.count == 1)
         let span = decoded.spans[0]
         #expect(span.traceID == TraceID(high: 7, low: 0xAB) && span.spanID == 1)
@@ -87,8 +93,8 @@ import Testing
             (#"{"resourceSpans": [{"scopeSpans": [{"spans": [{"startTimeUnixNano": 1.5}]}]}]}"#, "startTimeUnixNano must be a whole number"),
             (#"{"resourceSpans": [{"scopeSpans": [{"spans": [{"attributes": [{"key": "k", "value": 3}]}]}]}]}"#, "attributes[0].value must be an object"),
         ] {
-            #expect(throws: TraceDecodingError.self) { _ = try TraceRequestDecoder.json(Array(bad.utf8), maxSpans: 10, keptValueBytes: 129) }
-            do { _ = try TraceRequestDecoder.json(Array(bad.utf8), maxSpans: 10, keptValueBytes: 129) } catch { #expect(error.message.contains(words), "\(bad)") }
+            #expect(throws: TraceDecodingError.self) { _ = try Self.json(bad) }
+            do { _ = try Self.json(bad) } catch { #expect(error.message.contains(words), "\(bad)") }
         }
     }
 

@@ -186,13 +186,13 @@ package enum TraceRequestDecoder {
     }
 
     /// An attribute key perfgate reads.
-    private enum Known {
+    enum Known {
         case string(OTLPSpan.Key)
         case typed(OTLPSpan.TypedKey)
     }
 
     /// The key `bytes` spell, compared without making a string of every attribute key.
-    private static func knownKey(_ bytes: UnsafeBufferPointer<UInt8>) -> Known? {
+    static func knownKey(_ bytes: UnsafeBufferPointer<UInt8>) -> Known? {
         for (key, spelled) in keyBytes where spelled.count == bytes.count && spelled.elementsEqual(bytes) { return key }
         return nil
     }
@@ -206,154 +206,11 @@ package enum TraceRequestDecoder {
         return value
     }
 
-    // MARK: JSON
-
-    /// Reads an OTLP/JSON body of at most `maxSpans` spans. Field names are lowerCamelCase (the
-    /// protobuf names are accepted too), ids are hex, 64-bit integers numbers or decimal strings.
-    package static func json(_ bytes: [UInt8], maxSpans: Int, keptValueBytes: Int) throws(TraceDecodingError) -> DecodedTraces {
-        let document: JSONValue
-        do {
-            document = try JSONValue.parse(bytes)
-        } catch {
-            throw TraceDecodingError("the body is not JSON: \(error)")
-        }
-        guard case .object = document else { throw TraceDecodingError("the body must be a JSON object with resourceSpans") }
-        var decoded = DecodedTraces()
-        for (resourceIndex, resource) in try list(document, "resourceSpans", "resource_spans", at: "").enumerated() {
-            let resourcePath = "resourceSpans[\(resourceIndex)]"
-            for (scopeIndex, scope) in try list(resource, "scopeSpans", "scope_spans", at: resourcePath).enumerated() {
-                let scopePath = "\(resourcePath).scopeSpans[\(scopeIndex)]"
-                for (spanIndex, value) in try list(scope, "spans", "spans", at: scopePath).enumerated() {
-                    guard decoded.spanCount < maxSpans else {
-                        throw TraceDecodingError("the body holds more than \(maxSpans) spans; send smaller exports", tooManySpans: true)
-                    }
-                    let path = "\(scopePath).spans[\(spanIndex)]"
-                    switch try span(json: value, at: path, keptValueBytes: keptValueBytes) {
-                    case .success(let read): decoded.spans.append(read)
-                    case .failure(let reason): decoded.refused.append((place(resourceIndex, scopeIndex, spanIndex), reason.message))
-                    }
-                }
-            }
-        }
-        return decoded
-    }
-
-    /// The array under `name` (or its protobuf spelling); absent or null is empty.
-    private static func list(_ value: JSONValue, _ name: String, _ protoName: String, at path: String) throws(TraceDecodingError) -> [JSONValue] {
-        guard case .object = value else { throw TraceDecodingError("\(path.isEmpty ? "the body" : path) must be an object") }
-        guard let member = value[name] ?? value[protoName], member != .null else { return [] }
-        guard let elements = member.arrayValue else {
-            throw TraceDecodingError("\(path.isEmpty ? "" : path + ".")\(name) must be an array")
-        }
-        return elements
-    }
-
-    private static func span(json value: JSONValue, at path: String, keptValueBytes: Int) throws(TraceDecodingError) -> Result<OTLPSpan, SpanRefusal> {
-        guard case .object = value else { throw TraceDecodingError("\(path) must be an object") }
-        func member(_ name: String, _ protoName: String) -> JSONValue? {
-            guard let found = value[name] ?? value[protoName], found != .null else { return nil }
-            return found
-        }
-        /// An id's 64-bit halves; nil when absent, `[]` when its text is not `digits` hex digits.
-        func id(_ name: String, _ protoName: String, digits: Int) throws(TraceDecodingError) -> [UInt64]? {
-            guard let found = member(name, protoName) else { return nil }
-            guard let text = found.stringValue else { throw TraceDecodingError("\(path).\(name) must be a string of hex digits") }
-            let utf8 = Array(text.utf8)
-            guard utf8.count == digits else { return [] }
-            var halves: [UInt64] = []
-            for start in stride(from: 0, to: digits, by: 16) {
-                guard let half = Hex.value(String(decoding: utf8[start..<(start + 16)], as: UTF8.self)) else { return [] }
-                halves.append(half)
-            }
-            return halves
-        }
-        func number(_ name: String, _ protoName: String, max: UInt64, strings: Bool) throws(TraceDecodingError) -> UInt64? {
-            guard let found = member(name, protoName) else { return nil }
-            let problem = TraceDecodingError(
-                "\(path).\(name) must be a whole number from 0 to \(max)\(strings ? ", or a string of at most 19 digits" : "")"
-            )
-            switch found {
-            case .string(let text) where strings:
-                guard (1...19).contains(text.utf8.count), text.utf8.allSatisfy({ $0 &- UInt8(ascii: "0") < 10 }), let parsed = UInt64(text) else { throw problem }
-                return parsed
-            case .number(let text):
-                // Exact when written as an integer; otherwise any number with no fraction, as JSON allows.
-                if let parsed = UInt64(text), parsed <= max { return parsed }
-                guard let double = Double(text), double >= 0, double < 18_446_744_073_709_551_616.0, let parsed = UInt64(exactly: double), parsed <= max else {
-                    throw problem
-                }
-                return parsed
-            default:
-                throw problem
-            }
-        }
-
-        let traceID = try id("traceId", "trace_id", digits: 32)
-        let spanID = try id("spanId", "span_id", digits: 16)
-        let parent = try id("parentSpanId", "parent_span_id", digits: 16)
-        var span = OTLPSpan(traceID: TraceID(high: 0, low: 0), spanID: 0)
-        if let name = member("name", "name") {
-            guard let text = name.stringValue else { throw TraceDecodingError("\(path).name must be a string") }
-            span.name = StageName.seed.contains(text) ? text : ""
-        }
-        if let kind = member("kind", "kind") {
-            // An integer, as OTLP/JSON writes enums; the enum's name is read too.
-            switch kind {
-            case .string(let text): span.kind = Self.kindNames[text] ?? .unspecified
-            default: span.kind = OTLPSpan.Kind(number: try number("kind", "kind", max: UInt64(Int32.max), strings: false) ?? 0)
-            }
-        }
-        span.startNanoseconds = try number("startTimeUnixNano", "start_time_unix_nano", max: .max, strings: true) ?? 0
-        span.endNanoseconds = try number("endTimeUnixNano", "end_time_unix_nano", max: .max, strings: true) ?? 0
-        if let flags = try number("flags", "flags", max: UInt64(UInt32.max), strings: false) {
-            span.parentIsRemote = flags & 0x300 == 0x300
-        }
-        if let attributes = member("attributes", "attributes") {
-            guard let list = attributes.arrayValue else { throw TraceDecodingError("\(path).attributes must be an array") }
-            for (index, pair) in list.enumerated() {
-                guard case .object = pair, let keyText = pair["key"]?.stringValue else {
-                    throw TraceDecodingError("\(path).attributes[\(index)] must be an object with a string key")
-                }
-                let anyValue = pair["value"] ?? .null
-                guard anyValue == .null || anyValue.objectMembers != nil else {
-                    throw TraceDecodingError("\(path).attributes[\(index)].value must be an object such as {\"stringValue\": \"…\"}")
-                }
-                if let key = OTLPSpan.Key(name: keyText) {
-                    if let text = anyValue["stringValue"]?.stringValue ?? anyValue["string_value"]?.stringValue {
-                        span.attributes[key] = text.utf8.count > keptValueBytes
-                            ? Array(text.utf8).withUnsafeBufferPointer { String(decoding: OTLPSpan.cut($0, to: keptValueBytes), as: UTF8.self) }
-                            : text
-                    }
-                } else if keyText == OTLPSpan.TypedKey.timeToFirstChunk.name {
-                    // A double is a JSON number (or "NaN" and the like); an int64 a decimal string or number.
-                    let seconds: Double? = switch anyValue["doubleValue"] ?? anyValue["double_value"] ?? anyValue["intValue"] ?? anyValue["int_value"] {
-                    case .number(let text)?, .string(let text)?: Double(text)
-                    default: nil
-                    }
-                    span.firstChunkNanoseconds = seconds.flatMap(nanoseconds)
-                } else if keyText == OTLPSpan.TypedKey.requestStream.name {
-                    if case .bool(let flag)? = anyValue["boolValue"] ?? anyValue["bool_value"] { span.requestStream = flag }
-                }
-            }
-        }
-        func bytes(_ halves: [UInt64]?) -> Int { halves.map { $0.isEmpty ? -1 : $0.count * 8 } ?? 0 }
-        span.parentSpanID = parent?.first ?? 0
-        return checked(
-            span, traceID: traceID.flatMap { $0.count == 2 ? TraceID(high: $0[0], low: $0[1]) : nil }, traceIDBytes: bytes(traceID),
-            spanID: spanID?.first, spanIDBytes: bytes(spanID), parentBytes: bytes(parent)
-        )
-    }
-
-    private static let kindNames: [String: OTLPSpan.Kind] = [
-        "SPAN_KIND_UNSPECIFIED": .unspecified, "SPAN_KIND_INTERNAL": .internal, "SPAN_KIND_SERVER": .server,
-        "SPAN_KIND_CLIENT": .client, "SPAN_KIND_PRODUCER": .producer, "SPAN_KIND_CONSUMER": .consumer,
-    ]
-
     // MARK: Both
 
     /// The span with its ids in place, or why it cannot be used. A byte count of -1 stands for a
     /// JSON id that is not hex of the right length.
-    private static func checked(
+    static func checked(
         _ span: OTLPSpan, traceID: TraceID?, traceIDBytes: Int, spanID: UInt64?, spanIDBytes: Int, parentBytes: Int
     ) -> Result<OTLPSpan, SpanRefusal> {
         guard let traceID, !traceID.isZero else {
@@ -375,7 +232,7 @@ package enum TraceRequestDecoder {
         bytes < 0 ? "text of another length, or not hex" : bytes == 0 ? "none" : "\(bytes) bytes"
     }
 
-    private static func place(_ resource: Int, _ scope: Int, _ span: Int) -> String {
+    static func place(_ resource: Int, _ scope: Int, _ span: Int) -> String {
         "resourceSpans[\(resource)].scopeSpans[\(scope)].spans[\(span)]"
     }
 }

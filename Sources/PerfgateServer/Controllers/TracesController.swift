@@ -74,7 +74,7 @@ struct TracesController<Context: RequestContext>: Sendable {
         do {
             switch encoding {
             case .protobuf: return try TraceRequestDecoder.protobuf(bytes, maxSpans: configuration.maxSpansPerExport, keptValueBytes: keptValueBytes)
-            case .json: return try TraceRequestDecoder.json(Array(bytes), maxSpans: configuration.maxSpansPerExport, keptValueBytes: keptValueBytes)
+            case .json: return try TraceRequestDecoder.json(bytes, maxSpans: configuration.maxSpansPerExport, keptValueBytes: keptValueBytes)
             }
         } catch {
             if error.tooManySpans { throw EventsController<Context>.Refusal(.tooManyEvents, APIError(.contentTooLarge, error.message)) }
