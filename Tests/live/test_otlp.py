@@ -138,6 +138,10 @@ def test_partial_success_names_what_was_refused_and_counts_the_rest(perfgate):
     assert value(text, "backend_ttfb_seconds_count", provider="unknown", model="unknown", endpoint="/chat") == Decimal("1")
     assert value(text, "perfgate_otlp_spans_refused_total", reason="unusable_id") == Decimal("1")
     assert value(text, "perfgate_otlp_spans_refused_total", reason="no_endpoint") == Decimal("2")
+    # The status page says what to change, where operators look.
+    page = perfgate.get("/").text
+    assert "2 spans of traces without an endpoint: stage spans whose context was lost" in page
+    assert "perfgate.endpoint" in page
 
 
 def test_an_otlp_json_body_written_by_hand(perfgate):
@@ -234,7 +238,8 @@ HOSTILE = [
     # A span's name is read only when it is a seed stage's: any other, even not UTF-8, is passed over.
     ("span name not UTF-8", X, ld(1, ld(2, ld(2, SPAN_OK + ld(5, b"\xc3\x28")))), 200, ""),
     ("deep unknown nesting", X, ld(1, nested_unknown(20000)), 200, ""),
-    ("deep JSON nesting", J, b'{"resourceSpans": ' + b"[" * 100000, 400, "nesting deeper than 64 levels"),
+    ("deep JSON nesting", J, b'{"resourceSpans": ' + b"[" * 100000, 400, "resourceSpans[0] must be an object"),
+    ("deep JSON nesting where perfgate skips", J, b'{"resourceSpans": [], "x": ' + b"[" * 100000, 400, "nesting deeper than 64 levels"),
     ("JSON that is an array", J, b"[]", 400, "the body must be a JSON object with resourceSpans"),
     ("JSON span id a number", J, b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"spanId": 1}]}]}]}', 400, "spans[0].spanId must be a string of hex digits"),
     ("JSON time with a fraction", J, b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"endTimeUnixNano": 0.5}]}]}]}', 400, "endTimeUnixNano must be a whole number"),

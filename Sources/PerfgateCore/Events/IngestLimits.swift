@@ -6,9 +6,10 @@ package struct IngestLimits: Sendable, Equatable {
     package var maxStageNameBytes: Int = 64
     /// Most stages one event may carry.
     package var maxStagesPerEvent: Int = 32
-    /// Most spans one OTLP trace may hold, waiting ones included: past it the trace is refused,
-    /// since each export that touches a waiting trace assembles all of it again.
-    package var maxSpansPerTrace: Int = 10_000
+    /// Most spans one OTLP trace may hold, waiting ones included: past it the trace is refused.
+    /// A trace is assembled (and its waiting spans written) in one commit, which every client's
+    /// writes share, and each export that touches a waiting trace assembles all of it again.
+    package var maxSpansPerTrace: Int = 4_096
     /// Most events one request may carry.
     package var maxEventsPerBatch: Int = 50_000
     /// Longest accepted stage duration, in nanoseconds (one day).

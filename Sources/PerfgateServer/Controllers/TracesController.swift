@@ -13,6 +13,47 @@ struct TracesController<Context: RequestContext>: Sendable {
     let configuration: ServerConfiguration
     let bodyBudget: BodyBudget
 
+    /// Most spans one commit takes from an export: a larger export is committed in turns of whole
+    /// traces, so that other clients' writes run between them instead of behind all of it.
+    static var spansPerCommit: Int { 2_048 }
+
+    /// `spans` in groups of whole traces, each of at most `spansPerCommit` spans unless one trace
+    /// alone holds more (a trace is assembled in one commit); and the traces refused here, off
+    /// the writer, because the export alone holds more of their spans than a trace may.
+    static func commitGroups(_ spans: [OTLPSpan], maxSpansPerTrace: Int) -> (groups: [[OTLPSpan]], refused: [TraceAssembly.Refused]) {
+        guard spans.count > min(spansPerCommit, maxSpansPerTrace) else { return (spans.isEmpty ? [] : [spans], []) }
+        var byTrace: [TraceID: [OTLPSpan]] = [:]
+        var order: [TraceID] = []
+        for span in spans {
+            if byTrace[span.traceID] == nil { order.append(span.traceID) }
+            byTrace[span.traceID, default: []].append(span)
+        }
+        var groups: [[OTLPSpan]] = []
+        var refused: [TraceAssembly.Refused] = []
+        var current: [OTLPSpan] = []
+        for trace in order {
+            let members = byTrace[trace]!
+            if members.count > maxSpansPerTrace {
+                // Spans sent twice count once, as the assembly counts them.
+                let distinct = Set(members.map(\.spanID)).count
+                if distinct > maxSpansPerTrace {
+                    refused.append(TraceAssembly.Refused(
+                        trace: trace, spans: members.count, reason: .traceTooLarge,
+                        message: "trace \(trace): it holds \(distinct) spans, more than the limit of \(maxSpansPerTrace) (--max-spans-per-trace)"
+                    ))
+                    continue
+                }
+            }
+            if !current.isEmpty, current.count + members.count > spansPerCommit {
+                groups.append(current)
+                current = []
+            }
+            current += members
+        }
+        if !current.isEmpty { groups.append(current) }
+        return (groups, refused)
+    }
+
     /// At most this many reasons are named in a partial success' message; the rest are counted.
     static var maxListedReasons: Int { 10 }
 
@@ -54,13 +95,23 @@ struct TracesController<Context: RequestContext>: Sendable {
         ) { try decode($0, encoding: encoding) }
 
         var outcome = TraceAssembly.Outcome()
-        if !decoded.spans.isEmpty {
-            let rules = EventRules(limits: configuration.effectiveLimits, now: now)
+        let rules = EventRules(limits: configuration.effectiveLimits, now: now)
+        var committed = 0
+        let (groups, refused) = Self.commitGroups(decoded.spans, maxSpansPerTrace: rules.limits.maxSpansPerTrace)
+        outcome.refused = refused
+        for group in groups {
             do {
-                outcome = try await queue.submit(traces: TraceWrite(spans: decoded.spans, rules: rules)).traces ?? outcome
+                let part = try await queue.submit(traces: TraceWrite(spans: group, rules: rules)).traces ?? TraceAssembly.Outcome()
+                outcome.refused += part.refused
+                outcome.counted += part.counted
+                outcome.completed += part.completed
+                committed += group.count
             } catch let error as WriteError {
                 // Spans carry no idempotency key: events already made from them would count again.
-                throw EventsController<Context>.apiError(for: error, resend: "a resend may count its spans twice")
+                let resend = committed == 0
+                    ? "a resend may count its spans twice"
+                    : "\(committed) of its \(decoded.spans.count) spans were committed before this; a resend counts their traces again"
+                throw EventsController<Context>.apiError(for: error, resend: resend)
             }
         }
         selfMetrics.recordTraces(spans: decoded.spanCount, unusable: decoded.refused.count, outcome: outcome, at: now)
