@@ -123,10 +123,20 @@ final class SelfMetrics: Sendable {
         }
     }
 
-    /// Spans refused, by reason, and traces that came to no stage: what the status page's
-    /// OTLP hint reads.
-    var otlpTrouble: (refused: [TraceRefusal: UInt64], events: UInt64, withoutStages: UInt64) {
-        counters.withLock { ($0.spansRefused, $0.traces[.event] ?? 0, $0.traces[.noStages] ?? 0) }
+    /// What the status page's OTLP hints read: spans received, refused by reason, dropped, and
+    /// traces counted or come to no stage.
+    var otlpCounts: OTLPCounts {
+        counters.withLock {
+            OTLPCounts(received: $0.spansReceived, refused: $0.spansRefused, dropped: $0.spansDropped, events: $0.traces[.event] ?? 0, withoutStages: $0.traces[.noStages] ?? 0)
+        }
+    }
+
+    struct OTLPCounts: Sendable {
+        var received: UInt64
+        var refused: [TraceRefusal: UInt64]
+        var dropped: UInt64
+        var events: UInt64
+        var withoutStages: UInt64
     }
 
     /// Records a request refused as a whole.

@@ -116,6 +116,8 @@ enum StatusPageHTML {
             ("uptime", "uptime", DurationText.format(seconds: health.uptimeSeconds)),
             ("version", "version", escape(health.version)),
             ("ready", "ready for writes", health.unready.map { "no: " + escape($0) } ?? "yes"),
+            ("otlp", "OTLP spans", health.otlpSpans == 0 ? "none received" : health.otlpHints.isEmpty
+                ? "\(health.otlpSpans) received, all usable" : "\(health.otlpSpans) received<ul class=\"hints\">" + health.otlpHints.map { "<li>\(escape($0))</li>" }.joined() + "</ul>"),
         ]
         return "<section id=\"health\"><h2>Ingest health</h2><dl>"
             + items.map { "<div data-item=\"\($0.0)\"><dt>\($0.1)</dt><dd>\($0.2)</dd></div>" }.joined()

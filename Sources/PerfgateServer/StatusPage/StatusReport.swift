@@ -69,6 +69,10 @@ struct StatusReport: Sendable {
         var uptimeSeconds: Int64
         var version: String
         var unready: String?
+        /// What went wrong with the OTLP spans received, in words that say what to change.
+        var otlpHints: [String]
+        /// OTLP spans received since start.
+        var otlpSpans: UInt64
     }
 
     /// The comparison with an hour earlier uses `/v1/trends`' defaults (the alert rules' +50%).
@@ -226,8 +230,31 @@ extension StatusReport {
             storeBytes: storeBytes,
             uptimeSeconds: (now.nanoseconds - metrics.startTime.nanoseconds) / 1_000_000_000,
             version: metrics.version,
-            unready: components.queue.unreadyReason()?.detail
+            unready: components.queue.unreadyReason()?.detail,
+            otlpHints: otlpHints(metrics.otlpCounts),
+            otlpSpans: metrics.otlpCounts.received
         )
+    }
+
+    /// Why OTLP spans came to nothing, most telling first: each with what to change.
+    static func otlpHints(_ counts: SelfMetrics.OTLPCounts) -> [String] {
+        var hints: [String] = []
+        if counts.withoutStages > 0 {
+            hints.append("\(counts.withoutStages) traces named no stage and held no model call: spans arrive but name no stage. Instrument the model call (its span carries gen_ai.operation.name) or name stage spans with perfgate.stage.")
+        }
+        if let lost = counts.refused[.noEndpoint], lost > 0 {
+            hints.append("\(lost) spans of traces without an endpoint: stage spans whose context was lost (started after the request's context was gone, as in a streaming generator) begin traces of their own. Attach the request's context where they start, or set perfgate.endpoint.")
+        }
+        if counts.dropped > 0 {
+            hints.append("\(counts.dropped) spans dropped: their trace's root span did not arrive within --trace-wait (a root exported elsewhere, or never ended).")
+        }
+        if let full = counts.refused[.waitingFull], full > 0 {
+            hints.append("\(full) spans refused because --max-waiting-spans or --max-waiting-bytes was reached.")
+        }
+        for reason in TraceRefusal.allCases where reason != .noEndpoint && reason != .waitingFull {
+            if let count = counts.refused[reason], count > 0 { hints.append("\(count) spans refused: \(reason.rawValue) (perfgate_otlp_spans_refused_total says which rule).") }
+        }
+        return hints
     }
 
     /// The sum of a group's steps (every store returns each step in the family's layout).
