@@ -96,6 +96,62 @@ def test_sdk_traces_give_the_histograms_of_their_timings(perfgate, processor):
     assert total(text, "perfgate_otlp_spans_refused_total") == Decimal("0")
 
 
+@pytest.mark.parametrize("processor", [BatchSpanProcessor, SimpleSpanProcessor], ids=["batch", "simple"])
+def test_streams_that_end_after_their_root_complete_its_event_exactly(perfgate, processor):
+    """Traces as a Flask gateway with the OpenAI and httpx instrumentations writes them: the server
+    span ends at the response's head, the model call and its stream (0.2 s to 60 s) end later and
+    reach perfgate in later exports, split at random points. Every request is one event with the
+    timings computed here from the same nanoseconds: exact, whatever the split."""
+    rng = random.Random(20261207)
+    provider = TracerProvider()
+    exporter = OTLPSpanExporter(endpoint=f"{perfgate.base}/v1/traces", timeout=10)
+    provider.add_span_processor(processor(exporter) if processor is SimpleSpanProcessor else processor(exporter, schedule_delay_millis=50))
+    tracer = provider.get_tracer("perfgate-live-test")
+    now = time.time_ns() - 120 * 1_000_000_000
+    events, calls = [], []
+    for index in range(40 if processor is SimpleSpanProcessor else 120):
+        start = now - rng.randrange(0, 600) * 1_000_000_000 - rng.randrange(1_000_000_000)
+        frontend = rng.randrange(200_000, 40_000_000)
+        first_byte = int(rng.lognormvariate(-1.2, 0.6) * 1e9)
+        stream = rng.randrange(200_000_000, 60_000_000_000)
+        model = rng.choice(["gpt-4o", "claude-3", "llama-3.1-70b"])
+        root = tracer.start_span("POST /v1/chat/completions", kind=trace.SpanKind.SERVER, start_time=start, attributes={"http.route": "/v1/chat/completions"})
+        call = tracer.start_span(f"chat {model}", context=trace.set_span_in_context(root), kind=trace.SpanKind.CLIENT, start_time=start + frontend,
+                                 attributes={"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": model})
+        if rng.random() < 0.3:
+            # util-genai's signal instead of an HTTP client span.
+            call.set_attribute("gen_ai.response.time_to_first_chunk", first_byte / 1e9)
+            call.set_attribute("gen_ai.request.stream", True)
+            first_byte = round(first_byte / 1e9 * 1e9)
+        else:
+            head = tracer.start_span("POST", context=trace.set_span_in_context(call), kind=trace.SpanKind.CLIENT, start_time=start + frontend + 50_000,
+                                     attributes={"http.request.method": "POST"})
+            head.end(end_time=start + frontend + first_byte)
+        root.end(end_time=start + frontend + first_byte + rng.randrange(1_000, 500_000))
+        calls.append((call, start + frontend + first_byte + stream))
+        if rng.random() < 0.1:
+            provider.force_flush(10_000)
+        events.append({"endpoint": "/v1/chat/completions", "provider": "openai", "model": model, "stages": {
+            "frontend_processing": str(Decimal(frontend) / 1_000_000_000),
+            "backend_fetch": str(Decimal(first_byte) / 1_000_000_000),
+            "stream_processing": str(Decimal(stream) / 1_000_000_000),
+        }})
+    # The streams end after every root, in another order, in exports split anywhere.
+    rng.shuffle(calls)
+    for call, end in calls:
+        call.end(end_time=end)
+        if rng.random() < 0.1:
+            provider.force_flush(10_000)
+    assert provider.force_flush(30_000)
+    provider.shutdown()
+    assert histograms(perfgate) == expected_histograms(events)
+    text = perfgate.metrics_text()
+    assert value(text, "perfgate_otlp_traces_total", outcome="event") == len(events)
+    assert total(text, "perfgate_otlp_spans_refused_total") == 0
+    # Every backend call was counted whole: no root is left waiting.
+    assert value(text, "perfgate_otlp_waiting_traces") == 0
+
+
 def otlp_span(trace_id, span_id, name, start, end, parent=b"", attributes=None, flags=None):
     span = trace_pb2.Span(trace_id=trace_id, span_id=span_id, parent_span_id=parent, name=name, start_time_unix_nano=start, end_time_unix_nano=end)
     for key, text in (attributes or {}).items():
