@@ -269,6 +269,14 @@ import Testing
         }
         // Every request ends whole: nothing is left to wait.
         #expect(pending.isEmpty)
+        // A late span sent again while its root is kept adds nothing, and is remembered once.
+        var kept = TraceAssembly.assemble(arrivals.filter { $0.spanID == 1 || $0.spanID == 4 }, rules: Self.rules).pending
+        for _ in 0..<3 {
+            let again = TraceAssembly.assemble(kept + arrivals.filter { $0.spanID == 4 }, rules: Self.rules)
+            #expect(again.columns.events.isEmpty)
+            kept = again.pending
+        }
+        #expect(kept.allSatisfy { $0.settlement?.members == [4] })
         // An export sent again after the trace was counted adds nothing.
         let again = TraceAssembly.assemble(arrivals, rules: Self.rules)
         #expect(Self.requests(Self.shapes(again.columns)).mapValues(\.stages) == expected)

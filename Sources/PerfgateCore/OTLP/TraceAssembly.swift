@@ -176,7 +176,8 @@ package enum TraceAssembly {
         let fresh = request.stages.filter { stage in
             !settlement.stages.contains(stage.name) && !(frontendCounted && EventDerivation.StageRole(name: stage.name) == .frontend)
         }
-        for span in spans.dropFirst() { settlement.members.append(span.spanID) }
+        let members = Set(settlement.members)
+        for span in spans.dropFirst() where !members.contains(span.spanID) { settlement.members.append(span.spanID) }
 
         if !fresh.isEmpty {
             guard fresh.count + settlement.stages.count <= rules.limits.maxStagesPerEvent else {
