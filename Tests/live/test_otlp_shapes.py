@@ -7,6 +7,7 @@ bounded, and an OTLP/JSON body costs memory in proportion to the spans kept, not
 Before assembly was linear, one 30,000-span chain took 55 s and held every client up as long;
 before exports were committed in turns of whole traces, 50,000 waiting spans held every client
 up for 0.8 s. Figures print with -s; docs/benchmarks.md has the release build's."""
+import contextlib
 import gzip
 import http.client
 import json
@@ -23,10 +24,12 @@ from test_otlp import ld
 
 SPANS = 50_000
 PER_TRACE = 4096  # --max-spans-per-trace's default
-# Seconds, on the debug build the test command runs (the release build's figures are in
-# docs/benchmarks.md: at most 0.43 s and 31 ms).
-ANSWERED_WITHIN = 2.0
-OTHER_CLIENT_WITHIN = 0.25
+# Seconds, on the debug build the test command runs, with room for a busy machine: measured
+# 0.25-1.3 s and 7-200 ms on a quiet one (the release build's figures, at most 0.43 s and 31 ms,
+# are in docs/benchmarks.md). Before the fixes: 55 s for a 30,000-span chain, and another client
+# held 0.8 s (release) behind 50,000 waiting spans.
+ANSWERED_WITHIN = 5.0
+OTHER_CLIENT_WITHIN = 0.5
 TRACE = bytes(range(1, 17))
 
 
@@ -73,61 +76,83 @@ def one_event_post(port, timings):
     timings.append((time.monotonic() - started, status))
 
 
-@pytest.mark.parametrize("shape", list(SHAPES), ids=list(SHAPES))
-def test_an_export_of_any_shape_is_answered_within_a_second_and_holds_no_one_up(make_perfgate, shape):
-    server = make_perfgate(["--max-spans-per-export", str(SPANS)]).start()
-    body = export(SHAPES[shape]())
+@contextlib.contextmanager
+def another_client(server):
+    """Posts one event every 10 ms from another connection while the body of the block runs;
+    yields the list of (seconds, status) it fills."""
     timings = []
     stop = threading.Event()
 
-    def other_client():
+    def post():
         while not stop.is_set():
             one_event_post(server.port, timings)
             time.sleep(0.01)
 
-    thread = threading.Thread(target=other_client)
+    thread = threading.Thread(target=post)
     thread.start()
     try:
         time.sleep(0.2)
-        started = time.monotonic()
-        response = server.request("POST", "/v1/traces", body, {"Content-Type": "application/x-protobuf"}, timeout=60)
-        elapsed = time.monotonic() - started
+        yield timings
         time.sleep(0.1)
     finally:
         stop.set()
         thread.join()
-    print(f"[{shape}] {len(body)} bytes answered {response.status} in {elapsed:.3f}s; other client's worst {max(t for t, _ in timings) * 1000:.1f} ms over {len(timings)} posts")
+
+
+def assert_not_held_up(timings, what):
+    assert timings and all(status == 200 for _, status in timings), f"{what}: {timings[:5]}"
+    worst = max(t for t, _ in timings)
+    print(f"[{what}] other client's worst {worst * 1000:.1f} ms over {len(timings)} posts")
+    assert worst < OTHER_CLIENT_WITHIN, f"{what}: another client waited {worst:.3f}s"
+
+
+@pytest.mark.parametrize("shape", list(SHAPES), ids=list(SHAPES))
+def test_an_export_of_any_shape_is_answered_within_a_second_and_holds_no_one_up(make_perfgate, shape):
+    server = make_perfgate(["--max-spans-per-export", str(SPANS)]).start()
+    body = export(SHAPES[shape]())
+    with another_client(server) as timings:
+        started = time.monotonic()
+        response = server.request("POST", "/v1/traces", body, {"Content-Type": "application/x-protobuf"}, timeout=60)
+        elapsed = time.monotonic() - started
+    print(f"[{shape}] {len(body)} bytes answered {response.status} in {elapsed:.3f}s")
     assert response.status == 200, response.body[:300]
     assert elapsed < ANSWERED_WITHIN, f"{shape}: {elapsed:.2f}s"
-    assert all(status == 200 for _, status in timings)
-    worst = max(t for t, _ in timings)
-    assert worst < OTHER_CLIENT_WITHIN, f"{shape}: another client waited {worst:.3f}s"
+    assert_not_held_up(timings, shape)
 
 
 def store_bytes(folder):
     return sum(path.stat().st_size for path in folder.glob("w.db*"))
 
 
-def test_a_waiting_span_costs_bounded_bytes_whatever_its_name_and_attributes(make_perfgate, tmp_path):
+def upload_big_spans(server, first_trace):
     """Five gzipped uploads of about 10 KB, each one root-less span with a 10 MB name and 10 MB
-    attribute values perfgate reads: before, the store grew by 59 MB."""
-    server = make_perfgate(["--db", str(tmp_path / "w.db")]).start()
+    values of three attributes perfgate reads."""
     big = b"r" * (10 * 1024 * 1024)
-    before = store_bytes(tmp_path)
-    for t in range(5):
+    for t in range(first_trace, first_trace + 5):
         attributes = b"".join(ld(9, ld(1, key) + ld(2, ld(1, big))) for key in (b"http.route", b"gen_ai.request.model", b"perfgate.stage"))
-        one = ld(2, ld(1, struct.pack(">QQ", 3, t + 1)) + ld(2, struct.pack(">Q", 2)) + ld(4, struct.pack(">Q", 1)) + ld(5, big)
+        one = ld(2, ld(1, struct.pack(">QQ", 3, t)) + ld(2, struct.pack(">Q", 2)) + ld(4, struct.pack(">Q", 1)) + ld(5, big)
                  + b"\x39" + struct.pack("<Q", time.time_ns() - 10**9) + b"\x41" + struct.pack("<Q", time.time_ns()) + attributes)
         compressed = gzip.compress(export([one]))
         assert len(compressed) < 200_000
         response = server.request("POST", "/v1/traces", compressed, {"Content-Type": "application/x-protobuf", "Content-Encoding": "gzip"}, timeout=30)
         assert response.status == 200, response.body[:300]
-    text = server.metrics_text()
-    assert value(text, "perfgate_otlp_waiting_spans") == 5
-    waiting = value(text, "perfgate_otlp_waiting_bytes")
+
+
+def test_a_waiting_span_costs_bounded_bytes_whatever_its_name_and_attributes(make_perfgate, tmp_path):
+    """Before, five such uploads grew the store by 59 MB."""
+    server = make_perfgate(["--db", str(tmp_path / "w.db")]).start()
+    before = store_bytes(tmp_path)
+    upload_big_spans(server, first_trace=1)
     grown = store_bytes(tmp_path) - before
-    print(f"5 spans of 40 MB each: {waiting} bytes waiting, store grew {grown} bytes")
-    assert waiting < 5 * 1024, waiting
+    # Again, while another client's posts are timed (they grow the store too).
+    with another_client(server) as timings:
+        upload_big_spans(server, first_trace=6)
+    assert_not_held_up(timings, "spans of 40 MB")
+    text = server.metrics_text()
+    assert value(text, "perfgate_otlp_waiting_spans") == 10
+    waiting = value(text, "perfgate_otlp_waiting_bytes")
+    print(f"5 spans of 40 MB each: store grew {grown} bytes; 10 such spans wait in {waiting} bytes")
+    assert waiting < 10 * 1024, waiting
     assert grown < 1024 * 1024, grown
 
 
@@ -135,7 +160,9 @@ def test_the_waiting_room_is_bounded_and_refuses_new_rootless_traces_past_it(mak
     server = make_perfgate(["--db", str(tmp_path / "w.db"), "--max-waiting-spans", "1000"]).start()
     # 1,500 one-span traces whose root is elsewhere: 1,000 wait, 500 are refused and said so.
     spans = [span(5, 4, trace=struct.pack(">QQ", 6, t)) for t in range(1, 1501)]
-    response = server.request("POST", "/v1/traces", export(spans), {"Content-Type": "application/x-protobuf"})
+    with another_client(server) as timings:
+        response = server.request("POST", "/v1/traces", export(spans), {"Content-Type": "application/x-protobuf"})
+    assert_not_held_up(timings, "a full waiting room")
     answer = trace_service_pb2.ExportTraceServiceResponse.FromString(response.body)
     assert answer.partial_success.rejected_spans == 500
     assert "already wait for their root" in answer.partial_success.error_message
@@ -182,8 +209,10 @@ def test_an_otlp_json_body_costs_memory_in_proportion_to_the_spans_it_keeps(make
     before = peak_rss_mb(server)
     compressed = gzip.compress(JSON_BODIES[body])
     assert len(compressed) < 100_000
-    response = server.request("POST", "/v1/traces", compressed, {"Content-Type": "application/json", "Content-Encoding": "gzip"}, timeout=60)
+    with another_client(server) as timings:
+        response = server.request("POST", "/v1/traces", compressed, {"Content-Type": "application/json", "Content-Encoding": "gzip"}, timeout=60)
     assert response.status == 200, response.body[:300]
+    assert_not_held_up(timings, body)
     grown = peak_rss_mb(server) - before
     print(f"[{body}] {len(JSON_BODIES[body]) >> 20} MiB inflated from {len(compressed)} bytes: peak RSS grew {grown:.0f} MB")
     # The inflated body itself, once, and a margin; not a tree of it.
