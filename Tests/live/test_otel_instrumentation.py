@@ -333,23 +333,26 @@ def test_streamed_calls_without_a_first_chunk_signal_invent_nothing(perfgate, st
 
 @pytest.mark.parametrize("framework,processor", [("flask", "simple"), ("fastapi", "batch")])
 def test_a_call_that_does_not_stream_is_timed_to_its_response_head(perfgate, start_app, framework, processor):
-    """server + openai-v2 + httpx, stream=false: the answer's head comes when the model is done,
-    so the TTFB is the app's time in `create` but for the body's transfer, which is the call's
-    short stream."""
-    with FakeOpenAI(seed=23) as backend:
+    """server + openai-v2 + httpx, stream=false: the answer's head comes when the model is done, so
+    the TTFB is the backend's whole delay (its own record, drawn per request), and the body's short
+    transfer is the call's stream. (The app's own time in `create` is no reference here: with the
+    simple processor it holds the synchronous export of the httpx span, a debug perfgate's answer.)"""
+    # Answers of 0.4-1.2 s: the SDK's own few ms in the call stay well inside 5%.
+    with FakeOpenAI(seed=23, delay=(0.4, 1.2)) as backend:
         app = start_app(framework, backend, perfgate, "server,openai,httpx", processor)
         ids = drive(app, CHAT, 12, stream=False, prefix=f"{framework}-whole", concurrency=CONCURRENCY[processor])
         measurements = app.measurements(ids)
         app.flush()
-    check_premise(app, CHAT, measurements, first_chunk_signal=True)
+        delays = sum(Decimal(repr(r["delay"])) for r in backend.served if not r["stream"])
+    check_premise(app, CHAT, measurements, first_chunk_signal=False)
     text = settled_metrics(perfgate, CHAT, len(ids))
     assert_events(text, CHAT, len(ids), {"backend_fetch", "stream_processing"})
-    ttfb, _ = measured_sums(measurements)
     count, observed = histogram(text, "backend_ttfb_seconds", endpoint=CHAT, provider="openai", model=MODEL)
     assert count == len(ids)
-    close(observed, ttfb, "backend_ttfb_seconds_sum")
+    assert observed >= delays, "the TTFB holds the backend's whole wait"
+    close(observed, delays, "backend_ttfb_seconds_sum vs the backend's answer delays")
     _, transfer = histogram(text, "streaming_duration_seconds", endpoint=CHAT, provider="openai", model=MODEL)
-    assert transfer < Decimal("0.05") * ttfb, f"a whole answer's transfer is short: {transfer} s against {ttfb} s"
+    assert transfer < Decimal("0.05") * observed, f"a whole answer's transfer is short: {transfer} s against {observed} s"
     frontend_is_small(text, CHAT, len(ids))
     assert_nothing_lost(text)
 
