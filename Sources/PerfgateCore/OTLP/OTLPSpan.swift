@@ -49,7 +49,13 @@ package struct OTLPSpan: Equatable, Sendable {
     package var requestStream: Bool?
     /// Set on a local root whose event has been counted: what was counted, so that spans
     /// arriving later complete the event instead of counting it again. Never read from a request.
-    package var settlement: Settlement?
+    package var settlement: Settlement? {
+        get { settled?.settlement }
+        set { settled = newValue.map(Settled.init) }
+    }
+    /// The settlement behind one reference: every span is copied several times on its way
+    /// through assembly, and few carry one.
+    private var settled: Settled?
 
     /// A span of `traceID` with id `spanID`.
     package init(traceID: TraceID, spanID: UInt64) {
@@ -138,6 +144,12 @@ package struct OTLPSpan: Equatable, Sendable {
             case .requestStream: "gen_ai.request.stream"
             }
         }
+    }
+
+    private final class Settled: Equatable, Sendable {
+        let settlement: Settlement
+        init(_ settlement: Settlement) { self.settlement = settlement }
+        static func == (a: Settled, b: Settled) -> Bool { a.settlement == b.settlement }
     }
 
     /// What was counted of a local root's event, kept with the root while later spans may come.

@@ -6,7 +6,7 @@ extension TraceAssembly {
         /// The root first, then by start time.
         let spans: [OTLPSpan]
         /// Each stage's duration, summed when a stage is timed more than once, in first-seen order.
-        private(set) var stages: [(name: String, nanoseconds: Int64)] = []
+        private(set) var stages: [(name: String, role: EventDerivation.StageRole, nanoseconds: Int64)] = []
         /// The span of the backend call: the `backend_fetch` stage span, else the model call.
         private(set) var backendSpan: OTLPSpan?
         /// Whether the backend call streamed its answer, when the spans say.
@@ -21,16 +21,16 @@ extension TraceAssembly {
         /// The stages of `spans`, or why they cannot make an event.
         static func read(_ spans: [OTLPSpan], rules: EventRules) -> Result<Request, Problem> {
             var request = Request(spans: spans)
-            var index: [String: Int] = [:]
             func add(_ name: String, _ nanoseconds: UInt64) {
                 let clamped = Int64(clamping: nanoseconds)
-                if let at = index[name] {
+                // A handful of stages: a scan beats hashing each name.
+                if let at = request.stages.firstIndex(where: { $0.name == name }) {
                     request.stages[at].nanoseconds = min(request.stages[at].nanoseconds + clamped, rules.limits.maxDurationNanoseconds)
                 } else {
-                    index[name] = request.stages.count
-                    request.stages.append((name, clamped))
+                    request.stages.append((name, EventDerivation.StageRole(name: name), clamped))
                 }
             }
+            func has(_ role: EventDerivation.StageRole) -> Bool { request.stages.contains { $0.role == role } }
             func duration(_ span: OTLPSpan, _ what: String) -> Result<UInt64, Problem> {
                 guard span.endNanoseconds >= span.startNanoseconds else {
                     return .failure(Problem(.spanTimes, "span \(Hex.fixed(span.spanID)) (\(what)) ends before it starts"))
@@ -52,10 +52,11 @@ extension TraceAssembly {
                 if name == StageName.backendFetch, explicitBackend == nil { explicitBackend = span }
             }
             request.backendSpan = explicitBackend
-            if index[StageName.streamProcessing] != nil { request.streamed = true }
+            let explicitStream = has(.streamProcessing)
+            if explicitStream { request.streamed = true }
 
             // Without perfgate's backend stages, the model call is the backend.
-            if explicitBackend == nil, index[StageName.streamProcessing] == nil, let call = spans.first(where: \.isModelCall) {
+            if explicitBackend == nil, !explicitStream, let call = spans.first(where: \.isModelCall) {
                 request.backendSpan = call
                 let whole: UInt64
                 switch duration(call, call.attributes[.operationName] ?? "model call") {
@@ -86,7 +87,7 @@ extension TraceAssembly {
 
             // An uninstrumented frontend: from the root's start to the backend call's.
             let root = spans[0]
-            if let backend = request.backendSpan, !request.stages.contains(where: { EventDerivation.StageRole(name: $0.name) == .frontend }),
+            if let backend = request.backendSpan, !has(.frontend),
                backend.spanID != root.spanID, backend.startNanoseconds >= root.startNanoseconds {
                 add(StageName.frontendProcessing, backend.startNanoseconds - root.startNanoseconds)
             }

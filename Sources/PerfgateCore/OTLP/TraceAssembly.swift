@@ -171,17 +171,16 @@ package enum TraceAssembly {
         let model = earlier?.model ?? request.first(.model) ?? backend?.attributes[.requestModel] ?? request.first(.requestModel)
 
         // Each stage counts once; the frontend stages are one observation, so they count together.
-        var settlement = earlier ?? OTLPSpan.Settlement()
-        let frontendCounted = settlement.stages.contains { EventDerivation.StageRole(name: $0) == .frontend }
-        let fresh = request.stages.filter { stage in
-            !settlement.stages.contains(stage.name) && !(frontendCounted && EventDerivation.StageRole(name: stage.name) == .frontend)
+        let counted = earlier?.stages ?? []
+        var fresh = request.stages
+        if !counted.isEmpty {
+            let frontendCounted = counted.contains { EventDerivation.StageRole(name: $0) == .frontend }
+            fresh.removeAll { stage in counted.contains(stage.name) || (frontendCounted && stage.role == .frontend) }
         }
-        let members = Set(settlement.members)
-        for span in spans.dropFirst() where !members.contains(span.spanID) { settlement.members.append(span.spanID) }
 
         if !fresh.isEmpty {
-            guard fresh.count + settlement.stages.count <= rules.limits.maxStagesPerEvent else {
-                return refuse(.tooManyStages, "it times \(fresh.count + settlement.stages.count) stages, more than the limit of \(rules.limits.maxStagesPerEvent) per request")
+            guard fresh.count + counted.count <= rules.limits.maxStagesPerEvent else {
+                return refuse(.tooManyStages, "it times \(fresh.count + counted.count) stages, more than the limit of \(rules.limits.maxStagesPerEvent) per request")
             }
             guard let endpoint else {
                 return refuse(.noEndpoint, "no endpoint: set http.route on the root span or perfgate.endpoint on any span of the trace")
@@ -193,10 +192,10 @@ package enum TraceAssembly {
                 let endpointNumber = try label(endpoint, "endpoint", rules, &outcome.columns)
                 let providerNumber = try provider.map { value throws(Problem) in try label(value, "provider", rules, &outcome.columns) }
                 let modelNumber = try model.map { value throws(Problem) in try label(value, "model", rules, &outcome.columns) }
-                for (name, nanoseconds) in fresh {
-                    let number = outcome.columns.stageNames.intern(name, rule: rules.checkStageName)
+                for stage in fresh {
+                    let number = outcome.columns.stageNames.intern(stage.name, rule: rules.checkStageName)
                     if let problem = outcome.columns.stageNames.problems[Int(number)] { throw Problem(.invalidLabel, problem) }
-                    outcome.columns.stages.append(EventColumns.StageValue(name: number, nanoseconds: nanoseconds))
+                    outcome.columns.stages.append(EventColumns.StageValue(name: number, nanoseconds: stage.nanoseconds))
                 }
                 let unknown = providerNumber == nil || modelNumber == nil ? outcome.columns.unknown(rule: rules.checkLabelValue) : -1
                 outcome.columns.events.append(EventColumns.Event(
@@ -208,22 +207,30 @@ package enum TraceAssembly {
                 outcome.columns.stages.removeSubrange(firstStage...)
                 return refuse(error.reason, error.message)
             }
-            if settlement.stages.isEmpty { outcome.counted += 1 } else { outcome.completed += 1 }
+            if counted.isEmpty { outcome.counted += 1 } else { outcome.completed += 1 }
+        }
+
+        // Nothing more can come once the backend call is counted whole: the root is let go.
+        func isCounted(_ role: EventDerivation.StageRole, _ name: String) -> Bool {
+            fresh.contains { $0.role == role } || counted.contains(name)
+        }
+        let whole = isCounted(.backendFetch, StageName.backendFetch)
+            && (isCounted(.streamProcessing, StageName.streamProcessing) || request.streamed == false)
+        guard !whole else { return }
+        var settlement = earlier ?? OTLPSpan.Settlement()
+        let members = Set(settlement.members)
+        for span in spans.dropFirst() where !members.contains(span.spanID) { settlement.members.append(span.spanID) }
+        if !fresh.isEmpty {
             settlement.stages += fresh.map(\.name)
             settlement.endpoint = endpoint
             // The backend's labels are fixed once a backend stage has been counted with them.
-            if fresh.contains(where: { EventDerivation.StageRole(name: $0.name).isBackend }) {
+            if fresh.contains(where: { $0.role.isBackend }) {
                 settlement.provider = provider ?? "unknown"
                 settlement.model = model ?? "unknown"
             }
         }
-        // Nothing more can come once the backend call is counted whole.
-        let backendCounted = settlement.stages.contains(StageName.backendFetch)
-        let whole = backendCounted && (settlement.stages.contains(StageName.streamProcessing) || request.streamed == false)
-        if !whole {
-            root.settlement = settlement
-            outcome.pending.append(root)
-        }
+        root.settlement = settlement
+        outcome.pending.append(root)
     }
 
     private static func label(_ value: String, _ what: String, _ rules: EventRules, _ columns: inout EventColumns) throws(Problem) -> Int32 {
