@@ -169,7 +169,7 @@ enum Distribution: String, CaseIterable, CustomTestStringConvertible {
         }
         // Steps that grow when merged: the second list's first index, written as a step from 0,
         // becomes a step from the first list's last (one byte to five); counts that carry over.
-        let edges: [Int32] = [Int32.min, -1913, -64, -63, -1, 0, 1, 63, 64, 1050, Int32.max]
+        let edges: [Int32] = [ExponentialBuckets.storedIndices.lowerBound, -1913, -64, -63, -1, 0, 1, 63, 64, 1050, ExponentialBuckets.storedIndices.upperBound]
         for low in edges {
             for high in edges where high > low {
                 for count in [UInt64(1), 127, UInt64.max / 2] {
@@ -190,5 +190,33 @@ enum Distribution: String, CaseIterable, CustomTestStringConvertible {
         for damaged in [Array(good.dropLast()), [7] + good.dropFirst(), good + [0]] {
             #expect(damaged.withUnsafeBytes { d in good.withUnsafeBytes { g in ExponentialEncoding.sum(d, g) } } == nil)
         }
+    }
+
+    /// A stored row with indices far apart (written by hand into the store, or by a disk's damage)
+    /// is refused where it is read: summing it trapped on overflow, or made a dense run of 16 GB.
+    @Test func storedIndicesOutsideTheirRangeAreDamageNotATrap() {
+        // Indices Int32.min and Int32.max, a count of one each: the row that crash-looped a server.
+        let spread: [UInt8] = [0x06, 0x00, 0x02, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x01, 0xfe, 0xff, 0xff, 0xff, 0x1f, 0x01]
+        let edge = ExponentialEncoding.encode(ExponentialBuckets(zeroCount: 0, indices: [ExponentialBuckets.storedIndices.upperBound], counts: [1]))
+        let past = ExponentialEncoding.encode(ExponentialBuckets(zeroCount: 0, indices: [ExponentialBuckets.storedIndices.upperBound + 1], counts: [1]))
+        #expect(edge.withUnsafeBytes { ExponentialEncoding.decode($0) } != nil)
+        for damaged in [spread, past] {
+            #expect(damaged.withUnsafeBytes { ExponentialEncoding.decode($0) } == nil)
+            #expect(damaged.withUnsafeBytes { d in edge.withUnsafeBytes { e in ExponentialEncoding.sum(d, e) } } == nil)
+            var span = ExponentialSpan()
+            #expect(!damaged.withUnsafeBytes { span.add(encoded: $0) })
+            #expect(span.buckets == ExponentialBuckets())
+        }
+        // A row damaged after its first buckets adds none of them.
+        var sums = ExponentialSums(slots: 1)
+        let half = Array(good(3).dropLast())
+        #expect(!half.withUnsafeBytes { sums.add(encoded: $0, to: 0) })
+        #expect(edge.withUnsafeBytes { sums.add(encoded: $0, to: 0) })
+        sums.finish()
+        #expect(sums.buckets(ofSlot: 0) == ExponentialBuckets(zeroCount: 0, indices: [ExponentialBuckets.storedIndices.upperBound], counts: [1]))
+    }
+
+    private func good(_ zeros: UInt64) -> [UInt8] {
+        ExponentialEncoding.encode(ExponentialBuckets(zeroCount: zeros, indices: [3, 5, 9], counts: [2, 1, 4]))
     }
 }

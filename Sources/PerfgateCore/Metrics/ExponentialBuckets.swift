@@ -21,6 +21,10 @@ package struct ExponentialBuckets: Equatable, Sendable {
     package static let schema: Int32 = 6
     /// Bounds per power of two.
     static let bucketsPerOctave = 1 << Int(schema)
+    /// The indices stored buckets may hold: 2^-32 s to 2^32 s, wider than any sum of accepted
+    /// durations (-1,913 to 1,050 for one). A stored index outside is damage, refused when read,
+    /// so that no sum of indices overflows and no dense run of them is larger than 32 KiB.
+    package static let storedIndices: ClosedRange<Int32> = -2048...2048
 
     /// Observations of exactly zero.
     package private(set) var zeroCount: UInt64 = 0

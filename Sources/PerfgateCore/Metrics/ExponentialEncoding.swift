@@ -135,9 +135,10 @@ package enum ExponentialEncoding {
             }
             guard let delta = Varint.read(raw, &position), let value = Varint.read(raw, &position), value > 0 else { return false }
             let next = previous + Varint.unzigzag(delta)
-            // Indices must increase (the first may be anything) and fit the range buckets have.
+            // Indices must increase (the first may be anything) and lie in the range stored
+            // buckets have: a damaged row is refused here, never trapped on downstream.
             if count > 0, next <= previous { return false }
-            guard next >= Int64(Int32.min), next <= Int64(Int32.max) else { return false }
+            guard next >= Int64(ExponentialBuckets.storedIndices.lowerBound), next <= Int64(ExponentialBuckets.storedIndices.upperBound) else { return false }
             index = next
             count = value
             remaining -= 1

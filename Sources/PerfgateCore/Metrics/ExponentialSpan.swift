@@ -33,12 +33,14 @@ package struct ExponentialSpan: Sendable {
         high = max(high, index)
     }
 
-    /// Adds encoded buckets (`ExponentialEncoding`); false when they are damaged.
+    /// Adds encoded buckets (`ExponentialEncoding`); false, adding nothing, when they are damaged.
     package mutating func add(encoded raw: UnsafeRawBufferPointer) -> Bool {
+        // Checked whole before any bucket is added: damage found half-way would leave half a row.
+        guard ExponentialEncoding.read(raw, zeros: { _ in }, bucket: { _, _ in }) else { return false }
         var zeros: UInt64 = 0
-        let read = ExponentialEncoding.read(raw, zeros: { zeros = $0 }) { index, count in add(count, at: index) }
+        _ = ExponentialEncoding.read(raw, zeros: { zeros = $0 }) { index, count in add(count, at: index) }
         zeroCount &+= zeros
-        return read
+        return true
     }
 
     /// What was summed, sparse.

@@ -26,12 +26,19 @@ package struct ExponentialSums {
     package mutating func add(encoded raw: UnsafeRawBufferPointer, to slot: Int) -> Bool {
         summed = nil
         var zeros: UInt64 = 0
+        let before = pendingBuckets.count
         let read = ExponentialEncoding.read(raw, zeros: { zeros = $0 }) { index, count in
             pendingBuckets.append(Self.pack(slot, index))
             pendingCounts.append(count)
         }
+        guard read else {
+            // All or nothing: a damaged row adds none of the buckets read before the damage.
+            pendingBuckets.removeSubrange(before...)
+            pendingCounts.removeSubrange(before...)
+            return false
+        }
         zeroCounts[slot] &+= zeros
-        return read
+        return true
     }
 
     /// Adds buckets already read (a series' base) to `slot`.
