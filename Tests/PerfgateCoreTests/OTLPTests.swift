@@ -300,6 +300,10 @@ import Testing
             == ["frontend_processing": 5_000_000, "backend_fetch": 123_456_789, "stream_processing": 676_543_211])
         // Else the HTTP client span under the call, which ends at the response's head.
         #expect(stages({ _ in }, child: true) == ["frontend_processing": 5_000_000, "backend_fetch": 295_000_000, "stream_processing": 505_000_000])
+        // A first chunk said to come after the call ended is no signal.
+        #expect(stages({ $0.firstChunkNanoseconds = 900_000_000 }, child: true) == ["frontend_processing": 5_000_000, "backend_fetch": 295_000_000, "stream_processing": 505_000_000])
+        // The HTTP client span wins over the stream flag: the body after the head is the stream.
+        #expect(stages({ $0.requestStream = false }, child: true) == ["frontend_processing": 5_000_000, "backend_fetch": 295_000_000, "stream_processing": 505_000_000])
         // Else a call that says it did not stream is its own time to first byte.
         #expect(stages({ $0.requestStream = false }) == ["frontend_processing": 5_000_000, "backend_fetch": 800_000_000])
         // A streamed call, or one that does not say, with no signal: the frontend only.
@@ -310,6 +314,38 @@ import Testing
         #expect(stages({ $0.attributes[.operationName] = "invoke_agent" }) == nil)
         // Explicit stage spans win over the conventions.
         #expect(stages({ $0.attributes[.stage] = "backend_fetch" }, child: true) == ["frontend_processing": 5_000_000, "backend_fetch": 800_000_000])
+    }
+
+    /// What comes after the event was counted either completes it or is refused and said, never
+    /// lost in silence: a second span of a stage already counted is refused (a histogram
+    /// observation cannot be amended); an HTTP client span arriving after its model call splits
+    /// the call then.
+    @Test func spansAfterTheCountAreCountedOrRefusedNeverLostInSilence() {
+        var root = Self.span(1, 1, name: "GET", duration: 900_000_000, [.httpRoute: "/chat"])
+        root.kind = .server
+        let first = Self.span(1, 2, parent: 1, name: "db", start: 1_000, duration: 100_000_000, [.stage: "db_query"])
+        let second = Self.span(1, 3, parent: 1, name: "db", start: 2_000, duration: 300_000_000, [.stage: "db_query"])
+        let counted = TraceAssembly.assemble([first, root], rules: Self.rules)
+        #expect(Self.requests(Self.shapes(counted.columns)).values.first?.stages == ["db_query": 100_000_000])
+        let after = TraceAssembly.assemble(counted.pending + [second], rules: Self.rules)
+        #expect(after.columns.events.isEmpty)
+        #expect(after.refused.map(\.reason) == [.stageCounted] && after.refusedSpans == 1)
+        // Sent again, the span counted first adds nothing and is not refused.
+        let again = TraceAssembly.assemble(counted.pending + [first], rules: Self.rules)
+        #expect(again.columns.events.isEmpty && again.refused.isEmpty)
+
+        // A model call that came without a signal is kept; its HTTP client span splits it later.
+        var call = Self.span(2, 2, parent: 1, name: "chat", start: 5_000_000, duration: 800_000_000, [.operationName: "chat", .providerName: "openai", .requestModel: "m"])
+        call.kind = .client
+        var head = Self.span(2, 3, parent: 2, name: "POST", start: 6_000_000, duration: 294_000_000, [.httpRequestMethod: "POST"])
+        head.kind = .client
+        var server = Self.span(2, 1, name: "GET", duration: 900_000_000, [.httpRoute: "/chat"])
+        server.kind = .server
+        let unsplit = TraceAssembly.assemble([server, call], rules: Self.rules)
+        #expect(Self.requests(Self.shapes(unsplit.columns)).values.first?.stages == ["frontend_processing": 5_000_000])
+        let split = TraceAssembly.assemble(unsplit.pending + [head], rules: Self.rules)
+        #expect(Self.requests(Self.shapes(split.columns)).values.first?.stages == ["backend_fetch": 295_000_000, "stream_processing": 505_000_000])
+        #expect(split.pending.isEmpty && split.refused.isEmpty)
     }
 
     /// A settlement is the store's, never a sender's: one written into a request is ignored.

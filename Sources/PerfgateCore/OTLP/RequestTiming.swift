@@ -11,6 +11,8 @@ extension TraceAssembly {
         private(set) var backendSpan: OTLPSpan?
         /// Whether the backend call streamed its answer, when the spans say.
         private(set) var streamed: Bool?
+        /// The spans that name each stage, by the stage's name: inferred stages have none.
+        private(set) var namedBy: [String: [UInt64]] = [:]
 
         /// The first value of `key` on the spans, the root's first.
         func first(_ key: OTLPSpan.Key) -> String? {
@@ -49,6 +51,7 @@ extension TraceAssembly {
                 case .success(let nanoseconds): add(name, nanoseconds)
                 case .failure(let problem): return .failure(problem)
                 }
+                request.namedBy[name, default: []].append(span.spanID)
                 if name == StageName.backendFetch, explicitBackend == nil { explicitBackend = span }
             }
             request.backendSpan = explicitBackend
@@ -64,19 +67,20 @@ extension TraceAssembly {
                 case .failure(let problem): return .failure(problem)
                 }
                 // Time to first byte from the best signal the spans hold; the stream is the rest.
+                // A first chunk said to come after the call ended is no signal.
                 var firstByte: UInt64?
-                if let firstChunk = call.firstChunkNanoseconds {
-                    firstByte = min(firstChunk, whole)
+                if let firstChunk = call.firstChunkNanoseconds, firstChunk <= whole {
+                    firstByte = firstChunk
                     request.streamed = true
-                } else if call.requestStream == false {
-                    // A call that did not stream: its answer came whole.
-                    firstByte = whole
-                    request.streamed = false
                 } else if let head = spans.first(where: { $0.parentSpanID == call.spanID && $0.isHTTPClient }) {
                     // The HTTP client's span ends when the response's head has arrived; what
                     // follows is the body (for an answer that did not stream, its short transfer).
                     firstByte = min(head.endNanoseconds - min(head.endNanoseconds, call.startNanoseconds), whole)
                     request.streamed = true
+                } else if call.requestStream == false {
+                    // A call that did not stream: its answer came whole.
+                    firstByte = whole
+                    request.streamed = false
                 }
                 // Otherwise no split is invented: the spans do not say when the answer began.
                 if let firstByte {

@@ -156,6 +156,9 @@ package enum TraceAssembly {
             if earlier != nil { outcome.pending.append(root) }
             outcome.refused.append(Refused(trace: trace, spans: spans.count - (earlier == nil ? 0 : 1), reason: reason, message: "trace \(trace): \(message)"))
         }
+        // Spans already taken by the counted root (an exporter's retry) add nothing again.
+        let taken = Set(earlier?.members ?? [])
+        let spans = taken.isEmpty ? spans : spans.enumerated().filter { $0.offset == 0 || !taken.contains($0.element.spanID) }.map(\.element)
         let request: Request
         switch Request.read(spans, rules: rules) {
         case .success(let read): request = read
@@ -173,9 +176,22 @@ package enum TraceAssembly {
         // Each stage counts once; the frontend stages are one observation, so they count together.
         let counted = earlier?.stages ?? []
         var fresh = request.stages
+        // Spans of a stage already counted with the event came after it: a histogram observation
+        // cannot be amended, so their time is refused, and said, not added to another request.
+        var late: [UInt64] = []
         if !counted.isEmpty {
             let frontendCounted = counted.contains { EventDerivation.StageRole(name: $0) == .frontend }
-            fresh.removeAll { stage in counted.contains(stage.name) || (frontendCounted && stage.role == .frontend) }
+            fresh.removeAll { stage in
+                guard counted.contains(stage.name) || (frontendCounted && stage.role == .frontend) else { return false }
+                late += (request.namedBy[stage.name] ?? []).filter { $0 != root.spanID }
+                return true
+            }
+        }
+        if !late.isEmpty {
+            outcome.refused.append(Refused(
+                trace: trace, spans: late.count, reason: .stageCounted,
+                message: "trace \(trace): \(late.count) spans of stages counted with the request before they came (the first: \(Hex.fixed(late[0]))); a stage's time cannot be added to once counted"
+            ))
         }
 
         if !fresh.isEmpty {
@@ -218,8 +234,13 @@ package enum TraceAssembly {
             && (isCounted(.streamProcessing, StageName.streamProcessing) || request.streamed == false)
         guard !whole else { return }
         var settlement = earlier ?? OTLPSpan.Settlement()
-        let members = Set(settlement.members)
-        for span in spans.dropFirst() where !members.contains(span.spanID) { settlement.members.append(span.spanID) }
+        // A model call counted with no split is kept, so that a signal coming after it (its HTTP
+        // client span, from another exporter or a retry) still times it.
+        let unsplit = request.backendSpan.flatMap { call in
+            call.isModelCall && !isCounted(.backendFetch, StageName.backendFetch) && call.spanID != root.spanID ? call : nil
+        }
+        for span in spans.dropFirst() where span.spanID != unsplit?.spanID && !late.contains(span.spanID) { settlement.members.append(span.spanID) }
+        if let unsplit { outcome.pending.append(unsplit) }
         if !fresh.isEmpty {
             settlement.stages += fresh.map(\.name)
             settlement.endpoint = endpoint
@@ -267,4 +288,6 @@ package enum TraceRefusal: String, CaseIterable, Sendable {
     case invalidLabel = "invalid_label"
     /// Spans waiting for their root already fill `--max-waiting-spans` or `--max-waiting-bytes`.
     case waitingFull = "waiting_full"
+    /// Spans of a stage the request's event had already counted when they came (after the root).
+    case stageCounted = "stage_counted"
 }
