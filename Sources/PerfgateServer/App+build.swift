@@ -61,6 +61,10 @@ func buildComponents(
     let store = if let store { store } else { try await openStore(configuration, logger: logger) }
     let now = clock.now()
     let window = StageShareWindow(widthMinutes: configuration.stageShareWindowMinutes)
+    // A damaged row is skipped where it is read, logged the first time it is found, and counted.
+    store.corruptRows.report { [logger] row in
+        logger.error("a row of the store is damaged and was skipped; its counts are lost, the rest is served", metadata: ["store.row": "\(row)"])
+    }
     let restored = try await store.restore(recentSince: window.firstMinute(at: now))
     let live = LiveMetrics(layouts: configuration.layouts, shareWindowMinutes: configuration.stageShareWindowMinutes)
     live.restore(restored)
@@ -177,7 +181,7 @@ func buildRouter(_ components: Components) -> Router<BasicRequestContext> {
     )
     let status = StatusController<BasicRequestContext>(components: components)
     let series = SeriesController<BasicRequestContext>(live: components.live, queue: components.queue)
-    let health = HealthController<BasicRequestContext>(queue: components.queue, access: access)
+    let health = HealthController<BasicRequestContext>(queue: components.queue, access: access, corruptRows: components.store.corruptRows)
 
     for route in Route.allCases {
         let handler: @Sendable (Request, BasicRequestContext) async throws -> Response =

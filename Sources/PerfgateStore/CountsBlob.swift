@@ -20,19 +20,30 @@ enum CountsBlob {
         return (0..<raw.count / 8).map { UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 8, as: UInt64.self)) }
     }
 
-    /// Registers `perfgate_add_counts(a, b)`, the element-wise sum of two blobs, on a connection.
+    /// Registers `perfgate_add_counts(stored, new)`, the element-wise sum of two blobs, on a
+    /// connection. A stored blob that is damaged (not of the new one's length) is replaced by
+    /// the new one and recorded in `corrupt`: one damaged row must not fail every commit that
+    /// adds to it.
     ///
     /// Upserts add a batch's counts to a stored minute inside SQLite, so the writer never reads
     /// a row back before writing it.
-    static func registerAddFunction(on connection: SQLiteConnection) throws(SQLiteError) {
+    static func registerAddFunction(on connection: SQLiteConnection, corrupt: CorruptRows) throws(SQLiteError) {
         let code = sqlite3_create_function_v2(
-            connection.handle, "perfgate_add_counts", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC, nil,
+            connection.handle, "perfgate_add_counts", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC, Unmanaged.passUnretained(corrupt).toOpaque(),
             { context, _, arguments in
                 guard let arguments, let left = arguments[0], let right = arguments[1] else { return }
                 let leftCount = Int(sqlite3_value_bytes(left))
                 let rightCount = Int(sqlite3_value_bytes(right))
-                guard leftCount == rightCount, leftCount % 8 == 0 else {
-                    sqlite3_result_error(context, "perfgate_add_counts: blobs of different bucket layouts", -1)
+                guard rightCount % 8 == 0 else {
+                    sqlite3_result_error(context, "perfgate_add_counts: new counts of \(rightCount) bytes", -1)
+                    return
+                }
+                guard leftCount == rightCount else {
+                    if let user = sqlite3_user_data(context) {
+                        Unmanaged<CorruptRows>.fromOpaque(user).takeUnretainedValue()
+                            .record("stored bucket counts of \(leftCount) bytes (expected \(rightCount)): replaced by the counts added to them")
+                    }
+                    sqlite3_result_value(context, right)
                     return
                 }
                 guard let leftBytes = sqlite3_value_blob(left), let rightBytes = sqlite3_value_blob(right) else {

@@ -18,6 +18,8 @@ package final class PostgresRollupStore: SharedRollupStore {
     /// This replica's name: its rows and the cumulative counts it restores.
     package let instance: String
     private let layouts: BucketLayouts
+    /// Rows found damaged when read back.
+    package let corruptRows = CorruptRows()
     private let client: PostgresClient
     private let running: Task<Void, Never>
     private let logger: Logger
@@ -281,16 +283,16 @@ package final class PostgresRollupStore: SharedRollupStore {
         }
     }
 
-    private static func counts(buckets: ByteBuffer, sumSeconds: Int64, sumNanoseconds: Int64, exponential: ByteBuffer, what: String) throws -> HistogramCounts {
-        guard let classic = buckets.withUnsafeReadableBytes({ CountsBlob.decode($0) }) else {
-            throw StoreError.damagedRow("\(what) has \(buckets.readableBytes) bytes of bucket counts")
+    private static func counts(buckets: ByteBuffer, sumSeconds: Int64, sumNanoseconds: Int64, exponential: ByteBuffer, expected: Int?, what: String) throws -> HistogramCounts {
+        guard let classic = buckets.withUnsafeReadableBytes({ CountsBlob.decode($0) }), expected.map({ classic.count == $0 }) ?? !classic.isEmpty else {
+            throw StoreError.damagedRow("\(what): \(buckets.readableBytes) bytes of bucket counts\(expected.map { ", expected \($0 * 8)" } ?? "")")
         }
         var result = HistogramCounts(
             buckets: classic, exponential: .unrecorded, sumNanoseconds: StoredSum(seconds: sumSeconds, nanoseconds: sumNanoseconds).total
         )
         if exponential.readableBytes > 0 {
             guard let decoded = exponential.withUnsafeReadableBytes({ ExponentialEncoding.decode($0) }) else {
-                throw StoreError.damagedRow("\(what) has damaged exponential buckets")
+                throw StoreError.damagedRow("\(what): damaged exponential buckets")
             }
             result.exponential = decoded
         }
@@ -298,6 +300,41 @@ package final class PostgresRollupStore: SharedRollupStore {
     }
 
     private typealias CountsRow = (Int64, Int64, ByteBuffer, Int64, Int64, ByteBuffer)
+
+    /// A row's counts, when they read and are of the layout of `beside` (another row of theirs);
+    /// nil, recorded, when not.
+    private static func readable(
+        _ buckets: ByteBuffer, _ seconds: Int64, _ nanoseconds: Int64, _ exponential: ByteBuffer, of series: SeriesID, at minute: Int64?,
+        beside other: HistogramCounts?, corrupt: CorruptRows
+    ) -> HistogramCounts? {
+        let what = "\(minute == nil ? "base" : "rollup") of series \(series)\(minute.map { " at minute \($0)" } ?? "")"
+        do {
+            return try counts(buckets: buckets, sumSeconds: seconds, sumNanoseconds: nanoseconds, exponential: exponential, expected: other?.buckets.count, what: what)
+        } catch let StoreError.damagedRow(detail) {
+            corrupt.record(detail)
+        } catch {
+            corrupt.record("\(what): \(error)")
+        }
+        return nil
+    }
+
+    /// What is wrong with a row that did not add, for the operator.
+    private static func damage(_ buckets: ByteBuffer, of series: SeriesID, at minute: Int64, expected: Int) -> String {
+        let what = buckets.readableBytes == expected * 8 ? "damaged exponential buckets" : "\(buckets.readableBytes) bytes of bucket counts, expected \(expected * 8)"
+        return "rollup of series \(series) at minute \(minute): \(what)"
+    }
+
+    /// The bucket count of `id`'s family, when `series` holds it.
+    private func layoutWidth(of id: SeriesID, in series: [SeriesRecord]) -> Int? {
+        // Restore holds every series in id order.
+        var low = 0, high = series.count - 1
+        while low <= high {
+            let middle = (low + high) / 2
+            if series[middle].id == id { return layouts[series[middle].key.metric].bucketCount }
+            if series[middle].id < id { low = middle + 1 } else { high = middle - 1 }
+        }
+        return nil
+    }
 
     // MARK: RollupStore
 
@@ -308,7 +345,12 @@ package final class PostgresRollupStore: SharedRollupStore {
                 for try await (id, metric, values) in try await connection.query(
                     "SELECT id, metric, label_values FROM series ORDER BY id", logger: logger
                 ).decode((Int64, String, String).self) {
-                    series.append(SeriesRecord(id: id, key: try SeriesText.key(metric: metric, labelValues: values, id: id)))
+                    do {
+                        series.append(SeriesRecord(id: id, key: try SeriesText.key(metric: metric, labelValues: values, id: id)))
+                    } catch let StoreError.damagedRow(detail) {
+                        // Its rows are skipped in turn, as rows of a series that is not there.
+                        corruptRows.record("series \(id): \(detail)")
+                    }
                 }
                 var sums = RollupSums(series: series.map { ($0.id, layouts[$0.key.metric].bucketCount) })
                 // This replica's own counts: what its pruned minutes left in the base, and its minutes.
@@ -319,10 +361,15 @@ package final class PostgresRollupStore: SharedRollupStore {
                     SELECT minute, series_id, buckets, sum_s, sum_ns, exponential FROM rollup WHERE instance = \(instance)
                     """, logger: logger
                 )
-                for try await (_, id, buckets, seconds, nanoseconds, exponential) in own.decode(CountsRow.self) {
-                    guard let slot = sums.slot(of: id) else { throw StoreError.damagedRow("a row of \(instance) names unknown series \(id)") }
+                for try await (minute, id, buckets, seconds, nanoseconds, exponential) in own.decode(CountsRow.self) {
+                    guard let slot = sums.slot(of: id) else {
+                        corruptRows.record("row of series \(id) at minute \(minute) of \(instance): no such series")
+                        continue
+                    }
+                    // All or nothing: a damaged row adds none of its counts.
                     guard Self.add(buckets: buckets, exponential: exponential, sum: StoredSum(seconds: seconds, nanoseconds: nanoseconds).total, into: &sums, slot: slot) else {
-                        throw StoreError.damagedRow("a row of series \(id) has \(buckets.readableBytes) bytes of bucket counts or damaged exponential buckets")
+                        corruptRows.record(Self.damage(buckets, of: id, at: minute, expected: sums.bucketCount(ofSlot: slot)))
+                        continue
                     }
                 }
                 sums.finish()
@@ -331,7 +378,14 @@ package final class PostgresRollupStore: SharedRollupStore {
                 for try await (minute, id, buckets, seconds, nanoseconds, exponential) in try await connection.query(
                     "SELECT minute, series_id, buckets, sum_s, sum_ns, exponential FROM rollup WHERE minute >= \(recentSince.index)", logger: logger
                 ).decode(CountsRow.self) {
-                    let counts = try Self.counts(buckets: buckets, sumSeconds: seconds, sumNanoseconds: nanoseconds, exponential: exponential, what: "a rollup of series \(id)")
+                    guard let width = layoutWidth(of: id, in: series) else { continue }
+                    let counts: HistogramCounts
+                    do {
+                        counts = try Self.counts(buckets: buckets, sumSeconds: seconds, sumNanoseconds: nanoseconds, exponential: exponential, expected: width, what: "rollup of series \(id) at minute \(minute)")
+                    } catch let StoreError.damagedRow(detail) {
+                        corruptRows.record(detail)
+                        continue
+                    }
                     recent[id, default: [:]][Minute(index: minute), default: HistogramCounts(bucketCount: counts.buckets.count)].add(counts)
                 }
                 var lastMinutes: [SeriesID: Minute] = [:]
@@ -485,7 +539,8 @@ package final class PostgresRollupStore: SharedRollupStore {
             RETURNING minute, series_id, buckets, sum_s, sum_ns, exponential
             """, logger: logger
         ).decode(CountsRow.self) {
-            let counts = try Self.counts(buckets: buckets, sumSeconds: seconds, sumNanoseconds: nanoseconds, exponential: exponential, what: "a rollup of series \(id)")
+            // A damaged row is dropped here, counted: its minute keeps what the others hold.
+            guard let counts = Self.readable(buckets, seconds, nanoseconds, exponential, of: id, at: minute, beside: merged[MergeKey(series: id, minute: minute)], corrupt: corruptRows) else { continue }
             let key = MergeKey(series: id, minute: minute)
             if merged[key] == nil { merged[key] = counts } else { merged[key]!.add(counts) }
             rows += 1
@@ -513,8 +568,8 @@ package final class PostgresRollupStore: SharedRollupStore {
                 for try await (instance, id, buckets, seconds, nanoseconds, exponential) in try await connection.query(
                     "DELETE FROM rollup WHERE minute < \(cutoff.index) RETURNING instance, series_id, buckets, sum_s, sum_ns, exponential", logger: logger
                 ).decode((String, Int64, ByteBuffer, Int64, Int64, ByteBuffer).self) {
-                    let counts = try Self.counts(buckets: buckets, sumSeconds: seconds, sumNanoseconds: nanoseconds, exponential: exponential, what: "a rollup of series \(id)")
                     let key = BaseKey(instance: instance, series: id)
+                    guard let counts = Self.readable(buckets, seconds, nanoseconds, exponential, of: id, at: nil, beside: folded[key], corrupt: corruptRows) else { continue }
                     if folded[key] == nil { folded[key] = counts } else { folded[key]!.add(counts) }
                     rows += 1
                 }
@@ -526,8 +581,9 @@ package final class PostgresRollupStore: SharedRollupStore {
                         RETURNING instance, series_id, buckets, sum_s, sum_ns, exponential
                         """, logger: logger
                     ).decode((String, Int64, ByteBuffer, Int64, Int64, ByteBuffer).self) {
-                        let base = try Self.counts(buckets: buckets, sumSeconds: seconds, sumNanoseconds: nanoseconds, exponential: exponential, what: "the base of series \(id)")
-                        folded[BaseKey(instance: instance, series: id)]!.add(base)
+                        let key = BaseKey(instance: instance, series: id)
+                        guard let base = Self.readable(buckets, seconds, nanoseconds, exponential, of: id, at: nil, beside: folded[key], corrupt: corruptRows) else { continue }
+                        folded[key]!.add(base)
                     }
                     let bases = Array(folded)
                     var columns = CountColumns()
@@ -568,8 +624,8 @@ package final class PostgresRollupStore: SharedRollupStore {
                 for try await (minute, id, buckets, seconds, nanoseconds, exponential) in try await connection.query(
                     "DELETE FROM rollup WHERE series_id = ANY(\(ids)::bigint[]) RETURNING minute, series_id, buckets, sum_s, sum_ns, exponential", logger: logger
                 ).decode(CountsRow.self) where minute >= recentSince.index {
-                    let counts = try Self.counts(buckets: buckets, sumSeconds: seconds, sumNanoseconds: nanoseconds, exponential: exponential, what: "a rollup of series \(id)")
                     let key = MergeKey(series: id, minute: minute)
+                    guard let counts = Self.readable(buckets, seconds, nanoseconds, exponential, of: id, at: minute, beside: recent[key], corrupt: corruptRows) else { continue }
                     if recent[key] == nil { recent[key] = counts } else { recent[key]!.add(counts) }
                 }
                 try await connection.query("DELETE FROM series_base WHERE series_id = ANY(\(ids)::bigint[])", logger: logger)
@@ -602,7 +658,7 @@ package final class PostgresRollupStore: SharedRollupStore {
                 SELECT received_at, span FROM pending_span WHERE (trace_high, trace_low) IN (
                     SELECT * FROM unnest(\(list.map { Int64(bitPattern: $0.high) })::bigint[], \(list.map { Int64(bitPattern: $0.low) })::bigint[]))
                 """, logger: logger
-            ))
+            ), corrupt: corruptRows)
         }
     }
 
@@ -615,16 +671,18 @@ package final class PostgresRollupStore: SharedRollupStore {
                     SELECT DISTINCT trace_high, trace_low FROM pending_span WHERE received_at < \(cutoff) LIMIT \(maxTraces))
                 RETURNING received_at, span
                 """, logger: logger
-            ))
+            ), corrupt: corruptRows)
         }
     }
 
-    private static func spans(_ rows: PostgresRowSequence) async throws -> [PendingSpan] {
+    private static func spans(_ rows: PostgresRowSequence, corrupt: CorruptRows) async throws -> [PendingSpan] {
         var spans: [PendingSpan] = []
         for try await (receivedAt, encoded) in rows.decode((Int64, ByteBuffer).self) {
             let bytes = Array(buffer: encoded)
             guard let span = bytes.withUnsafeBufferPointer({ OTLPSpan(encoded: $0) }) else {
-                throw StoreError.damagedRow("a row of pending_span is damaged")
+                // As if it had never come.
+                corrupt.record("a row of pending_span received at \(receivedAt): damaged")
+                continue
             }
             spans.append(PendingSpan(span, receivedAt: receivedAt))
         }
@@ -638,7 +696,7 @@ package final class PostgresRollupStore: SharedRollupStore {
         let ids = Array(series)
         return try await withConnection { [self] connection in
             var window = RollupSums(series: ids.map { ($0, layouts[metric].bucketCount) })
-            for try await (_, id, buckets, seconds, nanoseconds, exponential) in try await connection.query(
+            for try await (minute, id, buckets, seconds, nanoseconds, exponential) in try await connection.query(
                 """
                 SELECT minute, series_id, buckets, sum_s, sum_ns, exponential FROM rollup
                 WHERE minute BETWEEN \(minutes.lowerBound.index) AND \(minutes.upperBound.index) AND series_id = ANY(\(ids)::bigint[])
@@ -646,7 +704,8 @@ package final class PostgresRollupStore: SharedRollupStore {
             ).decode(CountsRow.self) {
                 guard let slot = window.slot(of: id) else { continue }
                 guard Self.add(buckets: buckets, exponential: exponential, sum: StoredSum(seconds: seconds, nanoseconds: nanoseconds).total, into: &window, slot: slot) else {
-                    throw StoreError.damagedRow("a rollup of series \(id) has \(buckets.readableBytes) bytes of bucket counts (expected \(layouts[metric].bucketCount * 8) for \(metric.name)) or damaged exponential buckets")
+                    corruptRows.record(Self.damage(buckets, of: id, at: minute, expected: layouts[metric].bucketCount))
+                    continue
                 }
             }
             window.finish()
@@ -673,7 +732,8 @@ package final class PostgresRollupStore: SharedRollupStore {
                     guard let group = groups[id] else { continue }
                     let slot = group * steps + Int((minute - minutes.lowerBound.index) / stepMinutes)
                     guard Self.add(buckets: buckets, exponential: exponential, sum: StoredSum(seconds: seconds, nanoseconds: nanoseconds).total, into: &sums, slot: slot) else {
-                        throw StoreError.damagedRow("a rollup of \(metric.name) has \(buckets.readableBytes) bytes of bucket counts (expected \(width * 8)) or damaged exponential buckets")
+                        corruptRows.record(Self.damage(buckets, of: id, at: minute, expected: width))
+                        continue
                     }
                 }
             }

@@ -22,6 +22,8 @@ package final class SQLiteRollupStore: RollupStore {
     /// The database file.
     package let path: String
     private let layouts: BucketLayouts
+    /// Rows found damaged when read back.
+    package let corruptRows: CorruptRows
     private let writer: Mutex<WriteSide>
     private let readers: [ReadSide]
     private let writerThread: WriterThread
@@ -61,12 +63,14 @@ package final class SQLiteRollupStore: RollupStore {
         }
         try connection.execute("PRAGMA synchronous = \(durability == .full ? "FULL" : "NORMAL")")
         try Migrator(connection: connection, migrations: Migration.embedded).migrate()
-        try CountsBlob.registerAddFunction(on: connection)
-        try ExponentialBlob.registerAddFunction(on: connection)
+        let corrupt = CorruptRows()
+        corruptRows = corrupt
+        try CountsBlob.registerAddFunction(on: connection, corrupt: corrupt)
+        try ExponentialBlob.registerAddFunction(on: connection, corrupt: corrupt)
         try Self.checkLayouts(layouts, on: connection)
         let side = try WriteSide(connection: connection)
         // Start-up reads the minute rows alone: fold what the last run left in the log first.
-        try connection.transaction { try Self.fold(side) }
+        try connection.transaction { try Self.fold(side, corrupt: corrupt) }
         writer = Mutex(side)
         readers = try (0..<2).map { _ in
             let reader = try SQLiteConnection(path: path, readOnly: true)
@@ -100,8 +104,8 @@ package final class SQLiteRollupStore: RollupStore {
     package func checkpoint() async throws {
         // Moves every committed page from the write-ahead log into the database file and
         // empties the log, so the file alone holds the store (a copy of it is complete).
-        try await onWriter { side in
-            try side.connection.transaction { try Self.fold(side) }
+        try await onWriter { [corrupt = corruptRows] side in
+            try side.connection.transaction { try Self.fold(side, corrupt: corrupt) }
             side.unfolded = (0, 0)
             try side.connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         }
@@ -155,7 +159,7 @@ package final class SQLiteRollupStore: RollupStore {
     // MARK: RollupStore
 
     package func restore(recentSince: Minute) async throws -> RestoredState {
-        try await onReader { [layouts] connection in
+        try await onReader { [layouts, corrupt = corruptRows] connection in
             var series: [SeriesRecord] = []
             var bases: [(slot: Int, counts: HistogramCounts)] = []
             let seriesRows = try connection.prepare(
@@ -164,15 +168,26 @@ package final class SQLiteRollupStore: RollupStore {
             var incomplete: [Int] = []
             while try seriesRows.step() {
                 let id = seriesRows.int64(0)
-                let key = try SeriesText.key(metric: seriesRows.text(1), labelValues: seriesRows.text(2), id: id)
+                let key: SeriesKey
+                do {
+                    key = try SeriesText.key(metric: seriesRows.text(1), labelValues: seriesRows.text(2), id: id)
+                } catch let StoreError.damagedRow(detail) {
+                    // Its rollups are skipped in turn, as rows of a series that is not there.
+                    corrupt.record("series \(id): \(detail)")
+                    continue
+                }
                 let complete = seriesRows.int64(7) == 1
                 if !complete { incomplete.append(series.count) }
                 if !seriesRows.isNull(3) || !seriesRows.isNull(6) {
-                    var base = seriesRows.isNull(3)
-                        ? HistogramCounts(bucketCount: layouts[key.metric].bucketCount)
-                        : try Self.counts(in: seriesRows, from: 3, exponentialColumn: nil, expected: layouts[key.metric].bucketCount, what: "base of series \(id)")
-                    base.exponential = complete ? try Self.exponential(in: seriesRows, column: 6, what: "base of series \(id)") ?? ExponentialBuckets() : .unrecorded
-                    bases.append((series.count, base))
+                    do {
+                        var base = seriesRows.isNull(3)
+                            ? HistogramCounts(bucketCount: layouts[key.metric].bucketCount)
+                            : try Self.counts(in: seriesRows, from: 3, exponentialColumn: nil, expected: layouts[key.metric].bucketCount, what: "base of series \(id)")
+                        base.exponential = complete ? try Self.exponential(in: seriesRows, column: 6, what: "base of series \(id)") ?? ExponentialBuckets() : .unrecorded
+                        bases.append((series.count, base))
+                    } catch let StoreError.damagedRow(detail) {
+                        corrupt.record(detail)
+                    }
                 }
                 series.append(SeriesRecord(id: id, key: key))
             }
@@ -188,17 +203,18 @@ package final class SQLiteRollupStore: RollupStore {
                 let minute = Minute(index: rollupRows.int64(0))
                 let id = rollupRows.int64(1)
                 guard let slot = sums.slot(of: id) else {
-                    throw StoreError.damagedRow("rollup of minute \(minute.index) names unknown series \(id)")
+                    corrupt.record("rollup of series \(id) at minute \(minute.index): no such series")
+                    continue
                 }
                 let sum = StoredSum(seconds: rollupRows.int64(3), nanoseconds: rollupRows.int64(4)).total
-                let added = Self.add(rollupRows, buckets: 2, exponential: 5, sum: sum, into: &sums, slot: slot)
-                guard added else {
-                    throw StoreError.damagedRow(
-                        "rollup of series \(id) has \(rollupRows.withBlob(2) { $0.count }) bytes of bucket counts (expected \(sums.bucketCount(ofSlot: slot) * 8)) or damaged exponential buckets"
-                    )
+                // All or nothing: a damaged row adds none of its counts.
+                guard Self.add(rollupRows, buckets: 2, exponential: 5, sum: sum, into: &sums, slot: slot) else {
+                    corrupt.record(Self.damage(rollupRows, buckets: 2, of: id, at: minute, expected: sums.bucketCount(ofSlot: slot)))
+                    continue
                 }
                 if lastMinutes[id].map({ $0 < minute }) ?? true { lastMinutes[id] = minute }
                 if minute >= recentSince {
+                    // The bytes just added: they read the same again.
                     let counts = try Self.counts(in: rollupRows, from: 2, exponentialColumn: 5, expected: sums.bucketCount(ofSlot: slot), what: "rollup of series \(id)")
                     recent.append(MinuteRollup(seriesID: id, minute: minute, counts: counts))
                 }
@@ -217,7 +233,7 @@ package final class SQLiteRollupStore: RollupStore {
 
     package func commit(_ batch: CommitBatch) async throws {
         do {
-            try await onWriter { try Self.write(batch, on: $0) }
+            try await onWriter { [corrupt = corruptRows] in try Self.write(batch, on: $0, corrupt: corrupt) }
         } catch let error as SQLiteError where error.code & 0xFF == SQLITE_FULL {
             // SQLite has rolled the transaction back; say plainly what the operator must fix.
             throw StoreError.diskFull(path: path)
@@ -230,7 +246,7 @@ package final class SQLiteRollupStore: RollupStore {
     package static let foldCommits = 32
     package static let foldBytes = 1 << 18
 
-    private static func write(_ batch: CommitBatch, on side: WriteSide) throws {
+    private static func write(_ batch: CommitBatch, on side: WriteSide, corrupt: CorruptRows) throws {
         var logged: [UInt8] = []
         var folding = false
         try side.connection.transaction {
@@ -260,7 +276,7 @@ package final class SQLiteRollupStore: RollupStore {
                 try side.insertLog.run()
             }
             folding = side.unfolded.commits + 1 >= Self.foldCommits || side.unfolded.bytes + logged.count >= Self.foldBytes
-            if folding { try Self.fold(side) }
+            if folding { try Self.fold(side, corrupt: corrupt) }
             for answer in batch.answers {
                 side.insertAnswer.bind(1, answer.key)
                 side.insertAnswer.bind(2, Int64(bitPattern: answer.bodyFingerprint))
@@ -293,17 +309,21 @@ package final class SQLiteRollupStore: RollupStore {
 
     /// Adds every row of the log to its minute row's exponential buckets and empties the log; in
     /// the caller's transaction. A minute row that is gone (its series deleted) takes nothing.
-    private static func fold(_ side: WriteSide) throws {
+    private static func fold(_ side: WriteSide, corrupt: CorruptRows) throws {
         // Each series-minute's buckets summed densely: a commit's few buckets are added in place.
         var summed: [MinuteKey: ExponentialSpan] = [:]
         defer { side.selectLog.reset() }
         while try side.selectLog.step() {
             let read = side.selectLog.withBlob(0) { raw in
                 ExponentialLog.forEach(raw) { id, minute, encoded in
-                    summed[MinuteKey(series: id, minute: minute), default: ExponentialSpan()].add(encoded: encoded)
+                    if !summed[MinuteKey(series: id, minute: minute), default: ExponentialSpan()].add(encoded: encoded) {
+                        corrupt.record("exponential_log entry of series \(id) at minute \(minute.index): damaged buckets, not folded")
+                    }
+                    return true
                 }
             }
-            guard read else { throw StoreError.damagedRow("a row of exponential_log is damaged") }
+            // The log is emptied whatever it held: a damaged row must not stop every fold after it.
+            if !read { corrupt.record("a row of exponential_log: damaged; the entries after the damage were not folded") }
         }
         for (key, span) in summed {
             side.foldLog.bind(1, blob: ExponentialEncoding.encode(span.buckets))
@@ -323,26 +343,29 @@ package final class SQLiteRollupStore: RollupStore {
     /// Adds the exponential buckets of the log's rows within `minutes` to the slots `slot` names
     /// (nil: not asked for); in the caller's read transaction, beside its read of the minute rows.
     private static func addLog(
-        on connection: SQLiteConnection, minutes: ClosedRange<Minute>, into sums: inout RollupSums, slot: (RollupSums, SeriesID, Minute) -> Int?
+        on connection: SQLiteConnection, minutes: ClosedRange<Minute>, into sums: inout RollupSums, corrupt: CorruptRows,
+        slot: (RollupSums, SeriesID, Minute) -> Int?
     ) throws {
         let rows = try connection.prepare("SELECT deltas FROM exponential_log")
         while try rows.step() {
             let read = rows.withBlob(0) { raw in
                 ExponentialLog.forEach(raw) { id, minute, encoded in
                     guard minutes.contains(minute), let target = slot(sums, id, minute) else { return true }
-                    return sums.addExponential(encoded, to: target)
+                    // A damaged entry adds nothing; the entries after it in the row still count.
+                    if !sums.addExponential(encoded, to: target) { corrupt.record("exponential_log entry of series \(id) at minute \(minute.index): damaged buckets") }
+                    return true
                 }
             }
-            guard read else { throw StoreError.damagedRow("a row of exponential_log is damaged") }
+            if !read { corrupt.record("a row of exponential_log: damaged; the entries after the damage were skipped") }
         }
     }
 
     package func delete(_ series: Set<SeriesID>, recentSince: Minute) async throws -> [MinuteRollup] {
         guard !series.isEmpty else { return [] }
-        return try await onWriter { side in
+        return try await onWriter { [corrupt = corruptRows] side in
             let recent = try side.connection.transaction {
                 // Folded first: the log must not hold buckets for ids a later series may take.
-                try Self.fold(side)
+                try Self.fold(side, corrupt: corrupt)
                 // The doomed ids go into a temporary table so that each statement below reads
                 // the rollup table once, whatever the number of series.
                 try side.connection.execute("DELETE FROM temp.doomed_series")
@@ -370,7 +393,7 @@ package final class SQLiteRollupStore: RollupStore {
     }
 
     package func answer(forKey key: String, since: Int64) async throws -> IdempotentAnswer? {
-        try await onReader { connection in
+        try await onReader { [corrupt = corruptRows] connection in
             let row = try connection.prepare("SELECT body_fingerprint, status, body, created_at FROM idempotent_answer WHERE key = ? AND created_at >= ?")
             row.bind(1, key)
             row.bind(2, since)
@@ -384,12 +407,12 @@ package final class SQLiteRollupStore: RollupStore {
 
     package func pendingSpans(of traces: Set<TraceID>) async throws -> [PendingSpan] {
         guard !traces.isEmpty else { return [] }
-        return try await onReader { connection in try connection.readTransaction {
+        return try await onReader { [corrupt = corruptRows] connection in try connection.readTransaction {
             let rows = try connection.prepare("SELECT received_at, span FROM pending_span WHERE trace_high = ? AND trace_low = ?")
             var spans: [PendingSpan] = []
             for trace in traces {
                 Self.bind(trace, to: rows, at: 1)
-                while try rows.step() { spans.append(try Self.pendingSpan(rows, receivedAt: 0, span: 1)) }
+                while try rows.step() { if let span = Self.pendingSpan(rows, receivedAt: 0, span: 1, corrupt: corrupt) { spans.append(span) } }
                 rows.reset()
             }
             return spans
@@ -397,7 +420,7 @@ package final class SQLiteRollupStore: RollupStore {
     }
 
     package func dropPendingSpans(receivedBefore cutoff: Int64, maxTraces: Int) async throws -> [PendingSpan] {
-        try await onWriter { side in
+        try await onWriter { [corrupt = corruptRows] side in
             try side.connection.transaction {
                 // Whole traces go: a trace whose first span waited too long is given up as one.
                 let traces = try side.connection.prepare("SELECT DISTINCT trace_high, trace_low FROM pending_span WHERE received_at < ?1 LIMIT ?2")
@@ -410,7 +433,7 @@ package final class SQLiteRollupStore: RollupStore {
                 var dropped: [PendingSpan] = []
                 for trace in expired {
                     Self.bind(trace, to: rows, at: 1)
-                    while try rows.step() { dropped.append(try Self.pendingSpan(rows, receivedAt: 0, span: 1)) }
+                    while try rows.step() { if let span = Self.pendingSpan(rows, receivedAt: 0, span: 1, corrupt: corrupt) { dropped.append(span) } }
                     rows.reset()
                     Self.bind(trace, to: delete, at: 1)
                     try delete.run()
@@ -429,18 +452,27 @@ package final class SQLiteRollupStore: RollupStore {
         TraceID(high: UInt64(bitPattern: row.int64(column)), low: UInt64(bitPattern: row.int64(column + 1)))
     }
 
-    private static func pendingSpan(_ row: SQLiteStatement, receivedAt: Int32, span: Int32) throws -> PendingSpan {
+    /// A waiting span's row; nil (recorded) when it is damaged, as if it had never come.
+    private static func pendingSpan(_ row: SQLiteStatement, receivedAt: Int32, span: Int32, corrupt: CorruptRows) -> PendingSpan? {
         guard let decoded = row.withBlob(span, { OTLPSpan(encoded: $0.assumingMemoryBound(to: UInt8.self)) }) else {
-            throw StoreError.damagedRow("a row of pending_span is damaged")
+            corrupt.record("a row of pending_span received at \(row.int64(receivedAt)): damaged")
+            return nil
         }
         return PendingSpan(decoded, receivedAt: row.int64(receivedAt))
     }
 
+    /// What is wrong with a rollup row that did not add, for the operator.
+    private static func damage(_ row: SQLiteStatement, buckets column: Int32, of series: SeriesID, at minute: Minute, expected: Int) -> String {
+        let bytes = row.withBlob(column) { $0.count }
+        let what = bytes == expected * 8 ? "damaged exponential buckets" : "\(bytes) bytes of bucket counts, expected \(expected * 8)"
+        return "rollup of series \(series) at minute \(minute.index): \(what)"
+    }
+
     package func prune(before cutoff: Minute, answersBefore: Int64) async throws -> PruneReport {
-        try await onWriter { side in
+        try await onWriter { [corrupt = corruptRows] side in
             let report = try side.connection.transaction {
                 // The log first, so that the minutes pruned carry all their buckets into the base.
-                try Self.fold(side)
+                try Self.fold(side, corrupt: corrupt)
                 var folded: [SeriesID: HistogramCounts] = [:]
                 var rows = 0
                 side.selectExpired.bind(1, cutoff.index)
@@ -476,9 +508,9 @@ package final class SQLiteRollupStore: RollupStore {
     package func windowTotals(
         of metric: HistogramMetric, series: Set<SeriesID>, minutes: ClosedRange<Minute>
     ) async throws -> [SeriesID: HistogramCounts] {
-        try await onReader { [layouts] connection in try connection.readTransaction {
+        try await onReader { [layouts, corrupt = corruptRows] connection in try connection.readTransaction {
             let rows = try connection.prepare(
-                "SELECT series_id, buckets, sum_s, sum_ns, exponential FROM rollup WHERE minute BETWEEN ? AND ?"
+                "SELECT series_id, buckets, sum_s, sum_ns, exponential, minute FROM rollup WHERE minute BETWEEN ? AND ?"
             )
             rows.bind(1, minutes.lowerBound.index)
             rows.bind(2, minutes.upperBound.index)
@@ -490,12 +522,11 @@ package final class SQLiteRollupStore: RollupStore {
                 guard let slot = window.slot(of: id) else { continue }
                 let sum = StoredSum(seconds: rows.int64(2), nanoseconds: rows.int64(3)).total
                 guard Self.add(rows, buckets: 1, exponential: 4, sum: sum, into: &window, slot: slot) else {
-                    throw StoreError.damagedRow(
-                        "the rollup of series \(id) has \(rows.withBlob(1) { $0.count }) bytes of bucket counts (expected \(window.bucketCount(ofSlot: slot) * 8) for \(metric.name)) or damaged exponential buckets"
-                    )
+                    corrupt.record(Self.damage(rows, buckets: 1, of: id, at: Minute(index: rows.int64(5)), expected: window.bucketCount(ofSlot: slot)))
+                    continue
                 }
             }
-            try Self.addLog(on: connection, minutes: minutes, into: &window) { window, id, _ in window.slot(of: id) }
+            try Self.addLog(on: connection, minutes: minutes, into: &window, corrupt: corrupt) { window, id, _ in window.slot(of: id) }
             window.finish()
             return window.totals(includingEmpty: false)
         } }
@@ -507,7 +538,7 @@ package final class SQLiteRollupStore: RollupStore {
         precondition(stepMinutes >= 1, "a step is at least a minute")
         let steps = Int((minutes.lowerBound.distance(to: minutes.upperBound) + stepMinutes) / stepMinutes)
         let width = layouts[metric].bucketCount
-        return try await onReader { connection in try connection.readTransaction {
+        return try await onReader { [corrupt = corruptRows] connection in try connection.readTransaction {
             let rows = try connection.prepare("SELECT minute, series_id, buckets, sum_s, sum_ns, exponential FROM rollup WHERE minute BETWEEN ? AND ?")
             rows.bind(1, minutes.lowerBound.index)
             rows.bind(2, minutes.upperBound.index)
@@ -518,10 +549,11 @@ package final class SQLiteRollupStore: RollupStore {
                 let step = Int((rows.int64(0) - minutes.lowerBound.index) / stepMinutes)
                 let sum = StoredSum(seconds: rows.int64(3), nanoseconds: rows.int64(4)).total
                 guard Self.add(rows, buckets: 2, exponential: 5, sum: sum, into: &sums, slot: group * steps + step) else {
-                    throw StoreError.damagedRow("a rollup of \(metric.name) has \(rows.withBlob(2) { $0.count }) bytes of bucket counts (expected \(width * 8)) or damaged exponential buckets")
+                    corrupt.record(Self.damage(rows, buckets: 2, of: rows.int64(1), at: Minute(index: rows.int64(0)), expected: width))
+                    continue
                 }
             }
-            try Self.addLog(on: connection, minutes: minutes, into: &sums) { _, id, minute in
+            try Self.addLog(on: connection, minutes: minutes, into: &sums, corrupt: corrupt) { _, id, minute in
                 groups[id].map { $0 * steps + Int((minute.index - minutes.lowerBound.index) / stepMinutes) }
             }
             sums.finish()

@@ -7,6 +7,8 @@ import Synchronization
 /// can be made to fail on purpose to test what callers do when the disk refuses a write, or
 /// held to test what they do while the disk is slow.
 package final class InMemoryRollupStore: RollupStore {
+    package let corruptRows = CorruptRows()
+
     private struct State {
         var series: [SeriesRecord] = []
         var base: [SeriesID: HistogramCounts] = [:]

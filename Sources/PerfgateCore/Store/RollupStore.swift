@@ -145,6 +145,8 @@ package struct PruneReport: Equatable, Sendable {
 /// reads may come at any time, concurrently with the writer and with each other. Returned values
 /// are copies and are never changed later.
 package protocol RollupStore: AnyObject, Sendable {
+    /// Rows found damaged when read back: skipped, counted and described, never fatal.
+    var corruptRows: CorruptRows { get }
     /// Reads every series, its cumulative counts, and the rollups from `recentSince` on.
     func restore(recentSince: Minute) async throws -> RestoredState
     /// Creates the new series and adds the rollups, all in one transaction: all or nothing.

@@ -5,6 +5,7 @@ import PerfgateCore
 struct HealthController<Context: RequestContext>: Sendable {
     let queue: WriteQueue
     let access: AccessCheck
+    let corruptRows: CorruptRows
 
     @Sendable func alive(_ request: Request, context: Context) async throws -> Response {
         var writer = JSONWriter()
@@ -15,8 +16,14 @@ struct HealthController<Context: RequestContext>: Sendable {
     @Sendable func ready(_ request: Request, context: Context) async throws -> Response {
         var writer = JSONWriter()
         let unready = queue.unreadyReason()
+        let damaged = corruptRows.count
         writer.object { w in
             w.member("ready", unready == nil)
+            // Damaged rows do not stop writes: they are skipped, and said here.
+            if damaged > 0 {
+                w.member("corrupt_rows", damaged)
+                if access.grants(.read, to: request.headers) { w.key("corrupt_row_examples"); w.array { w in for row in corruptRows.examples { w.string(row) } } }
+            }
             guard let unready else { return }
             // The route is open: the store's own words (file paths, the database's host, user and
             // name) are for those who may read, and the log.

@@ -41,7 +41,8 @@ struct MetricsController<Context: RequestContext>: Sendable {
             connectionsTimedOut: connections.timedOut,
             bodyBytesHeld: budget.inUse,
             answerBytesHeld: answerBudget.inUse,
-            answersDropped: connections.droppedAnswers
+            answersDropped: connections.droppedAnswers,
+            corruptRows: store.corruptRows.count
         )
         return ExpositionPage.render(snapshot.families() + selfMetrics.families(gauges), capacity: snapshot.estimatedBytes, format: format)
     }

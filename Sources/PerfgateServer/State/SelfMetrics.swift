@@ -199,6 +199,7 @@ final class SelfMetrics: Sendable {
         var bodyBytesHeld: Int
         var answerBytesHeld: Int
         var answersDropped: UInt64
+        var corruptRows: Int
     }
 
     /// The `perfgate_*` families, each ready to write.
@@ -275,6 +276,10 @@ final class SelfMetrics: Sendable {
             family("perfgate_otlp_waiting_bytes", "Bytes the waiting OTLP spans take in the store, against --max-waiting-bytes.", .gauge, [(.none, Double(counters.waiting.bytes))]),
             family("perfgate_pruned_rollups_total", "Minute rollups folded into series bases after the retention.", .counter, [(.none, Double(counters.prunedRollups))]),
             family("perfgate_store_size_bytes", "Size of the SQLite store on disk, WAL included.", .gauge, [(.none, Double(gauges.storeSizeBytes))]),
+            family(
+                "perfgate_store_corrupt_rows_total", "Rows of the store found damaged when read back since start, each counted once: skipped, their counts lost, everything else served.", .counter,
+                [(.none, Double(gauges.corruptRows))]
+            ),
             family("perfgate_write_queue_events", "Events waiting for the next group commit.", .gauge, [(.none, Double(gauges.queuedEvents))]),
             family("perfgate_open_connections", "HTTP connections open now.", .gauge, [(.none, Double(gauges.openConnections))]),
             family(

@@ -116,6 +116,8 @@ enum StatusPageHTML {
             ("uptime", "uptime", DurationText.format(seconds: health.uptimeSeconds)),
             ("version", "version", escape(health.version)),
             ("ready", "ready for writes", health.unready.map { "no: " + escape($0) } ?? "yes"),
+            ("corrupt", "damaged store rows", health.corruptRows == 0 ? "none" : "\(health.corruptRows) skipped, their counts lost (perfgate_store_corrupt_rows_total)<ul class=\"hints\">"
+                + health.corruptExamples.map { "<li>\(escape($0))</li>" }.joined() + "</ul>"),
             ("otlp", "OTLP spans", health.otlpSpans == 0 ? "none received" : health.otlpHints.isEmpty
                 ? "\(health.otlpSpans) received, all usable" : "\(health.otlpSpans) received<ul class=\"hints\">" + health.otlpHints.map { "<li>\(escape($0))</li>" }.joined() + "</ul>"),
         ]

@@ -73,6 +73,9 @@ struct StatusReport: Sendable {
         var otlpHints: [String]
         /// OTLP spans received since start.
         var otlpSpans: UInt64
+        /// Rows of the store found damaged and skipped, and the first few described.
+        var corruptRows: Int
+        var corruptExamples: [String]
     }
 
     /// The comparison with an hour earlier uses `/v1/trends`' defaults (the alert rules' +50%).
@@ -232,7 +235,9 @@ extension StatusReport {
             version: metrics.version,
             unready: components.queue.unreadyReason()?.detail,
             otlpHints: otlpHints(metrics.otlpCounts),
-            otlpSpans: metrics.otlpCounts.received
+            otlpSpans: metrics.otlpCounts.received,
+            corruptRows: components.store.corruptRows.count,
+            corruptExamples: components.store.corruptRows.examples
         )
     }
 

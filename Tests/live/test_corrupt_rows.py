@@ -1,0 +1,84 @@
+"""Damaged rows in the SQLite store, written by hand into a real store file: perfgate starts, serves
+everything else with the counts an independent computation gives for it, skips and counts each
+damaged row (/metrics, /readyz, the status page, the log), and keeps taking writes, including
+writes to the series-minutes whose stored rows are damaged.
+
+The first case is the row that crash-looped a server: exponential buckets with indices Int32.min
+and Int32.max, which made the next /v1/trends trap on arithmetic overflow, and every restart die
+while restoring."""
+import random
+import sqlite3
+import struct
+
+from conftest import Perfgate
+from exposition import value
+from test_otlp import ld
+
+SPREAD = bytes.fromhex("060002ffffffff0f01feffffff1f01")
+PROVIDERS = ["openrouter", "portkey", "together", "groq"]
+
+
+def events(rng, count):
+    return [{
+        "endpoint": "/v1/chat/completions", "provider": rng.choice(PROVIDERS), "model": "m",
+        "stages": {"backend_fetch": round(rng.lognormvariate(-0.7, 0.5), 6)},
+    } for _ in range(count)]
+
+
+def ttfb_count(text, provider):
+    return value(text, "backend_ttfb_seconds_count", provider=provider, model="m", endpoint="/v1/chat/completions")
+
+
+def series_id(connection, provider):
+    return connection.execute(
+        "SELECT id FROM series WHERE metric = 'backend_ttfb_seconds' AND label_values = ?",
+        ("\x1f".join([provider, "m", "/v1/chat/completions"]),),
+    ).fetchone()[0]
+
+
+def test_damaged_rows_are_skipped_counted_and_shown_and_everything_else_is_served(tmp_path):
+    rng = random.Random(20261207)
+    sent = events(rng, 400)
+    server = Perfgate(tmp_path).start()
+    assert server.post_events(sent).status == 200
+    # One span waiting for its root: a row of pending_span to damage too.
+    span = ld(1, bytes(range(1, 17))) + ld(2, struct.pack(">Q", 2)) + ld(4, struct.pack(">Q", 1)) + ld(5, b"backend_fetch")
+    assert server.request("POST", "/v1/traces", ld(1, ld(2, ld(2, span))), {"Content-Type": "application/x-protobuf"}).status == 200
+    server.stop()
+
+    database = tmp_path / "data" / "perfgate.sqlite"
+    with sqlite3.connect(database) as connection:
+        spread, short, renamed = (series_id(connection, p) for p in PROVIDERS[:3])
+        connection.execute("UPDATE rollup SET exponential = ? WHERE series_id = ?", (SPREAD, spread))
+        connection.execute("UPDATE rollup SET buckets = x'0102' WHERE series_id = ?", (short,))
+        connection.execute("UPDATE series SET metric = 'no_such_family' WHERE id = ?", (renamed,))
+        connection.execute("UPDATE pending_span SET span = x'ff'")
+
+    server.start()
+    text = server.metrics_text()
+    # The one series left whole has exactly what was sent to it; the damaged ones lost their minute.
+    intact = PROVIDERS[3]
+    assert ttfb_count(text, intact) == sum(1 for e in sent if e["provider"] == intact)
+    for provider in PROVIDERS[:3]:
+        assert not ttfb_count(text, provider)
+    damaged = value(text, "perfgate_store_corrupt_rows_total")
+    assert damaged >= 4, damaged  # the two rollups, the series (and its rollup), the waiting span
+    assert server.get("/v1/trends?metric=backend_ttfb_seconds&by=provider,model").status == 200
+    assert server.get("/").status == 200 and "damaged store rows" in server.get("/").text
+    ready = server.get("/readyz").json()
+    assert ready["ready"] is True and ready["corrupt_rows"] == damaged
+    log = (tmp_path / "perfgate.log").read_text()
+    assert "a row of the store is damaged and was skipped" in log and "rollup of series" in log
+
+    # Writes to the damaged series-minutes replace what is damaged, and count.
+    again = events(rng, 200)
+    assert server.post_events(again).status == 200
+    text = server.metrics_text()
+    for provider in PROVIDERS[:2]:
+        assert ttfb_count(text, provider) == sum(1 for e in again if e["provider"] == provider)
+    assert ttfb_count(text, intact) == sum(1 for e in sent + again if e["provider"] == intact)
+    # And the store starts again, from what it now holds.
+    server.stop()
+    server.start()
+    assert ttfb_count(server.metrics_text(), intact) == sum(1 for e in sent + again if e["provider"] == intact)
+    server.stop()
