@@ -11,6 +11,19 @@ import Testing
 enum TestDatabase {
     static let serverURL = ProcessInfo.processInfo.environment["PERFGATE_TEST_POSTGRES"]
 
+    /// Runs `sql` on the database at `location`, as an operator (or a disk) would behind perfgate's back.
+    static func execute(_ sql: String, on location: PostgresLocation) async throws {
+        let client = PostgresClient(
+            configuration: .init(host: location.host, port: location.port, username: location.user, password: nil, database: location.database, tls: .disable),
+            backgroundLogger: Logger(label: "perfgate.tests")
+        )
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await client.run() }
+            try await client.query(PostgresQuery(unsafeSQL: sql))
+            group.cancelAll()
+        }
+    }
+
     static func make() async throws -> PostgresLocation {
         let server = try PostgresLocation(url: serverURL!)
         let name = "perfgate_swift_\(UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(16).lowercased())"
@@ -79,6 +92,37 @@ struct PostgresRollupStoreTests {
         #expect(window[ttfb.sharedID] == all)
         let sums = try await b.minuteSums(of: [.backendTTFB], since: minute)
         #expect(sums.reduce(Int128(0)) { $0 + $1.sumNanoseconds } == all.sumNanoseconds)
+    }
+
+    /// Rows damaged behind perfgate's back (the bucket list that crash-looped a server, counts of
+    /// another length, a series of no known family) are skipped, counted, and cost only their own
+    /// counts: restore, reads, compaction and prune go on with the rest.
+    @Test func damagedRowsAreSkippedAndCountedWhereTheyAreRead() async throws {
+        let location = try await TestDatabase.make()
+        let store = try await open(location, "a")
+        var generator = SystemRandomNumberGenerator()
+        let keys = ["p1", "p2", "p3", "p4"].map { SeriesKey(.backendTTFB, [$0, "m", "/v1/chat/completions"]) }
+        var sent: [SeriesID: HistogramCounts] = [:]
+        for (index, key) in keys.enumerated() {
+            let added = random(key, Int.random(in: 3...30, using: &generator), &generator)
+            sent[key.sharedID] = added
+            try await store.commit(CommitBatch(newSeries: [SeriesRecord(id: key.sharedID, key: key)], rollups: [MinuteRollup(seriesID: key.sharedID, minute: minute.advanced(by: Int64(index % 2)), counts: added)]))
+        }
+        try await TestDatabase.execute("UPDATE rollup SET exponential = '\\x060002ffffffff0f01feffffff1f01' WHERE series_id = \(keys[0].sharedID)", on: location)
+        try await TestDatabase.execute("UPDATE rollup SET buckets = '\\x0102' WHERE series_id = \(keys[1].sharedID)", on: location)
+        try await TestDatabase.execute("UPDATE series SET metric = 'no_such_family' WHERE id = \(keys[2].sharedID)", on: location)
+
+        let reopened = try await open(location, "a")
+        let restored = try await reopened.restore(recentSince: minute)
+        #expect(restored.totals[keys[3].sharedID] == sent[keys[3].sharedID])
+        #expect(restored.totals[keys[0].sharedID]?.count ?? 0 == 0 && restored.totals[keys[1].sharedID]?.count ?? 0 == 0)
+        #expect(!restored.series.contains { $0.id == keys[2].sharedID })
+        #expect(reopened.corruptRows.count >= 3, "\(reopened.corruptRows.examples)")
+        let window = try await reopened.windowTotals(of: .backendTTFB, series: Set(keys.map(\.sharedID)), minutes: minute...minute.advanced(by: 1))
+        #expect(window[keys[3].sharedID] == sent[keys[3].sharedID] && window[keys[0].sharedID] == nil)
+        // Folding the damaged minutes away drops the damaged rows, counted, and keeps the rest.
+        _ = try await reopened.prune(before: minute.advanced(by: 5), answersBefore: 0)
+        #expect(try await open(location, "a").restore(recentSince: minute).totals[keys[3].sharedID] == sent[keys[3].sharedID])
     }
 
     @Test func prunesRacingFromEveryReplicaFoldEachRowOnce() async throws {
