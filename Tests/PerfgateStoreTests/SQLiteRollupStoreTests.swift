@@ -122,15 +122,16 @@ final class TemporaryFolder {
         #expect(try await store.windowTotals(of: .frontendProcessing, series: [2], minutes: minute...minute.advanced(by: 2)) == [2: counts(frontend, [4])])
     }
 
-    @Test func windowTotalsRefuseCountsOfAnotherLayout() async throws {
+    @Test func windowTotalsSkipAndCountCountsOfAnotherLayout() async throws {
         let store = try open()
         try await store.commit(
             CommitBatch(newSeries: [SeriesRecord(id: 1, key: ttfb)], rollups: [MinuteRollup(seriesID: 1, minute: minute, counts: counts(ttfb, [1]))])
         )
-        // Read as the frontend family (8 bounds), a TTFB rollup (9 bounds) is damage, not data.
-        await #expect(throws: StoreError.self) {
-            try await store.windowTotals(of: .frontendProcessing, series: [1], minutes: minute...minute)
-        }
+        // Read as the frontend family (8 bounds), a TTFB rollup (9 bounds) is damage, not data:
+        // skipped, counted and described, never summed into another layout.
+        #expect(try await store.windowTotals(of: .frontendProcessing, series: [1], minutes: minute...minute) == [:])
+        #expect(store.corruptRows.count == 1)
+        #expect(store.corruptRows.examples.first?.contains("80 bytes of bucket counts, expected 72") == true)
     }
 
     @Test func aFailedCommitAppliesNothing() async throws {
