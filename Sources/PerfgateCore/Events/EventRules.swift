@@ -43,7 +43,10 @@ package struct EventRules: Sendable {
     }
 
     /// A duration, as read from its decimal text, must be finite, non-negative and at most a day.
-    package func checkDuration(_ reading: DecimalSeconds.Reading, text: @autoclosure () -> String) -> Result<Int64, DurationProblem> {
+    /// The text is quoted in the problem cut to a short excerpt: a 20 MiB number must not become a
+    /// 20 MiB answer (kept for a day under its `Idempotency-Key`).
+    package func checkDuration(_ reading: DecimalSeconds.Reading, text whole: @autoclosure () -> String) -> Result<Int64, DurationProblem> {
+        func text() -> String { Self.excerpt(whole()) }
         switch reading {
         case .nanoseconds(let value) where value < 0:
             return .failure(DurationProblem("must not be negative (got \(text()))"))
@@ -102,6 +105,13 @@ package struct EventRules: Sendable {
     }
 
     /// A value quoted for an error message, shortened and with control characters made visible.
+    /// `text` whole when short, else its start and how long it was.
+    static func excerpt(_ text: String, limit: Int = 40) -> String {
+        let length = text.utf8.count
+        guard length > limit else { return text }
+        return "\(text.utf8.prefix(limit - 8).map { Character(Unicode.Scalar($0 < 0x80 ? $0 : UInt8(ascii: "?"))) }.reduce(into: "") { $0.append($1) })… (\(length) characters)"
+    }
+
     static func quoted(_ value: String, limit: Int = 64) -> String {
         var text = ""
         for (offset, scalar) in value.unicodeScalars.enumerated() {

@@ -1,6 +1,10 @@
 /// The answer perfgate gave to an ingest request sent with an `Idempotency-Key`, kept so that a
 /// retry with the same key gets the same answer and applies nothing.
 package struct IdempotentAnswer: Equatable, Sendable {
+    /// The most bytes of an answer kept for replay: a larger one is kept as its counts and the
+    /// first errors that fit, saying so.
+    package static let maxStoredBytes = 16 * 1024
+
     /// The client's key.
     package var key: String
     /// A fingerprint of the request body the key was first used with.

@@ -59,7 +59,9 @@ struct EventsController<Context: RequestContext>: Sendable {
         if !delta.isEmpty {
             let limit = configuration.maxSeriesPerMetric
             let claim = key.map { key in
-                IdempotencyClaim(key: key, bodyFingerprint: fingerprint) { receipt in Self.answer(batch, receipt: receipt, limit: limit) }
+                IdempotencyClaim(key: key, bodyFingerprint: fingerprint) { receipt in
+                    Self.answer(batch, receipt: receipt, limit: limit, maxBytes: IdempotentAnswer.maxStoredBytes)
+                }
             }
             do {
                 receipt = try await queue.submit(delta, claim: claim)
@@ -228,23 +230,32 @@ struct EventsController<Context: RequestContext>: Sendable {
 
     // MARK: Answer
 
-    static func answer(_ batch: DecodedBatch, receipt: CommitReceipt, limit: Int) -> [UInt8] {
+    /// The answer to a batch; with `maxBytes`, the errors listed stop where the answer would pass
+    /// it (less room for the rest), and the answer says so: how the answer kept for replay is cut.
+    static func answer(_ batch: DecodedBatch, receipt: CommitReceipt, limit: Int, maxBytes: Int = .max) -> [UInt8] {
         var writer = JSONWriter()
         writer.object { w in
             w.member("accepted", batch.acceptedCount)
             w.member("rejected", batch.rejectedCount)
             w.key("errors")
+            var listed = 0
             w.array { w in
                 for rejection in batch.rejections.prefix(maxListedErrors) {
+                    // Room for the members after the list (two short ones and the warnings).
+                    if w.bytes.count > maxBytes - 1024 { break }
                     w.object { w in
                         w.member("index", rejection.index)
                         w.member("field", rejection.field)
                         w.member("error", rejection.message)
                     }
+                    listed += 1
                 }
             }
-            if batch.rejections.count > maxListedErrors {
-                w.member("errors_omitted", batch.rejections.count - maxListedErrors)
+            if batch.rejections.count > listed {
+                w.member("errors_omitted", batch.rejections.count - listed)
+            }
+            if listed < min(batch.rejections.count, maxListedErrors) {
+                w.member("errors_cut", "this answer, kept for retries of its Idempotency-Key, lists the first \(listed) errors that fit in \(maxBytes / 1024) KiB")
             }
             if !receipt.overflowed.isEmpty {
                 w.key("warnings")
