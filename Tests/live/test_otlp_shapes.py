@@ -165,7 +165,7 @@ def test_the_waiting_room_is_bounded_and_refuses_new_rootless_traces_past_it(mak
     assert_not_held_up(timings, "a full waiting room")
     answer = trace_service_pb2.ExportTraceServiceResponse.FromString(response.body)
     assert answer.partial_success.rejected_spans == 500
-    assert "already wait for their root" in answer.partial_success.error_message
+    assert "already wait, the most --max-waiting-spans" in answer.partial_success.error_message
     text = server.metrics_text()
     assert value(text, "perfgate_otlp_waiting_spans") == 1000
     assert value(text, "perfgate_otlp_spans_refused_total", reason="waiting_full") == 500
@@ -184,6 +184,14 @@ def test_the_waiting_room_is_bounded_and_refuses_new_rootless_traces_past_it(mak
     assert value(text, "request_stage_duration_seconds_count", stage="backend_fetch", endpoint="/ok") == 1
     # Trace (6, 1) waited with a span named "work": no stage, so its root settles with nothing to count.
     assert value(text, "perfgate_otlp_spans_refused_total", reason="waiting_full") == 500
+    # Traces already waiting do not grow past the bound either: more spans for them are refused.
+    more = [span(100 + i, 4, trace=struct.pack(">QQ", 6, t)) for t in range(2, 12) for i in range(50)]
+    response = server.request("POST", "/v1/traces", export(more), {"Content-Type": "application/x-protobuf"})
+    answer = trace_service_pb2.ExportTraceServiceResponse.FromString(response.body)
+    assert answer.partial_success.rejected_spans == 500
+    text = server.metrics_text()
+    assert value(text, "perfgate_otlp_waiting_spans") <= 1000
+    assert value(text, "perfgate_otlp_spans_refused_total", reason="waiting_full") == 1000
 
 
 def peak_rss_mb(server):

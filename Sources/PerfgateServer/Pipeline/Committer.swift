@@ -279,24 +279,29 @@ final class Committer: @unchecked Sendable {
             kept[span.traceID, default: []].append(PendingSpan(span, receivedAt: receivedAt[SpanKey(span)] ?? now.seconds))
         }
         for trace in involved.sorted() {
-            let rows = kept[trace] ?? []
-            let held = WaitingRows(spans: rows.count, bytes: rows.reduce(0) { $0 + $1.span.encoded().count })
+            var rows = kept[trace] ?? []
+            var held = WaitingRows(spans: rows.count, bytes: rows.reduce(0) { $0 + $1.span.encoded().count })
             let fits = total.spans + held.spans <= configuration.maxWaitingSpans && total.bytes + held.bytes <= configuration.maxWaitingBytes
-            if fits || waitedBefore.contains(trace) {
-                waiting.rows[trace] = rows
-                waiting.held[trace] = held
-                total = total.adding(held)
-            } else {
-                // A counted root kept only for late spans is let go; spans waiting for their root are refused.
-                let refused = rows.filter { $0.span.settlement == nil }.count
+            if !fits {
+                // Past the bound nothing new waits, in a trace new to the room or one already in it:
+                // what waited before stays (a trace's counted root with it, so that nothing counts
+                // twice), spans new to the room are refused, and a root new to it is let go.
+                let before = rows.count
+                rows.removeAll { row in
+                    receivedAt[SpanKey(row.span)] == nil && (row.span.settlement == nil || !waitedBefore.contains(trace))
+                }
+                let refused = (kept[trace] ?? []).filter { receivedAt[SpanKey($0.span)] == nil && $0.span.settlement == nil }.count
                 if refused > 0 {
                     outcome.refused.append(TraceAssembly.Refused(
                         trace: trace, spans: refused, reason: .waitingFull,
-                        message: "trace \(trace): \(total.spans) spans (\(total.bytes) bytes) already wait for their root, the most --max-waiting-spans and --max-waiting-bytes allow"
+                        message: "trace \(trace): \(total.spans) spans (\(total.bytes) bytes) already wait, the most --max-waiting-spans and --max-waiting-bytes allow"
                     ))
                 }
-                waiting.held[trace] = WaitingRows(spans: 0, bytes: 0)
+                if rows.count != before { held = WaitingRows(spans: rows.count, bytes: rows.reduce(0) { $0 + $1.span.encoded().count }) }
             }
+            waiting.rows[trace] = rows
+            waiting.held[trace] = held
+            total = total.adding(held)
         }
         return outcome
     }
