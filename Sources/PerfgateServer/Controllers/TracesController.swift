@@ -13,15 +13,17 @@ struct TracesController<Context: RequestContext>: Sendable {
     let configuration: ServerConfiguration
     let bodyBudget: BodyBudget
 
-    /// Most spans one commit takes from an export: a larger export is committed in turns of whole
-    /// traces, so that other clients' writes run between them instead of behind all of it.
+    /// Most spans, and most traces, one commit takes from an export: a larger export is committed
+    /// in turns of whole traces, so that other clients' writes run between them instead of behind
+    /// all of it. Each trace may cost a row (a root kept for late spans), hence the second bound.
     static var spansPerCommit: Int { 2_048 }
+    static var tracesPerCommit: Int { 512 }
 
     /// `spans` in groups of whole traces, each of at most `spansPerCommit` spans unless one trace
     /// alone holds more (a trace is assembled in one commit); and the traces refused here, off
     /// the writer, because the export alone holds more of their spans than a trace may.
     static func commitGroups(_ spans: [OTLPSpan], maxSpansPerTrace: Int) -> (groups: [[OTLPSpan]], refused: [TraceAssembly.Refused]) {
-        guard spans.count > min(spansPerCommit, maxSpansPerTrace) else { return (spans.isEmpty ? [] : [spans], []) }
+        guard spans.count > min(tracesPerCommit, maxSpansPerTrace) else { return (spans.isEmpty ? [] : [spans], []) }
         var byTrace: [TraceID: [OTLPSpan]] = [:]
         var order: [TraceID] = []
         for span in spans {
@@ -31,6 +33,7 @@ struct TracesController<Context: RequestContext>: Sendable {
         var groups: [[OTLPSpan]] = []
         var refused: [TraceAssembly.Refused] = []
         var current: [OTLPSpan] = []
+        var traces = 0
         for trace in order {
             let members = byTrace[trace]!
             if members.count > maxSpansPerTrace {
@@ -44,11 +47,13 @@ struct TracesController<Context: RequestContext>: Sendable {
                     continue
                 }
             }
-            if !current.isEmpty, current.count + members.count > spansPerCommit {
+            if !current.isEmpty, current.count + members.count > spansPerCommit || traces == tracesPerCommit {
                 groups.append(current)
                 current = []
+                traces = 0
             }
             current += members
+            traces += 1
         }
         if !current.isEmpty { groups.append(current) }
         return (groups, refused)
