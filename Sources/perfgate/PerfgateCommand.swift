@@ -8,7 +8,7 @@ struct PerfgateCommand: AsyncParsableCommand {
         commandName: "perfgate",
         abstract: "Aggregates request-stage timings into Prometheus histograms, with durable minute windows and trends.",
         version: perfgateVersion,
-        subcommands: [ServeCommand.self, SendCommand.self, TrendsCommand.self, RoutesCommand.self],
+        subcommands: [ServeCommand.self, SendCommand.self, TrendsCommand.self, RoutesCommand.self, CheckCommand.self],
         defaultSubcommand: ServeCommand.self
     )
 }

@@ -9,8 +9,9 @@ while restoring."""
 import random
 import sqlite3
 import struct
+import subprocess
 
-from conftest import Perfgate
+from conftest import BINARY, Perfgate
 from exposition import value
 from test_otlp import ld
 
@@ -54,6 +55,11 @@ def test_damaged_rows_are_skipped_counted_and_shown_and_everything_else_is_serve
         connection.execute("UPDATE series SET metric = 'no_such_family' WHERE id = ?", (renamed,))
         connection.execute("UPDATE pending_span SET span = x'ff'")
 
+    # perfgate check reads every row back and names the damaged ones.
+    check = subprocess.run([str(BINARY), "check", "--db", str(database)], capture_output=True, text=True, timeout=60)
+    assert check.returncode == 1, check.stdout + check.stderr
+    assert "damaged rows" in check.stdout and f"rollup of series {spread} at minute" in check.stdout and "pending_span" in check.stdout, check.stdout
+
     server.start()
     text = server.metrics_text()
     # The one series left whole has exactly what was sent to it; the damaged ones lost their minute.
@@ -79,6 +85,15 @@ def test_damaged_rows_are_skipped_counted_and_shown_and_everything_else_is_serve
     assert ttfb_count(text, intact) == sum(1 for e in sent + again if e["provider"] == intact)
     # And the store starts again, from what it now holds.
     server.stop()
+    missing = subprocess.run([str(BINARY), "check", "--db", str(tmp_path / "none.sqlite")], capture_output=True, text=True, timeout=60)
+    assert missing.returncode != 0 and "no store at" in missing.stderr and not (tmp_path / "none.sqlite").exists()
+    fresh = Perfgate(tmp_path / "fresh")
+    (tmp_path / "fresh").mkdir()
+    fresh.start()
+    assert fresh.post_events(events(rng, 20)).status == 200
+    fresh.stop()
+    clean = subprocess.run([str(BINARY), "check", "--db", str(tmp_path / "fresh" / "data" / "perfgate.sqlite")], capture_output=True, text=True, timeout=60)
+    assert clean.returncode == 0 and "0 damaged rows" in clean.stdout, clean.stdout + clean.stderr
     server.start()
     assert ttfb_count(server.metrics_text(), intact) == sum(1 for e in sent + again if e["provider"] == intact)
     server.stop()
