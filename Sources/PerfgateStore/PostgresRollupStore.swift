@@ -662,13 +662,28 @@ package final class PostgresRollupStore: SharedRollupStore {
         }
     }
 
-    package func dropPendingSpans(receivedBefore cutoff: Int64, maxTraces: Int) async throws -> [PendingSpan] {
+    package func dropPendingSpans(receivedBefore cutoff: Int64, maxTraces: Int, maxSpans: Int) async throws -> [PendingSpan] {
         try await withConnection { [self] connection in
+            // The expired traces and their sizes first, to take whole traces up to the bound.
+            var chosen: [(Int64, Int64)] = []
+            var taken = 0
+            for try await (high, low, spans) in try await connection.query(
+                """
+                SELECT trace_high, trace_low, count(*) FROM pending_span WHERE (trace_high, trace_low) IN (
+                    SELECT DISTINCT trace_high, trace_low FROM pending_span WHERE received_at < \(cutoff) LIMIT \(maxTraces))
+                GROUP BY trace_high, trace_low
+                """, logger: logger
+            ).decode((Int64, Int64, Int64).self) {
+                if taken > 0, taken + Int(spans) > maxSpans { continue }
+                taken += Int(spans)
+                chosen.append((high, low))
+            }
+            guard !chosen.isEmpty else { return [] }
             // DELETE … RETURNING: when two replicas drop at once, each span is returned (and counted) once.
-            try await Self.spans(try await connection.query(
+            return try await Self.spans(try await connection.query(
                 """
                 DELETE FROM pending_span WHERE (trace_high, trace_low) IN (
-                    SELECT DISTINCT trace_high, trace_low FROM pending_span WHERE received_at < \(cutoff) LIMIT \(maxTraces))
+                    SELECT * FROM unnest(\(chosen.map(\.0))::bigint[], \(chosen.map(\.1))::bigint[]))
                 RETURNING received_at, span
                 """, logger: logger
             ), corrupt: corruptRows)

@@ -419,7 +419,7 @@ package final class SQLiteRollupStore: RollupStore {
         } }
     }
 
-    package func dropPendingSpans(receivedBefore cutoff: Int64, maxTraces: Int) async throws -> [PendingSpan] {
+    package func dropPendingSpans(receivedBefore cutoff: Int64, maxTraces: Int, maxSpans: Int) async throws -> [PendingSpan] {
         try await onWriter { [corrupt = corruptRows] side in
             try side.connection.transaction {
                 // Whole traces go: a trace whose first span waited too long is given up as one.
@@ -431,7 +431,15 @@ package final class SQLiteRollupStore: RollupStore {
                 let rows = try side.connection.prepare("SELECT received_at, span FROM pending_span WHERE trace_high = ? AND trace_low = ?")
                 let delete = try side.connection.prepare("DELETE FROM pending_span WHERE trace_high = ? AND trace_low = ?")
                 var dropped: [PendingSpan] = []
+                let counted = try side.connection.prepare("SELECT count(*) FROM pending_span WHERE trace_high = ? AND trace_low = ?")
+                var taken = 0
                 for trace in expired {
+                    Self.bind(trace, to: counted, at: 1)
+                    _ = try counted.step()
+                    let spans = Int(counted.int64(0))
+                    counted.reset()
+                    if taken > 0, taken + spans > maxSpans { break }
+                    taken += spans
                     Self.bind(trace, to: rows, at: 1)
                     while try rows.step() { if let span = Self.pendingSpan(rows, receivedAt: 0, span: 1, corrupt: corrupt) { dropped.append(span) } }
                     rows.reset()

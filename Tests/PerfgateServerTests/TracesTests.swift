@@ -80,4 +80,31 @@ import Testing
             #expect(lines.allSatisfy { !$0.hasPrefix("backend_ttfb_seconds_count{") })
         }
     }
+
+    /// Traces of thousands of spans each expire in passes of a bounded number of spans, between
+    /// commits: one pass of 512 such traces held 2 million spans (300 MB, seconds of every client's time).
+    @Test func expiryGoesInPassesOfBoundedSpans() async throws {
+        let harness = Harness { $0.traceWaitSeconds = 60 }
+        defer { harness.removeFiles() }
+        try await harness.run { components, client in
+            for trace in UInt64(1)...5 {
+                let spans = (UInt64(2)...4_001).map { id in
+                    var span = Self.span(id, parent: 1, name: "work", seconds: 0.001)
+                    span.traceID = TraceID(high: 9, low: trace)
+                    return span
+                }
+                #expect(try await post(spans, client) == .ok)
+            }
+            #expect(sample(try await client.metricLines(), "perfgate_otlp_waiting_spans") == "20000")
+            harness.clock.advance(seconds: 61)
+            var passes: [Int] = []
+            while true {
+                let pass = try await components.queue.dropWaitingSpans(receivedBefore: harness.clock.now().seconds - 60)
+                guard pass.more else { break }
+                passes.append(pass.droppedSpans)
+            }
+            #expect(passes.allSatisfy { $0 <= Committer.spansPerExpiry } && passes.reduce(0, +) == 20_000 && passes.count >= 3)
+            #expect(sample(try await client.metricLines(), "perfgate_otlp_waiting_spans") == "0")
+        }
+    }
 }

@@ -118,11 +118,15 @@ package final class InMemoryRollupStore: RollupStore {
         state.withLock { state in traces.flatMap { state.pending[$0].map { Array($0.values) } ?? [] } }
     }
 
-    package func dropPendingSpans(receivedBefore cutoff: Int64, maxTraces: Int) throws -> [PendingSpan] {
+    package func dropPendingSpans(receivedBefore cutoff: Int64, maxTraces: Int, maxSpans: Int) throws -> [PendingSpan] {
         state.withLock { state in
-            let expired = state.pending.filter { $0.value.values.contains { $0.receivedAt < cutoff } }.prefix(maxTraces)
-            for (trace, _) in expired { state.pending[trace] = nil }
-            return expired.flatMap { Array($0.value.values) }
+            var dropped: [PendingSpan] = []
+            for (trace, rows) in state.pending.filter({ $0.value.values.contains { $0.receivedAt < cutoff } }).prefix(maxTraces) {
+                if !dropped.isEmpty, dropped.count + rows.count > maxSpans { break }
+                state.pending[trace] = nil
+                dropped += rows.values
+            }
+            return dropped
         }
     }
 

@@ -163,9 +163,10 @@ package protocol RollupStore: AnyObject, Sendable {
     /// The spans of `traces` that wait for their root.
     func pendingSpans(of traces: Set<TraceID>) async throws -> [PendingSpan]
     /// Removes the waiting spans received before `receivedBefore` (Unix seconds), with every
-    /// other waiting span of their traces, for at most `maxTraces` traces (so that a backlog
-    /// goes in batches); returns the spans removed.
-    func dropPendingSpans(receivedBefore: Int64, maxTraces: Int) async throws -> [PendingSpan]
+    /// other waiting span of their traces: whole traces, at most `maxTraces` of them and, past the
+    /// first, at most `maxSpans` spans in all (so that a backlog goes in batches of bounded memory
+    /// and time); returns the spans removed.
+    func dropPendingSpans(receivedBefore: Int64, maxTraces: Int, maxSpans: Int) async throws -> [PendingSpan]
     /// The counts of each of `series` (all of family `metric`) over a range of minutes; series
     /// with nothing in range are absent. Counts of another layout than the family's are an error.
     func windowTotals(of metric: HistogramMetric, series: Set<SeriesID>, minutes: ClosedRange<Minute>) async throws -> [SeriesID: HistogramCounts]

@@ -343,18 +343,20 @@ final class Committer: @unchecked Sendable {
         /// Counted roots no longer kept for late spans, and those of them that had counted nothing.
         var closed = 0
         var withoutStages = 0
-        /// The pass reached its limit: more may have expired.
+        /// The pass dropped something: more may have expired.
         var more = false
     }
 
-    /// Expired traces given up in one pass: a backlog goes in passes between commits.
+    /// Expired traces, and spans, given up in one pass at most: a backlog goes in passes between
+    /// commits, each of bounded memory and time (a trace may hold thousands of spans).
     static var tracesPerExpiry: Int { 512 }
+    static var spansPerExpiry: Int { 8_192 }
 
     /// Gives up the traces whose spans have waited since before `cutoff` (Unix seconds), at most
     /// `tracesPerExpiry` of them.
     func dropWaitingSpans(receivedBefore cutoff: Int64) async -> Result<ExpiredTraces, WriteError> {
         do {
-            let removed = try await store.dropPendingSpans(receivedBefore: cutoff, maxTraces: Self.tracesPerExpiry)
+            let removed = try await store.dropPendingSpans(receivedBefore: cutoff, maxTraces: Self.tracesPerExpiry, maxSpans: Self.spansPerExpiry)
             var expired = ExpiredTraces()
             var traces: Set<TraceID> = []
             var droppedTraces: Set<TraceID> = []
@@ -369,7 +371,8 @@ final class Committer: @unchecked Sendable {
                 }
             }
             expired.droppedTraces = droppedTraces.count
-            expired.more = traces.count >= Self.tracesPerExpiry
+            // A pass that dropped something may have left more behind: the next one says.
+            expired.more = !traces.isEmpty
             for trace in traces {
                 if let before = pendingTraces.removeValue(forKey: trace) { waitingTotal = waitingTotal.removing(before) }
             }

@@ -16,12 +16,23 @@ struct PruneService: Service {
     let intervalSeconds: Int64
     let logger: Logger
 
+    /// How often spans that waited too long are looked for: a tenth of the trace wait, so a trace
+    /// is let go soon after its wait (not up to a prune interval later), and at most the interval.
+    var expiryIntervalSeconds: Int64 { max(1, min(intervalSeconds, traceWaitSeconds / 10)) }
+
     func run() async throws {
         do {
             try await cancelWhenGracefulShutdown {
+                var sincePrune = intervalSeconds
                 while !Task.isCancelled {
-                    await pruneOnce()
-                    try await Task.sleep(for: .seconds(intervalSeconds))
+                    if sincePrune >= intervalSeconds {
+                        await pruneOnce()
+                        sincePrune = 0
+                    } else {
+                        await expireWaitingSpans()
+                    }
+                    try await Task.sleep(for: .seconds(expiryIntervalSeconds))
+                    sincePrune += expiryIntervalSeconds
                 }
             }
         } catch is CancellationError {
@@ -40,6 +51,17 @@ struct PruneService: Service {
         } catch {
             logger.warning("prune failed; will retry", metadata: ["prune.error": "\(error)"])
         }
+        await expireWaitingSpans()
+        guard seriesTTLMinutes > 0 else { return }
+        do {
+            _ = try await queue.expire(idleBefore: clock.now().minute.advanced(by: -seriesTTLMinutes))
+        } catch {
+            logger.warning("expiring idle series failed; will retry", metadata: ["prune.error": "\(error)"])
+        }
+    }
+
+    /// Gives up the traces whose spans waited longer than the trace wait.
+    func expireWaitingSpans() async {
         do {
             // Pass by pass, so that commits run between them however long the backlog.
             var total = Committer.ExpiredTraces()
@@ -65,12 +87,6 @@ struct PruneService: Service {
             }
         } catch {
             logger.warning("dropping expired spans failed; will retry", metadata: ["prune.error": "\(error)"])
-        }
-        guard seriesTTLMinutes > 0 else { return }
-        do {
-            _ = try await queue.expire(idleBefore: clock.now().minute.advanced(by: -seriesTTLMinutes))
-        } catch {
-            logger.warning("expiring idle series failed; will retry", metadata: ["prune.error": "\(error)"])
         }
     }
 }
