@@ -107,4 +107,41 @@ import Testing
             #expect(sample(try await client.metricLines(), "perfgate_otlp_waiting_spans") == "0")
         }
     }
+
+    /// An export's commits are sized by what each trace will assemble, its waiting spans included:
+    /// 240 roots of traces holding 4,000 waiting spans each were one commit of 960,000 spans.
+    @Test func commitsAreSizedByTheSpansEachTraceAssembles() {
+        let roots = (UInt64(1)...240).map { trace -> OTLPSpan in
+            var span = Self.span(1, name: "POST", seconds: 1)
+            span.traceID = TraceID(high: 7, low: trace)
+            return span
+        }
+        let alone = TracesController<BasicRequestContext>.commitGroups(roots, maxSpansPerTrace: 4_096)
+        #expect(alone.groups.count == 1)
+        let held = TracesController<BasicRequestContext>.commitGroups(roots, maxSpansPerTrace: 4_096) { traces in
+            Dictionary(uniqueKeysWithValues: traces.map { ($0, 4_000) })
+        }
+        #expect(held.groups.count == 240 && held.groups.allSatisfy { $0.count == 1 })
+    }
+
+    /// A trace that would pass --max-spans-per-trace with an export's spans refuses those, and keeps
+    /// the spans it held: they were acknowledged.
+    @Test func aTraceAtItsLimitRefusesNewSpansAndKeepsItsOwn() async throws {
+        let harness = Harness()
+        defer { harness.removeFiles() }
+        try await harness.run { components, client in
+            func spans(_ ids: ClosedRange<UInt64>) -> [OTLPSpan] {
+                ids.map { id in
+                    var span = Self.span(id, parent: 1, name: "work", seconds: 0.001)
+                    span.traceID = TraceID(high: 8, low: 1)
+                    return span
+                }
+            }
+            #expect(try await post(spans(2...4_001), client) == .ok)
+            #expect(try await post(spans(4_002...4_201), client) == .ok)
+            let lines = try await client.metricLines()
+            #expect(sample(lines, "perfgate_otlp_waiting_spans") == "4000")
+            #expect(sample(lines, #"perfgate_otlp_spans_refused_total{reason="trace_too_large"}"#) == "200")
+        }
+    }
 }

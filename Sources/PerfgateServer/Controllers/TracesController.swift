@@ -22,8 +22,13 @@ struct TracesController<Context: RequestContext>: Sendable {
     /// `spans` in groups of whole traces, each of at most `spansPerCommit` spans unless one trace
     /// alone holds more (a trace is assembled in one commit); and the traces refused here, off
     /// the writer, because the export alone holds more of their spans than a trace may.
-    static func commitGroups(_ spans: [OTLPSpan], maxSpansPerTrace: Int) -> (groups: [[OTLPSpan]], refused: [TraceAssembly.Refused]) {
-        guard spans.count > min(tracesPerCommit, maxSpansPerTrace) else { return (spans.isEmpty ? [] : [spans], []) }
+    /// A trace weighs its spans in the export and those already waiting (`waiting`), which its
+    /// assembly reads back.
+    static func commitGroups(
+        _ spans: [OTLPSpan], maxSpansPerTrace: Int, waiting: (Set<TraceID>) -> [TraceID: Int] = { _ in [:] }
+    ) -> (groups: [[OTLPSpan]], refused: [TraceAssembly.Refused]) {
+        let stored = waiting(Set(spans.lazy.map(\.traceID)))
+        guard spans.count + stored.values.reduce(0, +) > min(tracesPerCommit, maxSpansPerTrace) else { return (spans.isEmpty ? [] : [spans], []) }
         var byTrace: [TraceID: [OTLPSpan]] = [:]
         var order: [TraceID] = []
         for span in spans {
@@ -33,6 +38,7 @@ struct TracesController<Context: RequestContext>: Sendable {
         var groups: [[OTLPSpan]] = []
         var refused: [TraceAssembly.Refused] = []
         var current: [OTLPSpan] = []
+        var currentWeight = 0
         var traces = 0
         for trace in order {
             let members = byTrace[trace]!
@@ -47,12 +53,15 @@ struct TracesController<Context: RequestContext>: Sendable {
                     continue
                 }
             }
-            if !current.isEmpty, current.count + members.count > spansPerCommit || traces == tracesPerCommit {
+            let weight = members.count + (stored[trace] ?? 0)
+            if !current.isEmpty, currentWeight + weight > spansPerCommit || traces == tracesPerCommit {
                 groups.append(current)
                 current = []
+                currentWeight = 0
                 traces = 0
             }
             current += members
+            currentWeight += weight
             traces += 1
         }
         if !current.isEmpty { groups.append(current) }
@@ -82,6 +91,9 @@ struct TracesController<Context: RequestContext>: Sendable {
         } catch let refusal as EventsController<Context>.Refusal {
             selfMetrics.recordRejectedRequest(refusal.reason)
             throw OTLPStatus(refusal.error, encoding: encoding ?? .json)
+        } catch let error as APIError {
+            // A saturated or failing store: a google.rpc.Status too, with its Retry-After.
+            throw OTLPStatus(error, encoding: encoding ?? .json)
         }
     }
 
@@ -102,7 +114,7 @@ struct TracesController<Context: RequestContext>: Sendable {
         var outcome = TraceAssembly.Outcome()
         let rules = EventRules(limits: configuration.effectiveLimits, now: now)
         var committed = 0
-        let (groups, refused) = Self.commitGroups(decoded.spans, maxSpansPerTrace: rules.limits.maxSpansPerTrace)
+        let (groups, refused) = Self.commitGroups(decoded.spans, maxSpansPerTrace: rules.limits.maxSpansPerTrace) { queue.waitingSpans(of: $0) }
         outcome.refused = refused
         for group in groups {
             do {

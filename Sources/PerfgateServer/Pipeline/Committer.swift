@@ -60,6 +60,8 @@ final class Committer: @unchecked Sendable {
     private var pendingTraces: [TraceID: WaitingRows]
     /// What all of them hold, against `--max-waiting-spans` and `--max-waiting-bytes`.
     private var waitingTotal: WaitingRows
+    /// Each trace's waiting spans, for the traces route to size its commits by.
+    let waitingIndex: WaitingIndex
     /// Set when a commit's outcome was unknown: until this replica reads its own counts back
     /// from the store, `/metrics` may lack what that commit applied. Written by the writer only;
     /// read elsewhere to skip queueing a read-back that has nothing to do.
@@ -78,6 +80,7 @@ final class Committer: @unchecked Sendable {
         self.configuration = configuration
         self.pendingTraces = pendingTraces
         waitingTotal = pendingTraces.values.reduce(WaitingRows(spans: 0, bytes: 0)) { $0.adding($1) }
+        waitingIndex = WaitingIndex(pendingTraces.mapValues(\.spans))
         self.registry = registry
         self.store = store
         self.live = live
@@ -227,6 +230,7 @@ final class Committer: @unchecked Sendable {
                 pendingTraces[trace] = held.spans == 0 ? nil : held
                 waitingTotal = waitingTotal.adding(held)
             }
+            waitingIndex.update(waiting.held.lazy.map { ($0.key, $0.value.spans) })
             selfMetrics.recordWaiting(traces: pendingTraces.count, rows: waitingTotal)
         }
 
@@ -242,6 +246,8 @@ final class Committer: @unchecked Sendable {
         var rows: [TraceID: [PendingSpan]] = [:]
         /// What those rows hold.
         var held: [TraceID: WaitingRows] = [:]
+        /// The rows each trace held when this write began, before its assembly.
+        var rowsLoaded: [TraceID: [PendingSpan]] = [:]
     }
 
     /// Assembles a request's spans with those of their traces already waiting (in `waiting` from
@@ -259,14 +265,39 @@ final class Committer: @unchecked Sendable {
         var waitedBefore: Set<TraceID> = []
         for trace in involved {
             if !waiting.rows[trace]!.isEmpty { waitedBefore.insert(trace) }
+            waiting.rowsLoaded[trace] = waiting.rows[trace]!
             for pending in waiting.rows[trace]! {
                 receivedAt[SpanKey(pending.span)] = pending.receivedAt
                 spans.append(pending.span)
             }
             waiting.rows[trace] = []
         }
-        spans += traces.spans
+        // A trace that would pass --max-spans-per-trace with this write's spans refuses them and
+        // keeps what it held: spans acknowledged before are not given up for a later export's.
+        var refusedTooLarge: [TraceAssembly.Refused] = []
+        var admitted = traces.spans
+        let limit = traces.rules.limits.maxSpansPerTrace
+        if !receivedAt.isEmpty {
+            var held: [TraceID: Int] = [:]
+            for trace in involved {
+                for pending in waiting.rowsLoaded[trace] ?? [] { held[trace, default: 0] += 1 + (pending.span.settlement?.members.count ?? 0) }
+            }
+            var fresh: [TraceID: Set<UInt64>] = [:]
+            for span in traces.spans where held[span.traceID] != nil && receivedAt[SpanKey(span)] == nil { fresh[span.traceID, default: []].insert(span.spanID) }
+            let over = Set(fresh.filter { held[$0.key]! + $0.value.count > limit }.keys)
+            if !over.isEmpty {
+                admitted.removeAll { over.contains($0.traceID) && receivedAt[SpanKey($0)] == nil }
+                for trace in over.sorted() {
+                    refusedTooLarge.append(TraceAssembly.Refused(
+                        trace: trace, spans: fresh[trace]!.count, reason: .traceTooLarge,
+                        message: "trace \(trace): it would hold \(held[trace]! + fresh[trace]!.count) spans, more than the limit of \(limit) (--max-spans-per-trace)"
+                    ))
+                }
+            }
+        }
+        spans += admitted
         var outcome = TraceAssembly.assemble(spans, rules: traces.rules)
+        outcome.refused += refusedTooLarge
 
         // What the room holds with this write's other traces as they stand.
         var total = waitingTotal
@@ -376,6 +407,7 @@ final class Committer: @unchecked Sendable {
             for trace in traces {
                 if let before = pendingTraces.removeValue(forKey: trace) { waitingTotal = waitingTotal.removing(before) }
             }
+            waitingIndex.update(traces.lazy.map { ($0, 0) })
             selfMetrics.recordExpired(expired)
             selfMetrics.recordWaiting(traces: pendingTraces.count, rows: waitingTotal)
             return .success(expired)

@@ -57,6 +57,11 @@ final class WriteQueue: Sendable {
         try await submit(PendingWrite(delta: delta, claim: claim))
     }
 
+    /// The spans waiting for each of `traces` that has any, as the writer last left them.
+    func waitingSpans(of traces: some Sequence<TraceID>) -> [TraceID: Int] {
+        committer.waitingIndex.spans(of: traces)
+    }
+
     /// Queues OTLP spans and returns once they are committed, as events or as spans waiting for
     /// their root; or throws and applies nothing.
     func submit(traces: TraceWrite) async throws -> CommitReceipt {
