@@ -348,6 +348,29 @@ import Testing
         #expect(split.pending.isEmpty && split.refused.isEmpty)
     }
 
+    /// Of several model calls, the request's backend is the last generation started: a chat after
+    /// its embeddings, a provider's fallback after the provider that failed.
+    @Test func theBackendIsTheLastGenerationOfSeveralModelCalls() {
+        func call(_ id: UInt64, _ operation: String, _ provider: String, start: Int64) -> OTLPSpan {
+            var span = Self.span(1, id, parent: 1, name: "call", start: start, duration: 100_000_000, [.operationName: operation, .providerName: provider, .requestModel: "m"])
+            span.kind = .client
+            span.requestStream = false
+            return span
+        }
+        let root = Self.span(1, 1, name: "POST", duration: 900_000_000, [.httpRoute: "/chat"])
+        for (calls, provider) in [
+            ([call(2, "embeddings", "e", start: 1_000), call(3, "chat", "c", start: 200_000_000)], "c"),
+            ([call(2, "chat", "failed", start: 1_000), call(3, "chat", "fallback", start: 300_000_000)], "fallback"),
+            ([call(2, "chat", "c", start: 1_000), call(3, "embeddings", "e", start: 300_000_000)], "c"),
+        ] {
+            let outcome = TraceAssembly.assemble([root] + calls, rules: Self.rules)
+            #expect(Self.shapes(outcome.columns).keys.first?.provider == provider)
+        }
+        // An empty parent id in OTLP/JSON is no parent, as empty bytes are in protobuf.
+        let decoded = try? Self.json(#"{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174", "parentSpanId": ""}]}]}]}"#)
+        #expect(decoded?.spans.first?.isLocalRoot == true && decoded?.refused.isEmpty == true)
+    }
+
     /// A settlement is the store's, never a sender's: one written into a request is ignored.
     @Test func aSettlementSentInARequestIsIgnored() throws {
         var root = Self.span(1, 1, name: "GET", duration: 9, [.httpRoute: "/x"])

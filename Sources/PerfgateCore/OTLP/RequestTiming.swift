@@ -20,6 +20,19 @@ extension TraceAssembly {
             return nil
         }
 
+        /// The model call that is the request's backend: of several (embeddings, then a chat; a
+        /// provider that failed, then its fallback), the last generation started, else the last call.
+        static func modelCall(in spans: [OTLPSpan]) -> OTLPSpan? {
+            var chosen: OTLPSpan?
+            for span in spans where span.isModelCall {
+                let generates = span.attributes[.operationName] != "embeddings"
+                let chosenGenerates = chosen.map { $0.attributes[.operationName] != "embeddings" } ?? false
+                // Spans come by start time: a later one of the same rank replaces the earlier.
+                if chosen == nil || generates || !chosenGenerates { chosen = span }
+            }
+            return chosen
+        }
+
         /// The stages of `spans`, or why they cannot make an event.
         static func read(_ spans: [OTLPSpan], rules: EventRules) -> Result<Request, Problem> {
             var request = Request(spans: spans)
@@ -59,7 +72,7 @@ extension TraceAssembly {
             if explicitStream { request.streamed = true }
 
             // Without perfgate's backend stages, the model call is the backend.
-            if explicitBackend == nil, !explicitStream, let call = spans.first(where: \.isModelCall) {
+            if explicitBackend == nil, !explicitStream, let call = modelCall(in: spans) {
                 request.backendSpan = call
                 let whole: UInt64
                 switch duration(call, call.attributes[.operationName] ?? "model call") {

@@ -81,7 +81,8 @@ extension TraceRequestDecoder {
             } else if named(key, "spanId", "span_id") {
                 spanID = try id(&scanner, "\(path).spanId", digits: 16)
             } else if named(key, "parentSpanId", "parent_span_id") {
-                parent = try id(&scanner, "\(path).parentSpanId", digits: 16)
+                // An empty string is no parent, as an empty bytes field is in protobuf.
+                parent = try id(&scanner, "\(path).parentSpanId", digits: 16, emptyIsNone: true)
             } else if named(key, "name", "name") {
                 guard try scanner.peekKind() == .string else { throw TraceDecodingError("\(path).name must be a string") }
                 span.name = try scanner.withStringBytes { text, _ in OTLPSpan.seedStageName(text) } ?? ""
@@ -113,10 +114,12 @@ extension TraceRequestDecoder {
         )
     }
 
-    /// An id's 64-bit halves; `[]` when its text is not `digits` hex digits.
-    private static func id(_ scanner: inout JSONScanner, _ path: String, digits: Int) throws -> [UInt64] {
+    /// An id's 64-bit halves; `[]` when its text is not `digits` hex digits; nil for empty text
+    /// when `emptyIsNone`.
+    private static func id(_ scanner: inout JSONScanner, _ path: String, digits: Int, emptyIsNone: Bool = false) throws -> [UInt64]? {
         guard try scanner.peekKind() == .string else { throw TraceDecodingError("\(path) must be a string of hex digits") }
         return try scanner.withStringBytes { text, _ in
+            if text.isEmpty, emptyIsNone { return nil }
             guard text.count == digits else { return [] }
             var halves: [UInt64] = []
             for start in stride(from: 0, to: digits, by: 16) {
