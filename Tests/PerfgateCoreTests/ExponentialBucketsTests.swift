@@ -200,7 +200,9 @@ enum Distribution: String, CaseIterable, CustomTestStringConvertible {
         let edge = ExponentialEncoding.encode(ExponentialBuckets(zeroCount: 0, indices: [ExponentialBuckets.storedIndices.upperBound], counts: [1]))
         let past = ExponentialEncoding.encode(ExponentialBuckets(zeroCount: 0, indices: [ExponentialBuckets.storedIndices.upperBound + 1], counts: [1]))
         #expect(edge.withUnsafeBytes { ExponentialEncoding.decode($0) } != nil)
-        for damaged in [spread, past] {
+        // A step past Int64 (found by the fuzzer): overflowed while adding, before the range check.
+        let stepPastInt64: [UInt8] = [0x06, 0x00, 0x02, 0x5f, 0xfe, 0x01, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x02]
+        for damaged in [spread, past, stepPastInt64] {
             #expect(damaged.withUnsafeBytes { ExponentialEncoding.decode($0) } == nil)
             #expect(damaged.withUnsafeBytes { d in edge.withUnsafeBytes { e in ExponentialEncoding.sum(d, e) } } == nil)
             var span = ExponentialSpan()

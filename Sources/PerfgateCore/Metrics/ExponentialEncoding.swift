@@ -134,7 +134,9 @@ package enum ExponentialEncoding {
                 return true
             }
             guard let delta = Varint.read(raw, &position), let value = Varint.read(raw, &position), value > 0 else { return false }
-            let next = previous + Varint.unzigzag(delta)
+            // A step of any size is read; one past the index range (or past Int64) is damage.
+            let (next, overflowed) = previous.addingReportingOverflow(Varint.unzigzag(delta))
+            guard !overflowed else { return false }
             // Indices must increase (the first may be anything) and lie in the range stored
             // buckets have: a damaged row is refused here, never trapped on downstream.
             if count > 0, next <= previous { return false }
