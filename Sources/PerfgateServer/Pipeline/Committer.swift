@@ -246,8 +246,6 @@ final class Committer: @unchecked Sendable {
         var rows: [TraceID: [PendingSpan]] = [:]
         /// What those rows hold.
         var held: [TraceID: WaitingRows] = [:]
-        /// The rows each trace held when this write began, before its assembly.
-        var rowsLoaded: [TraceID: [PendingSpan]] = [:]
     }
 
     /// Assembles a request's spans with those of their traces already waiting (in `waiting` from
@@ -262,13 +260,13 @@ final class Committer: @unchecked Sendable {
         for pending in try await store.pendingSpans(of: stored) { waiting.rows[pending.span.traceID]!.append(pending) }
         var receivedAt: [SpanKey: Int64] = [:]
         var spans: [OTLPSpan] = []
-        var waitedBefore: Set<TraceID> = []
+        // The spans each trace that waited held, those its counted roots took included.
+        var held: [TraceID: Int] = [:]
         for trace in involved {
-            if !waiting.rows[trace]!.isEmpty { waitedBefore.insert(trace) }
-            waiting.rowsLoaded[trace] = waiting.rows[trace]!
             for pending in waiting.rows[trace]! {
                 receivedAt[SpanKey(pending.span)] = pending.receivedAt
                 spans.append(pending.span)
+                held[trace, default: 0] += 1 + (pending.span.settlement?.members.count ?? 0)
             }
             waiting.rows[trace] = []
         }
@@ -277,11 +275,7 @@ final class Committer: @unchecked Sendable {
         var refusedTooLarge: [TraceAssembly.Refused] = []
         var admitted = traces.spans
         let limit = traces.rules.limits.maxSpansPerTrace
-        if !receivedAt.isEmpty {
-            var held: [TraceID: Int] = [:]
-            for trace in involved {
-                for pending in waiting.rowsLoaded[trace] ?? [] { held[trace, default: 0] += 1 + (pending.span.settlement?.members.count ?? 0) }
-            }
+        if !held.isEmpty {
             var fresh: [TraceID: Set<UInt64>] = [:]
             for span in traces.spans where held[span.traceID] != nil && receivedAt[SpanKey(span)] == nil { fresh[span.traceID, default: []].insert(span.spanID) }
             let over = Set(fresh.filter { held[$0.key]! + $0.value.count > limit }.keys)
@@ -311,15 +305,15 @@ final class Committer: @unchecked Sendable {
         }
         for trace in involved.sorted() {
             var rows = kept[trace] ?? []
-            var held = WaitingRows(spans: rows.count, bytes: rows.reduce(0) { $0 + $1.span.encoded().count })
-            let fits = total.spans + held.spans <= configuration.maxWaitingSpans && total.bytes + held.bytes <= configuration.maxWaitingBytes
+            var holds = Self.holding(rows)
+            let fits = total.spans + holds.spans <= configuration.maxWaitingSpans && total.bytes + holds.bytes <= configuration.maxWaitingBytes
             if !fits {
                 // Past the bound nothing new waits, in a trace new to the room or one already in it:
                 // what waited before stays (a trace's counted root with it, so that nothing counts
                 // twice), spans new to the room are refused, and a root new to it is let go.
                 let before = rows.count
                 rows.removeAll { row in
-                    receivedAt[SpanKey(row.span)] == nil && (row.span.settlement == nil || !waitedBefore.contains(trace))
+                    receivedAt[SpanKey(row.span)] == nil && (row.span.settlement == nil || held[trace] == nil)
                 }
                 let refused = (kept[trace] ?? []).filter { receivedAt[SpanKey($0.span)] == nil && $0.span.settlement == nil }.count
                 if refused > 0 {
@@ -328,13 +322,18 @@ final class Committer: @unchecked Sendable {
                         message: "trace \(trace): \(total.spans) spans (\(total.bytes) bytes) already wait, the most --max-waiting-spans and --max-waiting-bytes allow"
                     ))
                 }
-                if rows.count != before { held = WaitingRows(spans: rows.count, bytes: rows.reduce(0) { $0 + $1.span.encoded().count }) }
+                if rows.count != before { holds = Self.holding(rows) }
             }
             waiting.rows[trace] = rows
-            waiting.held[trace] = held
-            total = total.adding(held)
+            waiting.held[trace] = holds
+            total = total.adding(holds)
         }
         return outcome
+    }
+
+    /// What `rows` hold in the waiting room: their count, and their bytes as the store keeps them.
+    private static func holding(_ rows: [PendingSpan]) -> WaitingRows {
+        WaitingRows(spans: rows.count, bytes: rows.reduce(0) { $0 + $1.span.encoded().count })
     }
 
     /// A span's identity.

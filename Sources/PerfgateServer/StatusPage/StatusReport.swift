@@ -225,6 +225,8 @@ extension StatusReport {
     private static func health(_ components: Components, now: Timestamp) async throws -> Health {
         let metrics = components.selfMetrics
         let storeBytes = try await components.store.sizeInBytes()
+        // One read of the counters, so the hints and the total agree.
+        let otlp = metrics.otlpCounts
         return Health(
             eventsPerSecond: metrics.acceptedRate(at: now),
             acceptedEvents: metrics.acceptedEvents,
@@ -234,8 +236,8 @@ extension StatusReport {
             uptimeSeconds: (now.nanoseconds - metrics.startTime.nanoseconds) / 1_000_000_000,
             version: metrics.version,
             unready: components.queue.unreadyReason()?.detail,
-            otlpHints: otlpHints(metrics.otlpCounts),
-            otlpSpans: metrics.otlpCounts.received,
+            otlpHints: otlpHints(otlp),
+            otlpSpans: otlp.received,
             corruptRows: components.store.corruptRows.count,
             corruptExamples: components.store.corruptRows.examples
         )
