@@ -320,8 +320,7 @@ package final class PostgresRollupStore: SharedRollupStore {
 
     /// What is wrong with a row that did not add, for the operator.
     private static func damage(_ buckets: ByteBuffer, of series: SeriesID, at minute: Int64, expected: Int) -> String {
-        let what = buckets.readableBytes == expected * 8 ? "damaged exponential buckets" : "\(buckets.readableBytes) bytes of bucket counts, expected \(expected * 8)"
-        return "rollup of series \(series) at minute \(minute): \(what)"
+        RowDamage.rollup(of: series, at: minute, bucketBytes: buckets.readableBytes, expected: expected)
     }
 
     /// The bucket count of `id`'s family, when `series` holds it.

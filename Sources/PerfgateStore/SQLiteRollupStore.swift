@@ -471,9 +471,7 @@ package final class SQLiteRollupStore: RollupStore {
 
     /// What is wrong with a rollup row that did not add, for the operator.
     private static func damage(_ row: SQLiteStatement, buckets column: Int32, of series: SeriesID, at minute: Minute, expected: Int) -> String {
-        let bytes = row.withBlob(column) { $0.count }
-        let what = bytes == expected * 8 ? "damaged exponential buckets" : "\(bytes) bytes of bucket counts, expected \(expected * 8)"
-        return "rollup of series \(series) at minute \(minute.index): \(what)"
+        RowDamage.rollup(of: series, at: minute.index, bucketBytes: row.withBlob(column) { $0.count }, expected: expected)
     }
 
     package func prune(before cutoff: Minute, answersBefore: Int64) async throws -> PruneReport {

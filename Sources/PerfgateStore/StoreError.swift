@@ -1,3 +1,5 @@
+import PerfgateCore
+
 /// Reasons the store refuses to open or to write, with what to do about them.
 package enum StoreError: Error, CustomStringConvertible, Sendable {
     /// The database has migrations this build does not know.
@@ -48,5 +50,15 @@ package enum StoreError: Error, CustomStringConvertible, Sendable {
         case .postgres(let message):
             "PostgreSQL: \(message)"
         }
+    }
+}
+
+/// How the stores describe a rollup row that did not add, for `CorruptRows`: one wording for both.
+enum RowDamage {
+    /// A rollup of `series` at `minute` holding `bytes` bytes of bucket counts where `expected`
+    /// buckets were due; the right length means its exponential buckets were the damage.
+    static func rollup(of series: SeriesID, at minute: Int64, bucketBytes bytes: Int, expected: Int) -> String {
+        let what = bytes == expected * 8 ? "damaged exponential buckets" : "\(bytes) bytes of bucket counts, expected \(expected * 8)"
+        return "rollup of series \(series) at minute \(minute): \(what)"
     }
 }
