@@ -34,6 +34,8 @@ struct Components: Sendable {
     let access: AccessCheck
     /// What each connection's event-loop ingest path shares.
     let eventLoopIngest: EventIngestHandler.Settings
+    /// Turns at the store's readers for trend queries and status pages.
+    let reads: ReadGate
 }
 
 /// Builds the application `perfgate serve` runs: opens the store, restores the counts, and
@@ -109,7 +111,8 @@ func buildComponents(
         configuration: configuration, clock: clock, store: store, live: live,
         selfMetrics: selfMetrics, queue: queue, pruner: pruner, connections: connections, bodyBudget: bodyBudget, answerBudget: answerBudget, replicaView: replicaView, tls: tls,
         access: access,
-        eventLoopIngest: .init(queue: queue, access: access, selfMetrics: selfMetrics, clock: clock, configuration: configuration)
+        eventLoopIngest: .init(queue: queue, access: access, selfMetrics: selfMetrics, clock: clock, configuration: configuration),
+        reads: ReadGate(concurrent: 2, maxWaiting: configuration.maxQueuedReads)
     )
 }
 
@@ -173,11 +176,12 @@ func buildRouter(_ components: Components) -> Router<BasicRequestContext> {
         bodyBudget: components.bodyBudget
     )
     let trends = TrendsController<BasicRequestContext>(
-        live: components.live, store: components.store, clock: components.clock, configuration: components.configuration
+        live: components.live, store: components.store, clock: components.clock, configuration: components.configuration, reads: components.reads
     )
     let metrics = MetricsController<BasicRequestContext>(
         live: components.live, selfMetrics: components.selfMetrics, queue: components.queue,
-        store: components.store, connections: components.connections, budget: components.bodyBudget, answerBudget: components.answerBudget, clock: components.clock
+        store: components.store, connections: components.connections, budget: components.bodyBudget, answerBudget: components.answerBudget, clock: components.clock,
+        reads: components.reads
     )
     let status = StatusController<BasicRequestContext>(components: components)
     let series = SeriesController<BasicRequestContext>(live: components.live, queue: components.queue)

@@ -105,6 +105,41 @@ enum Distribution: String, CaseIterable, CustomTestStringConvertible {
         #expect(whole.zeroCount > 0)
     }
 
+    /// A read of more rows than `ExponentialSums` keeps pending (a day of minutes) sums them in
+    /// turns; the sums equal adding each row's buckets one by one, zeros and incomplete slots too.
+    @Test func sumsFoldedInTurnsEqualTheRowsAddedOneByOne() {
+        var random = SplitMix(seed: 0x5eed_f01d)
+        let slots = 7
+        var expected = Array(repeating: ExponentialBuckets(), count: slots)
+        var sums = ExponentialSums(slots: slots)
+        var appended = 0
+        var rows = 0
+        while appended < 2 * ExponentialSums.pendingLimit + 12_345 {
+            let slot = random.next(below: slots)
+            var row = ExponentialBuckets()
+            for _ in 0..<(1 + random.next(below: 60)) {
+                row.observe(nanoseconds: random.next(below: 17) == 0 ? 0 : Distribution.allCases[slot % 6].sample(&random))
+            }
+            expected[slot].add(row)
+            let encoded = ExponentialEncoding.encode(row)
+            #expect(encoded.withUnsafeBytes { sums.add(encoded: $0, to: slot) })
+            appended += row.indices.count
+            rows += 1
+        }
+        sums.markIncomplete(3)
+        expected[3].add(ExponentialBuckets(zeroCount: 0, indices: [], counts: [], isComplete: false))
+        sums.finish()
+        #expect(rows > 1_000)
+        for slot in 0..<slots { #expect(sums.buckets(ofSlot: slot) == expected[slot], "slot \(slot)") }
+        // Rows added after a finish are summed on top of what was finished.
+        var more = ExponentialBuckets()
+        more.observe(nanoseconds: 1_234_567)
+        #expect(ExponentialEncoding.encode(more).withUnsafeBytes { sums.add(encoded: $0, to: 0) })
+        expected[0].add(more)
+        sums.finish()
+        #expect(sums.buckets(ofSlot: 0) == expected[0])
+    }
+
     /// A batch's aggregation counts each series-minute's slot in one of three ways (few
     /// observations: sorted; many in a narrow range: dense; many in a wide one: sorted by the
     /// library): every way must count what observing the events one by one counts.

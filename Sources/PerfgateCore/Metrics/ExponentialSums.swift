@@ -6,6 +6,10 @@
 /// one per row of the minute; perf showed the trend query stalled on those stores (55 ms for
 /// 1,000 series x 2 h against 31 ms without exponential buckets). Appending keeps the row loop on
 /// memory it just wrote.
+///
+/// The list is summed into `folded` whenever it reaches `pendingLimit`, so a read's memory is
+/// bounded by its slots and the buckets they hold, whatever number of rows (minutes of retention)
+/// it reads.
 package struct ExponentialSums {
     private let slotCount: Int
     private var zeroCounts: [UInt64]
@@ -13,7 +17,11 @@ package struct ExponentialSums {
     /// Slot in the high 32 bits, bucket index in the low 32, beside each bucket's count.
     private var pendingBuckets: [UInt64] = []
     private var pendingCounts: [UInt64] = []
-    private var summed: [ExponentialBuckets]?
+    /// What was summed so far; nil until the first fold.
+    private var folded: [ExponentialBuckets]?
+    private var finished = false
+    /// Most buckets appended before they are summed: 256 Ki entries, 4 MiB with their counts.
+    package static let pendingLimit = 1 << 18
 
     /// Sums for `slots` slots, all empty.
     package init(slots: Int) {
@@ -24,7 +32,7 @@ package struct ExponentialSums {
 
     /// Adds a row's encoded buckets (`ExponentialEncoding`) to `slot`; false when they are damaged.
     package mutating func add(encoded raw: UnsafeRawBufferPointer, to slot: Int) -> Bool {
-        summed = nil
+        finished = false
         var zeros: UInt64 = 0
         let before = pendingBuckets.count
         let read = ExponentialEncoding.read(raw, zeros: { zeros = $0 }) { index, count in
@@ -38,35 +46,54 @@ package struct ExponentialSums {
             return false
         }
         zeroCounts[slot] &+= zeros
+        if pendingBuckets.count >= Self.pendingLimit { fold() }
         return true
     }
 
     /// Adds buckets already read (a series' base) to `slot`.
     package mutating func add(_ buckets: ExponentialBuckets, to slot: Int) {
-        summed = nil
+        finished = false
         if !buckets.isComplete { incomplete[slot] = true }
         zeroCounts[slot] &+= buckets.zeroCount
         for (index, count) in zip(buckets.indices, buckets.counts) {
             pendingBuckets.append(Self.pack(slot, index))
             pendingCounts.append(count)
         }
+        if pendingBuckets.count >= Self.pendingLimit { fold() }
     }
 
     /// Marks `slot` as holding observations never recorded exponentially.
     package mutating func markIncomplete(_ slot: Int) {
-        summed = nil
+        finished = false
         incomplete[slot] = true
     }
 
     /// Sums what was added; the sums can be read from then on.
     package mutating func finish() {
-        if summed == nil { summed = sum() }
+        guard !finished else { return }
+        fold()
+        finished = true
     }
 
     /// What `slot` summed; `finish()` first.
     package func buckets(ofSlot slot: Int) -> ExponentialBuckets {
-        precondition(summed != nil, "ExponentialSums read before finish()")
-        return summed![slot]
+        precondition(finished, "ExponentialSums read before finish()")
+        return folded![slot]
+    }
+
+    /// Sums the pending list into `folded` and empties it (keeping its capacity for the next rows).
+    private mutating func fold() {
+        let partial = sum()
+        if var folded {
+            self.folded = nil
+            for slot in 0..<slotCount { folded[slot].add(partial[slot]) }
+            self.folded = folded
+        } else {
+            folded = partial
+        }
+        pendingBuckets.removeAll(keepingCapacity: true)
+        pendingCounts.removeAll(keepingCapacity: true)
+        for slot in 0..<slotCount { zeroCounts[slot] = 0 }
     }
 
     @inline(__always)

@@ -49,6 +49,12 @@ package struct ServerConfiguration: Sendable {
     package var maxSpansPerExport = 50_000
     /// How long the answer to a request with an `Idempotency-Key` is kept, in seconds.
     package var idempotencyTTLSeconds: Int64 = 24 * 3600
+    /// Most answers kept for retries; past it the oldest go first.
+    package var maxKeptAnswers = 100_000
+    /// Most bytes those answers' bodies may take; past it the oldest go first.
+    package var maxKeptAnswerBytes = 64 << 20
+    /// Most reads of the store (trend queries, status pages) waiting for a turn; past it they get 503.
+    package var maxQueuedReads = 16
     /// Most connections open at once; past it a new one closes the oldest that waits on its client.
     package var maxConnections = 1000
     /// Most bytes of request bodies held in memory at once, across every connection.

@@ -14,6 +14,7 @@ struct MetricsController<Context: RequestContext>: Sendable {
     let budget: BodyBudget
     let answerBudget: BodyBudget
     let clock: any WallClock
+    let reads: ReadGate
 
     @Sendable func scrape(_ request: Request, context: Context) async throws -> Response {
         let format = HeaderParsing.expositionFormat(request.headers[.accept])
@@ -42,7 +43,8 @@ struct MetricsController<Context: RequestContext>: Sendable {
             bodyBytesHeld: budget.inUse,
             answerBytesHeld: answerBudget.inUse,
             answersDropped: connections.droppedAnswers,
-            corruptRows: store.corruptRows.count
+            corruptRows: store.corruptRows.count,
+            reads: reads.figures
         )
         return ExpositionPage.render(snapshot.families() + selfMetrics.families(gauges), capacity: snapshot.estimatedBytes, format: format)
     }

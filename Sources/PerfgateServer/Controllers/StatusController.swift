@@ -33,7 +33,9 @@ struct StatusController<Context: RequestContext>: Sendable {
                 throw APIError(.badRequest, "unknown parameter '\(name)'; the page takes window and fragment")
             }
         }
-        let report = try await StatusReport.build(components, window: window, now: components.clock.now())
+        let report = try await components.reads.run(request, "the status page") {
+            try await StatusReport.build(components, window: window, now: components.clock.now())
+        }
         let nonce = Self.makeNonce()
         let html = fragment ? StatusPageHTML.main(report) : StatusPageHTML.page(report, nonce: nonce)
         return Response(

@@ -135,26 +135,28 @@ extension StatusReport {
         let ttfbGroups = groupsByFamily[.backendTTFB] ?? [:]
         let streamingGroups = groupsByFamily[.streamingDuration] ?? [:]
         let pairCount = pairKeys.count
-        // Read at once, as far as the store's readers allow.
+        // Each pair's whole window first, one slot per pair; the charts' steps only for the pairs
+        // listed (at most `maxListedPairs`), so that a day of a thousand pairs costs a thousand
+        // slots, not ninety-six thousand. Read at once, as far as the store's readers allow.
         async let ttfbRead = store.groupedTotals(
-            of: .backendTTFB, groups: ttfbGroups, groupCount: pairCount, minutes: minutes, stepMinutes: window.stepMinutes
+            of: .backendTTFB, groups: ttfbGroups, groupCount: pairCount, minutes: minutes, stepMinutes: window.minutes
         )
         async let streamingRead = store.groupedTotals(
-            of: .streamingDuration, groups: streamingGroups, groupCount: pairCount, minutes: minutes, stepMinutes: window.stepMinutes
+            of: .streamingDuration, groups: streamingGroups, groupCount: pairCount, minutes: minutes, stepMinutes: window.minutes
         )
         let ttfbEarlier = try await store.groupedTotals(
             of: .backendTTFB, groups: ttfbGroups, groupCount: pairCount, minutes: earlier, stepMinutes: window.minutes
         )
-        let (ttfbSteps, streamingSteps) = try await (ttfbRead, streamingRead)
+        let (ttfbTotals, streamingTotals) = try await (ttfbRead, streamingRead)
 
         var pairs: [PairRow] = []
         var groupOfPair: [Int] = []
         for (index, key) in pairKeys.enumerated() {
-            let ttfbNow = total(ttfbSteps[index])
+            let ttfbNow = ttfbTotals[index][0]
             let ttfb = percentiles(ttfbNow, layouts[.backendTTFB])
-            let streaming = percentiles(total(streamingSteps[index]), layouts[.streamingDuration])
+            let streaming = percentiles(streamingTotals[index][0], layouts[.streamingDuration])
             guard ttfb != nil || streaming != nil else { continue }
-            let ttfbThen = total(ttfbEarlier[index])
+            let ttfbThen = ttfbEarlier[index][0]
             var row = PairRow(provider: key[0], model: key[1], ttfb: ttfb, streaming: streaming, ttfbChart: [], streamingChart: [])
             let compared = TrendComparison(
                 current: ttfbNow, previous: ttfbThen, quantile: comparison.quantile, threshold: comparison.threshold,
@@ -169,11 +171,24 @@ extension StatusReport {
             groupOfPair.append(index)
         }
         // Charts cost a quantile per step: only the listed pairs get them.
-        var listedPairs = listed(pairs).map { position in
+        let listedPositions = listed(pairs)
+        var chartGroup: [Int: Int] = [:]
+        for (chart, position) in listedPositions.enumerated() { chartGroup[groupOfPair[position]] = chart }
+        let ttfbChartGroups = ttfbGroups.compactMapValues { chartGroup[$0] }
+        let streamingChartGroups = streamingGroups.compactMapValues { chartGroup[$0] }
+        async let ttfbStepsRead = store.groupedTotals(
+            of: .backendTTFB, groups: ttfbChartGroups, groupCount: listedPositions.count,
+            minutes: minutes, stepMinutes: window.stepMinutes
+        )
+        let streamingSteps = try await store.groupedTotals(
+            of: .streamingDuration, groups: streamingChartGroups, groupCount: listedPositions.count,
+            minutes: minutes, stepMinutes: window.stepMinutes
+        )
+        let ttfbSteps = try await ttfbStepsRead
+        var listedPairs = listedPositions.enumerated().map { chart, position in
             var row = pairs[position]
-            let group = groupOfPair[position]
-            row.ttfbChart = ttfbSteps[group].map { percentiles($0, layouts[.backendTTFB])?.p95 }
-            row.streamingChart = streamingSteps[group].map { percentiles($0, layouts[.streamingDuration])?.p95 }
+            row.ttfbChart = ttfbSteps[chart].map { percentiles($0, layouts[.backendTTFB])?.p95 }
+            row.streamingChart = streamingSteps[chart].map { percentiles($0, layouts[.streamingDuration])?.p95 }
             return row
         }
         listedPairs.sort { ($0.provider, $0.model) < ($1.provider, $1.model) }
