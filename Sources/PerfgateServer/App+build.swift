@@ -118,13 +118,18 @@ func buildComponents(
 
 /// The store `configuration` names: every kind of store is opened here, by what `--db` says.
 func openStore(_ configuration: ServerConfiguration, logger: Logger) async throws -> any RollupStore {
+    let answerRoom = AnswerRoom(maxAnswers: configuration.maxKeptAnswers, maxBytes: configuration.maxKeptAnswerBytes)
     if PostgresLocation.isURL(configuration.databasePath) {
         let location = try PostgresLocation(url: configuration.databasePath)
-        let store = try await PostgresRollupStore.open(location, instance: configuration.instanceName, layouts: configuration.layouts, logger: logger)
+        let store = try await PostgresRollupStore.open(
+            location, instance: configuration.instanceName, layouts: configuration.layouts, answerRoom: answerRoom, logger: logger
+        )
         logger.info("shared store opened", metadata: ["store.database": "\(location)", "store.instance": "\(store.instance)"])
         return store
     }
-    return try await SQLiteRollupStore.open(path: configuration.databasePath, layouts: configuration.layouts, durability: configuration.durability)
+    return try await SQLiteRollupStore.open(
+        path: configuration.databasePath, layouts: configuration.layouts, durability: configuration.durability, answerRoom: answerRoom
+    )
 }
 
 func buildApplication(_ components: Components, logger: Logger) throws -> some ApplicationProtocol {

@@ -20,6 +20,10 @@ package final class PostgresRollupStore: SharedRollupStore {
     private let layouts: BucketLayouts
     /// Rows found damaged when read back.
     package let corruptRows = CorruptRows()
+    package let answerRoom: AnswerRoom
+    /// Answers and bytes this replica kept since it last counted the table (other replicas keep
+    /// theirs): the table is counted, and trimmed, each time this reaches a hundredth of the room.
+    private let keptSinceCount = Mutex<(answers: Int, bytes: Int)>((0, 0))
     private let client: PostgresClient
     private let running: Task<Void, Never>
     private let logger: Logger
@@ -45,9 +49,10 @@ package final class PostgresRollupStore: SharedRollupStore {
     /// Connects, applies pending migrations (once, whichever replica gets there first), and checks
     /// that the bucket layouts match the ones the database was written with.
     package static func open(
-        _ location: PostgresLocation, instance: String, layouts: BucketLayouts, logger: Logger = Logger(label: "perfgate.postgres")
+        _ location: PostgresLocation, instance: String, layouts: BucketLayouts, answerRoom: AnswerRoom = AnswerRoom(),
+        logger: Logger = Logger(label: "perfgate.postgres")
     ) async throws -> PostgresRollupStore {
-        let store = try PostgresRollupStore(location, instance: instance, layouts: layouts, logger: logger)
+        let store = try PostgresRollupStore(location, instance: instance, layouts: layouts, answerRoom: answerRoom, logger: logger)
         do {
             try await store.withConnection { connection in
                 try await PostgresMigrator(connection: connection, logger: logger, location: location).migrate(Migration.embeddedPostgres)
@@ -60,7 +65,8 @@ package final class PostgresRollupStore: SharedRollupStore {
         return store
     }
 
-    private init(_ location: PostgresLocation, instance: String, layouts: BucketLayouts, logger: Logger) throws {
+    private init(_ location: PostgresLocation, instance: String, layouts: BucketLayouts, answerRoom: AnswerRoom, logger: Logger) throws {
+        self.answerRoom = answerRoom
         self.location = location
         self.instance = instance
         self.layouts = layouts
@@ -416,20 +422,30 @@ package final class PostgresRollupStore: SharedRollupStore {
         // Most commits under steady load only add counts: one INSERT is atomic on its own, and
         // saves the two round trips of BEGIN and COMMIT.
         let countsOnly = batch.newSeries.isEmpty && batch.answers.isEmpty && batch.settledTraces.isEmpty && batch.pendingSpans.isEmpty && compacting == nil
+        let added = (answers: batch.answers.count, bytes: batch.answers.reduce(0) { $0 + $1.body.count })
+        let counting = !batch.answers.isEmpty && keptSinceCount.withLock { kept in
+            kept.answers + added.answers >= max(1, answerRoom.maxAnswers / 100) || kept.bytes + added.bytes >= max(1, answerRoom.maxBytes / 100)
+        }
+        let forgotten: Int
         do {
-            try await withConnection { [self] connection in
+            forgotten = try await withConnection { [self] connection in
                 if countsOnly {
                     if !batch.rollups.isEmpty { try await insert(batch.rollups, on: connection) }
-                    return
+                    return 0
                 }
-                try await transaction(connection) {
+                return try await transaction(connection) {
                     try await write(batch, on: connection)
                     if let compacting { try await compact(minutes: compacting, on: connection) }
+                    return counting ? try await forgetOldestAnswers(on: connection) : 0
                 }
             }
         } catch StoreError.connectionLost(let detail) {
             // The COMMIT (or the lone INSERT) may have reached the server before the connection went.
             throw CommitOutcomeUnknown(reason: "the connection to the database \(location) was lost before the commit was answered (\(detail))")
+        }
+        answerRoom.forgot(forgotten)
+        keptSinceCount.withLock { kept in
+            kept = counting ? (0, 0) : (kept.answers + added.answers, kept.bytes + added.bytes)
         }
         unfolded.withLock { state in
             if let compacting {
@@ -511,6 +527,37 @@ package final class PostgresRollupStore: SharedRollupStore {
                 """, logger: logger
             )
         }
+    }
+
+    /// Counts every replica's kept answers and, past the room, removes the oldest until what is
+    /// kept is down to its target; returns how many went. In the commit's transaction.
+    private func forgetOldestAnswers(on connection: PostgresConnection) async throws -> Int {
+        var kept = (answers: 0, bytes: 0)
+        for try await (answers, bytes) in try await connection.query(
+            "SELECT count(*), coalesce(sum(octet_length(body)), 0)::bigint FROM idempotent_answer", logger: logger
+        ).decode((Int64, Int64).self) {
+            kept = (Int(answers), Int(bytes))
+        }
+        guard answerRoom.isExceeded(answers: kept.answers, bytes: kept.bytes) else { return 0 }
+        let target = answerRoom.target
+        let answersOver = Int64(max(0, kept.answers - target.answers))
+        let bytesOver = Int64(max(0, kept.bytes - target.bytes))
+        // The oldest first: each row goes while the rows before it leave too many answers or bytes.
+        var forgotten = 0
+        for try await _ in try await connection.query(
+            """
+            WITH ordered AS (
+                SELECT key, row_number() OVER w AS position, sum(octet_length(body)) OVER w - octet_length(body) AS bytes_before
+                FROM idempotent_answer WINDOW w AS (ORDER BY created_at, key)
+            )
+            DELETE FROM idempotent_answer WHERE key IN (
+                SELECT key FROM ordered WHERE position <= \(answersOver) OR bytes_before < \(bytesOver)
+            ) RETURNING 1
+            """, logger: logger
+        ) {
+            forgotten += 1
+        }
+        return forgotten
     }
 
     /// Appends rows of this replica, one statement for all of them.

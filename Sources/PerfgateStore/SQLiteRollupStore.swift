@@ -24,21 +24,25 @@ package final class SQLiteRollupStore: RollupStore {
     private let layouts: BucketLayouts
     /// Rows found damaged when read back.
     package let corruptRows: CorruptRows
+    package let answerRoom: AnswerRoom
     private let writer: Mutex<WriteSide>
     private let readers: [ReadSide]
     private let writerThread: WriterThread
     private let readerThreads: NIOThreadPool
 
     /// Opens the store (see `init`) on a thread of its own, off the caller's cooperative thread.
-    package static func open(path: String, layouts: BucketLayouts, durability: Durability = .full) async throws -> SQLiteRollupStore {
-        try await NIOThreadPool.singleton.runIfActive { try SQLiteRollupStore(path: path, layouts: layouts, durability: durability) }
+    package static func open(
+        path: String, layouts: BucketLayouts, durability: Durability = .full, answerRoom: AnswerRoom = AnswerRoom()
+    ) async throws -> SQLiteRollupStore {
+        try await NIOThreadPool.singleton.runIfActive { try SQLiteRollupStore(path: path, layouts: layouts, durability: durability, answerRoom: answerRoom) }
     }
 
     /// Opens or creates the store at `path` (and its folder), applies pending migrations,
     /// and checks that the bucket layouts match the ones the file was written with.
-    package init(path: String, layouts: BucketLayouts, durability: Durability = .full) throws {
+    package init(path: String, layouts: BucketLayouts, durability: Durability = .full, answerRoom: AnswerRoom = AnswerRoom()) throws {
         self.path = path
         self.layouts = layouts
+        self.answerRoom = answerRoom
         let folder = (path as NSString).deletingLastPathComponent
         if !folder.isEmpty {
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
@@ -239,7 +243,7 @@ package final class SQLiteRollupStore: RollupStore {
 
     package func commit(_ batch: CommitBatch) async throws {
         do {
-            try await onWriter { [corrupt = corruptRows] in try Self.write(batch, on: $0, corrupt: corrupt) }
+            try await onWriter { [corrupt = corruptRows, room = answerRoom] in try Self.write(batch, on: $0, corrupt: corrupt, room: room) }
         } catch let error as SQLiteError where error.code & 0xFF == SQLITE_FULL {
             // SQLite has rolled the transaction back; say plainly what the operator must fix.
             throw StoreError.diskFull(path: path)
@@ -252,9 +256,11 @@ package final class SQLiteRollupStore: RollupStore {
     package static let foldCommits = 32
     package static let foldBytes = 1 << 18
 
-    private static func write(_ batch: CommitBatch, on side: WriteSide, corrupt: CorruptRows) throws {
+    private static func write(_ batch: CommitBatch, on side: WriteSide, corrupt: CorruptRows, room: AnswerRoom) throws {
         var logged: [UInt8] = []
         var folding = false
+        var kept = side.keptAnswers
+        var forgotten = 0
         try side.connection.transaction {
             for record in batch.newSeries {
                 side.insertSeries.bind(1, record.id)
@@ -283,6 +289,8 @@ package final class SQLiteRollupStore: RollupStore {
             }
             folding = side.unfolded.commits + 1 >= Self.foldCommits || side.unfolded.bytes + logged.count >= Self.foldBytes
             if folding { try Self.fold(side, corrupt: corrupt) }
+            // Counted before the answers go in, when not yet counted.
+            if !batch.answers.isEmpty && kept == nil { kept = try Self.keptAnswers(side) }
             for answer in batch.answers {
                 side.insertAnswer.bind(1, answer.key)
                 side.insertAnswer.bind(2, Int64(bitPattern: answer.bodyFingerprint))
@@ -290,6 +298,16 @@ package final class SQLiteRollupStore: RollupStore {
                 side.insertAnswer.bind(4, blob: answer.body)
                 side.insertAnswer.bind(5, answer.createdAt)
                 try side.insertAnswer.run()
+            }
+            if !batch.answers.isEmpty {
+                // A replaced expired answer counts twice until the next prune recounts: never under.
+                var tally = kept!
+                tally.answers += batch.answers.count
+                tally.bytes += batch.answers.reduce(0) { $0 + $1.body.count }
+                if room.isExceeded(answers: tally.answers, bytes: tally.bytes) {
+                    forgotten = try Self.forgetOldestAnswers(side, tally: &tally, room: room)
+                }
+                kept = tally
             }
             for trace in batch.settledTraces {
                 Self.bind(trace, to: side.deletePendingTrace, at: 1)
@@ -304,6 +322,8 @@ package final class SQLiteRollupStore: RollupStore {
             }
         }
         // Counted once the transaction is durable: a rolled-back fold or log row never happened.
+        side.keptAnswers = kept
+        room.forgot(forgotten)
         if folding {
             side.unfolded = (0, 0)
         } else if !logged.isEmpty {
@@ -312,6 +332,34 @@ package final class SQLiteRollupStore: RollupStore {
     }
 
     private static let noExponentialBuckets = ExponentialEncoding.encode(ExponentialBuckets())
+
+    /// The answers kept and their bytes, counted.
+    private static func keptAnswers(_ side: WriteSide) throws -> (answers: Int, bytes: Int) {
+        defer { side.countAnswers.reset() }
+        _ = try side.countAnswers.step()
+        return (Int(side.countAnswers.int64(0)), Int(side.countAnswers.int64(1)))
+    }
+
+    /// Removes the oldest answers until what is kept is down to the room's target; returns how
+    /// many went. In the caller's transaction, so the answers it just added are among those kept
+    /// (they are the newest).
+    private static func forgetOldestAnswers(_ side: WriteSide, tally: inout (answers: Int, bytes: Int), room: AnswerRoom) throws -> Int {
+        let target = room.target
+        var doomed: [String] = []
+        do {
+            defer { side.selectOldestAnswers.reset() }
+            while tally.answers > target.answers || tally.bytes > target.bytes, try side.selectOldestAnswers.step() {
+                doomed.append(side.selectOldestAnswers.text(0))
+                tally.answers -= 1
+                tally.bytes -= Int(side.selectOldestAnswers.int64(1))
+            }
+        }
+        for key in doomed {
+            side.deleteAnswer.bind(1, key)
+            try side.deleteAnswer.run()
+        }
+        return doomed.count
+    }
 
     /// Adds every row of the log to its minute row's exponential buckets and empties the log; in
     /// the caller's transaction. A minute row that is gone (its series deleted) takes nothing.
@@ -513,6 +561,8 @@ package final class SQLiteRollupStore: RollupStore {
                 return PruneReport(rollupsFolded: rows, answersForgotten: Int(sqlite3_changes(side.connection.handle)))
             }
             side.unfolded = (0, 0)
+            // Counted again at the next answer kept.
+            side.keptAnswers = nil
             return report
         }
     }
@@ -651,8 +701,13 @@ private final class WriteSide {
     let deleteLog: SQLiteStatement
     let insertPendingSpan: SQLiteStatement
     let deletePendingTrace: SQLiteStatement
+    let countAnswers: SQLiteStatement
+    let selectOldestAnswers: SQLiteStatement
+    let deleteAnswer: SQLiteStatement
     /// Commits and bytes in the log since it was last folded.
     var unfolded: (commits: Int, bytes: Int) = (0, 0)
+    /// Answers kept and their bytes, once counted: nil until then, and after a prune.
+    var keptAnswers: (answers: Int, bytes: Int)?
 
     init(connection: SQLiteConnection) throws(SQLiteError) {
         self.connection = connection
@@ -694,6 +749,9 @@ private final class WriteSide {
             "SELECT minute, series_id, buckets, sum_s, sum_ns, exponential FROM rollup WHERE minute >= ? AND series_id IN (SELECT id FROM temp.doomed_series)"
         )
         deleteExpiredAnswers = try connection.prepare("DELETE FROM idempotent_answer WHERE created_at < ?")
+        countAnswers = try connection.prepare("SELECT count(*), coalesce(sum(length(body)), 0) FROM idempotent_answer")
+        selectOldestAnswers = try connection.prepare("SELECT key, length(body) FROM idempotent_answer ORDER BY created_at, key")
+        deleteAnswer = try connection.prepare("DELETE FROM idempotent_answer WHERE key = ?")
         insertLog = try connection.prepare("INSERT INTO exponential_log (deltas) VALUES (?)")
         selectLog = try connection.prepare("SELECT deltas FROM exponential_log ORDER BY id")
         // perfgate_add_exponential keeps a classic-only minute (NULL) classic-only.

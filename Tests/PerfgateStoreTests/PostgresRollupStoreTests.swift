@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import PerfgateCore
 import PerfgateStore
+import PerfgateTestSupport
 import PostgresNIO
 import Synchronization
 import Testing
@@ -20,6 +21,19 @@ enum TestDatabase {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await client.run() }
             try await client.query(PostgresQuery(unsafeSQL: sql))
+            group.cancelAll()
+        }
+    }
+
+    /// Runs the query `sql` on the database at `location`, handing each row to `row`.
+    static func query(_ sql: String, on location: PostgresLocation, _ row: @escaping @Sendable (PostgresRow) throws -> Void) async throws {
+        let client = PostgresClient(
+            configuration: .init(host: location.host, port: location.port, username: location.user, password: nil, database: location.database, tls: .disable),
+            backgroundLogger: Logger(label: "perfgate.tests")
+        )
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await client.run() }
+            for try await each in try await client.query(PostgresQuery(unsafeSQL: sql)) { try row(each) }
             group.cancelAll()
         }
     }
@@ -172,6 +186,39 @@ struct PostgresRollupStoreTests {
         later.answersKeptSince = 1_000_000
         try await b.commit(later)
         #expect(try await a.answer(forKey: "k", since: 900)?.createdAt == 1_001)
+    }
+
+    /// Kept answers stay within the room over every replica: each replica counts the table when
+    /// it has kept a hundredth of the room since it last did, and lets the oldest go.
+    @Test func keptAnswersStayWithinTheirRoomOverEveryReplica() async throws {
+        let location = try await TestDatabase.make()
+        let room = AnswerRoom(maxAnswers: 200, maxBytes: 60_000)
+        let replicas = [
+            try await PostgresRollupStore.open(location, instance: "a", layouts: layouts, answerRoom: room),
+            try await PostgresRollupStore.open(location, instance: "b", layouts: layouts, answerRoom: room),
+        ]
+        var generator = SplitMix(seed: 17)
+        var next = 0
+        for turn in 0..<120 {
+            let count = 1 + generator.next(below: 9)
+            let answers = (next..<(next + count)).map {
+                IdempotentAnswer(key: "k\($0)", bodyFingerprint: 1, status: 200, body: Array(repeating: 0x20, count: 50 + generator.next(below: 400)), createdAt: 1_000 + Int64($0))
+            }
+            try await replicas[turn % 2].commit(CommitBatch(newSeries: [], rollups: [], answers: answers))
+            next += count
+        }
+        let counted = Mutex((count: 0, bytes: 0))
+        try await TestDatabase.query("SELECT count(*), coalesce(sum(octet_length(body)), 0)::bigint FROM idempotent_answer", on: location) { row in
+            let (count, bytes) = try row.decode((Int64, Int64).self)
+            counted.withLock { $0 = (Int(count), Int(bytes)) }
+        }
+        let kept = counted.withLock { $0 }
+        // Each replica may add up to a hundredth of the room (and one commit) before it counts.
+        #expect(kept.count <= 200 + 2 * (2 + 9) && kept.bytes <= 60_000 + 2 * (600 + 9 * 450), "\(kept)")
+        #expect(room.forgottenCount == next - kept.count)
+        #expect(room.forgottenCount > 0)
+        #expect(try await replicas[0].answer(forKey: "k0", since: 0) == nil)
+        #expect(try await replicas[1].answer(forKey: "k\(next - 1)", since: 0) != nil)
     }
 
     @Test func aCollidingSeriesIdIsRefused() async throws {

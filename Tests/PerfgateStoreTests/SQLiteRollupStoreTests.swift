@@ -2,6 +2,7 @@ import CSQLite
 import Foundation
 import PerfgateCore
 import PerfgateStore
+import PerfgateTestSupport
 import Testing
 
 /// A fresh folder under the system temporary directory, removed when the test ends.
@@ -168,6 +169,51 @@ final class TemporaryFolder {
         #expect(try await store.prune(before: minute, answersBefore: 1000).answersForgotten == 0)
         #expect(try await store.prune(before: minute, answersBefore: 1001).answersForgotten == 1)
         #expect(try await store.answer(forKey: "batch-7", since: 0) == nil)
+    }
+
+    /// Past the room, a commit lets the oldest answers go (never the ones it keeps), down to nine
+    /// tenths of the limit, and counts them; by number and by bytes, across a reopening.
+    @Test func keptAnswersStayWithinTheirRoomOldestFirst() async throws {
+        var generator = SplitMix(seed: 91)
+        func answers(_ range: Range<Int>, bytes: Int) -> [IdempotentAnswer] {
+            range.map { IdempotentAnswer(key: "k\($0)", bodyFingerprint: UInt64($0), status: 200, body: Array(repeating: 0x20, count: bytes), createdAt: 1_000 + Int64($0)) }
+        }
+        let byNumber = AnswerRoom(maxAnswers: 50, maxBytes: 1 << 30)
+        do {
+            let store = try SQLiteRollupStore(path: folder.database, layouts: layouts, answerRoom: byNumber)
+            var next = 0
+            while next < 400 {
+                let count = 1 + generator.next(below: 13)
+                try await store.commit(CommitBatch(newSeries: [], rollups: [], answers: answers(next..<(next + count), bytes: 10)))
+                next += count
+                let kept = try keptAnswers()
+                #expect(kept.count <= 50 && kept.count >= min(next, 45), "after \(next): \(kept.count)")
+                #expect(kept.newest == "k\(next - 1)")
+            }
+            #expect(byNumber.forgottenCount == next - (try keptAnswers()).count)
+            #expect(try await store.answer(forKey: "k0", since: 0) == nil)
+        }
+        let byBytes = AnswerRoom(maxAnswers: 1_000_000, maxBytes: 10_000)
+        let store = try SQLiteRollupStore(path: folder.database, layouts: layouts, answerRoom: byBytes)
+        try await store.commit(CommitBatch(newSeries: [], rollups: [], answers: answers(1_000..<1_100, bytes: 700)))
+        let kept = try keptAnswers()
+        #expect(kept.bytes <= 10_000 && kept.bytes > 9_000 - 700, "\(kept.bytes) bytes")
+        #expect(kept.newest == "k1099")
+        #expect(try await store.answer(forKey: "k1099", since: 0) != nil)
+    }
+
+    private func keptAnswers() throws -> (count: Int, bytes: Int, newest: String) {
+        var handle: OpaquePointer?
+        guard sqlite3_open_v2(folder.database, &handle, SQLITE_OPEN_READONLY, nil) == SQLITE_OK else { return (0, 0, "") }
+        defer { sqlite3_close_v2(handle) }
+        var statement: OpaquePointer?
+        sqlite3_prepare_v2(
+            handle, "SELECT count(*), coalesce(sum(length(body)), 0), (SELECT key FROM idempotent_answer ORDER BY created_at DESC LIMIT 1) FROM idempotent_answer",
+            -1, &statement, nil
+        )
+        defer { sqlite3_finalize(statement) }
+        guard sqlite3_step(statement) == SQLITE_ROW else { return (0, 0, "") }
+        return (Int(sqlite3_column_int64(statement, 0)), Int(sqlite3_column_int64(statement, 1)), sqlite3_column_text(statement, 2).map { String(cString: $0) } ?? "")
     }
 
     @Test func refusesAChangedBucketLayout() async throws {

@@ -8,6 +8,7 @@ import Synchronization
 /// held to test what they do while the disk is slow.
 package final class InMemoryRollupStore: RollupStore {
     package let corruptRows = CorruptRows()
+    package let answerRoom = AnswerRoom()
 
     private struct State {
         var series: [SeriesRecord] = []

@@ -47,3 +47,37 @@ def test_oversized_errors_under_fresh_keys_keep_the_answer_table_small(tmp_path)
     server.stop()
     rows, stored = answer_bytes(tmp_path / "data" / "perfgate.sqlite")
     assert rows == 6 and stored < 6 * 16 * 1024, (rows, stored)
+
+
+def metric_value(server, name):
+    for line in server.request("GET", "/metrics").text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} is not on /metrics")
+
+
+def test_the_answer_table_keeps_within_its_rows_and_bytes_oldest_first(tmp_path):
+    """A flood of fresh keys lets the oldest answers go, counted; the newest still replay."""
+    server = Perfgate(tmp_path, ["--max-kept-answers", "40", "--max-kept-answer-bytes", "64KiB"]).start()
+    database = tmp_path / "data" / "perfgate.sqlite"
+    rng = random.Random(11)
+    sent = 0
+    for index in range(150):
+        # Answers of random size: a few bytes (accepted) to a few KiB (many errors quoted).
+        bad = rng.randrange(0, 40)
+        events = [{"endpoint": "/a", "stages": {"backend_fetch": rng.uniform(0.01, 3)}}] + [{"endpoint": "/a", "stages": {"backend_fetch": "x" * 50}}] * bad
+        response = server.request("POST", "/v1/events", json.dumps(events).encode(), {"Content-Type": "application/json", "Idempotency-Key": f"flood-{index}"})
+        assert response.status == 200
+        sent += 1
+        rows, stored = answer_bytes(database)
+        assert rows <= 40 and stored <= 64 * 1024, (index, rows, stored)
+    rows, stored = answer_bytes(database)
+    assert metric_value(server, "perfgate_idempotent_answers_evicted_total") == sent - rows
+    # The newest answer is still kept (its key with another body is refused); the oldest was let
+    # go, so its key is free again.
+    other = json.dumps([{"endpoint": "/a", "stages": {"backend_fetch": 1.25}}]).encode()
+    newest = server.request("POST", "/v1/events", other, {"Content-Type": "application/json", "Idempotency-Key": "flood-149"})
+    assert newest.status == 422 and "different body" in newest.text, newest.body[:200]
+    oldest = server.request("POST", "/v1/events", other, {"Content-Type": "application/json", "Idempotency-Key": "flood-0"})
+    assert oldest.status == 200 and oldest.json()["accepted"] == 1, oldest.body[:200]
+    server.stop()

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// The answer perfgate gave to an ingest request sent with an `Idempotency-Key`, kept so that a
 /// retry with the same key gets the same answer and applies nothing.
 package struct IdempotentAnswer: Equatable, Sendable {
@@ -24,4 +26,41 @@ package struct IdempotentAnswer: Equatable, Sendable {
         self.body = body
         self.createdAt = createdAt
     }
+}
+
+/// The room a store gives kept answers (`--max-kept-answers`, `--max-kept-answer-bytes`), and how
+/// many it let go before their time to stay in it: the oldest first, so a retry that comes late
+/// under a flood of new keys is the one that may be applied again.
+package final class AnswerRoom: Sendable {
+    /// Most answers kept.
+    package let maxAnswers: Int
+    /// Most bytes of answer bodies kept.
+    package let maxBytes: Int
+    private let forgotten = Atomic<Int>(0)
+
+    /// A room of `maxAnswers` answers and `maxBytes` bytes.
+    package init(maxAnswers: Int = 100_000, maxBytes: Int = 64 << 20) {
+        precondition(maxAnswers >= 1 && maxBytes >= 1)
+        self.maxAnswers = maxAnswers
+        self.maxBytes = maxBytes
+    }
+
+    /// True when `answers` answers of `bytes` bytes do not fit.
+    package func isExceeded(answers: Int, bytes: Int) -> Bool {
+        answers > maxAnswers || bytes > maxBytes
+    }
+
+    /// What a full room is brought down to: nine tenths of each limit, so that answers are let go
+    /// in batches, not one per commit.
+    package var target: (answers: Int, bytes: Int) {
+        (maxAnswers - maxAnswers / 10, maxBytes - maxBytes / 10)
+    }
+
+    /// Notes answers let go before they expired.
+    package func forgot(_ count: Int) {
+        forgotten.add(count, ordering: .relaxed)
+    }
+
+    /// Answers let go before they expired, since start.
+    package var forgottenCount: Int { forgotten.load(ordering: .relaxed) }
 }

@@ -147,6 +147,8 @@ package struct PruneReport: Equatable, Sendable {
 package protocol RollupStore: AnyObject, Sendable {
     /// Rows found damaged when read back: skipped, counted and described, never fatal.
     var corruptRows: CorruptRows { get }
+    /// The room kept answers may take; a commit past it lets the oldest go, counted here.
+    var answerRoom: AnswerRoom { get }
     /// Reads every series, its cumulative counts, and the rollups from `recentSince` on.
     func restore(recentSince: Minute) async throws -> RestoredState
     /// Creates the new series and adds the rollups, all in one transaction: all or nothing.

@@ -44,6 +44,7 @@ struct MetricsController<Context: RequestContext>: Sendable {
             answerBytesHeld: answerBudget.inUse,
             answersDropped: connections.droppedAnswers,
             corruptRows: store.corruptRows.count,
+            answersEvicted: store.answerRoom.forgottenCount,
             reads: reads.figures
         )
         return ExpositionPage.render(snapshot.families() + selfMetrics.families(gauges), capacity: snapshot.estimatedBytes, format: format)

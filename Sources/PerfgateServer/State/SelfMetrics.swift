@@ -200,6 +200,7 @@ final class SelfMetrics: Sendable {
         var answerBytesHeld: Int
         var answersDropped: UInt64
         var corruptRows: Int
+        var answersEvicted: Int
         var reads: ReadGate.Figures
     }
 
@@ -233,6 +234,11 @@ final class SelfMetrics: Sendable {
             family(
                 "perfgate_idempotent_replays_total", "Retries answered with the answer kept under their Idempotency-Key; nothing was applied.", .counter,
                 [(.none, Double(counters.replays))]
+            ),
+            family(
+                "perfgate_idempotent_answers_evicted_total",
+                "Answers kept for Idempotency-Key retries let go before --idempotency-ttl, oldest first, to stay within --max-kept-answers and --max-kept-answer-bytes; a retry of one is applied again.",
+                .counter, [(.none, Double(gauges.answersEvicted))]
             ),
             family("perfgate_commits_total", "Group commits that reached the disk.", .counter, [(.none, Double(counters.commits))]),
             family("perfgate_commit_failures_total", "Group commits the store refused; their requests got 503.", .counter, [(.none, Double(counters.commitFailures))]),
