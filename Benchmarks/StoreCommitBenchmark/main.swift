@@ -26,7 +26,7 @@ let store: any RollupStore = if let postgres {
 let layout = BucketLayout.default(for: .backendTTFB)
 let series = (0..<seriesPerCommit).map { index in
     let key = SeriesKey(.backendTTFB, ["provider", "model-\(index)", "/v1/chat/completions"])
-    return SeriesRecord(id: postgres == nil ? Int64(index + 1) : key.sharedID, key: key)
+    return SeriesRecord(id: (store as? any SharedRollupStore).map { key.sharedID(keyedBy: $0.seriesIDKey) } ?? Int64(index + 1), key: key)
 }
 try await store.commit(CommitBatch(newSeries: series, rollups: []))
 var counts = HistogramCounts(bucketCount: layout.bucketCount)

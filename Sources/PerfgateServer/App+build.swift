@@ -67,6 +67,9 @@ func buildComponents(
     store.corruptRows.report { [logger] row in
         logger.error("a row of the store is damaged and was skipped; its counts are lost, the rest is served", metadata: ["store.row": "\(row)"])
     }
+    (store as? any SharedRollupStore)?.collidingSeries.report { [logger] collision in
+        logger.error("a new series' id is held by another series; its counts are not stored", metadata: ["store.series": "\(collision)"])
+    }
     let restored = try await store.restore(recentSince: window.firstMinute(at: now))
     let live = LiveMetrics(layouts: configuration.layouts, shareWindowMinutes: configuration.stageShareWindowMinutes)
     live.restore(restored)
@@ -92,7 +95,7 @@ func buildComponents(
     )
     let committer = Committer(
         registry: SeriesRegistry(
-            records: restored.series, limit: configuration.maxSeriesPerMetric, numbering: store is any SharedRollupStore ? .shared : .sequential,
+            records: restored.series, limit: configuration.maxSeriesPerMetric, numbering: (store as? any SharedRollupStore).map { .shared($0.seriesIDKey) } ?? .sequential,
             lastMinutes: restored.lastMinutes, olderThanKept: now.minute.advanced(by: -configuration.retentionMinutes)
         ),
         pendingTraces: restored.pendingTraces, store: store, live: live, selfMetrics: selfMetrics, clock: clock,

@@ -17,16 +17,22 @@ package final class PostgresRollupStore: SharedRollupStore {
     package let location: PostgresLocation
     /// This replica's name: its rows and the cumulative counts it restores.
     package let instance: String
-    private let layouts: BucketLayouts
+    let layouts: BucketLayouts
     /// Rows found damaged when read back.
     package let corruptRows = CorruptRows()
     package let answerRoom: AnswerRoom
+    /// Series whose id another series already holds: their counts are not stored (a keyed id
+    /// collides by chance alone, about once in 10^10 databases of 100,000 series).
+    package let collidingSeries = CorruptRows()
+    /// The database's secret for series ids, read once it is open.
+    package var seriesIDKey: SeriesIDKey { idKey.withLock { $0! } }
+    private let idKey = Mutex<SeriesIDKey?>(nil)
     /// Answers and bytes this replica kept since it last counted the table (other replicas keep
     /// theirs): the table is counted, and trimmed, each time this reaches a hundredth of the room.
     private let keptSinceCount = Mutex<(answers: Int, bytes: Int)>((0, 0))
     private let client: PostgresClient
     private let running: Task<Void, Never>
-    private let logger: Logger
+    let logger: Logger
     /// The minutes this replica wrote since it last folded its rows, and the commits since.
     /// Only the one writer reaches it.
     private let unfolded = Mutex<(minutes: Set<Int64>, commits: Int)>(([], 0))
@@ -57,6 +63,7 @@ package final class PostgresRollupStore: SharedRollupStore {
             try await store.withConnection { connection in
                 try await PostgresMigrator(connection: connection, logger: logger, location: location).migrate(Migration.embeddedPostgres)
                 try await store.checkLayouts(on: connection)
+                try await store.readSeriesIDKey(on: connection)
             }
         } catch {
             store.running.cancel()
@@ -205,7 +212,7 @@ package final class PostgresRollupStore: SharedRollupStore {
     }
 
     /// Runs `body` in a transaction on `connection`: committed when it returns, rolled back when it throws.
-    private func transaction<T: Sendable>(_ connection: PostgresConnection, _ body: () async throws -> T) async throws -> T {
+    func transaction<T: Sendable>(_ connection: PostgresConnection, _ body: () async throws -> T) async throws -> T {
         try await run(connection, "BEGIN")
         do {
             let value = try await body()
@@ -458,6 +465,7 @@ package final class PostgresRollupStore: SharedRollupStore {
     }
 
     private func write(_ batch: CommitBatch, on connection: PostgresConnection) async throws {
+        var colliding: Set<SeriesID> = []
         if !batch.newSeries.isEmpty {
             // In id order, so two replicas creating the same series lock them in the same order.
             let records = batch.newSeries.sorted { $0.id < $1.id }
@@ -471,7 +479,8 @@ package final class PostgresRollupStore: SharedRollupStore {
                 ON CONFLICT DO NOTHING
                 """, logger: logger
             )
-            // Two keys of one hash would mix their counts: refuse rather than mix.
+            // Two series of one id would mix their counts: the newcomer's are not stored, and only
+            // its own; the rest of the commit goes ahead.
             for try await (id, metric, stored) in try await connection.query(
                 """
                 SELECT s.id, s.metric, s.label_values FROM series s
@@ -479,7 +488,11 @@ package final class PostgresRollupStore: SharedRollupStore {
                 WHERE s.metric <> n.metric OR s.label_values <> n.label_values
                 """, logger: logger
             ).decode((Int64, String, String).self) {
-                throw StoreError.damagedRow("series id \(id) is already taken by \(metric) {\(stored.split(separator: SeriesText.separator).joined(separator: ", "))}")
+                colliding.insert(id)
+                let newcomer = records.first { $0.id == id }!.key
+                collidingSeries.record(
+                    "series \(newcomer.metric.name) {\(newcomer.labelValues.joined(separator: ", "))} has id \(id), which \(metric) {\(stored.split(separator: SeriesText.separator).joined(separator: ", "))} holds: its counts are not stored"
+                )
             }
         }
         if !batch.answers.isEmpty {
@@ -503,8 +516,9 @@ package final class PostgresRollupStore: SharedRollupStore {
             }
             if !taken.isEmpty { throw AnswerTaken(keys: taken.sorted()) }
         }
-        if !batch.rollups.isEmpty {
-            try await insert(batch.rollups, on: connection)
+        let rollups = colliding.isEmpty ? batch.rollups : batch.rollups.filter { !colliding.contains($0.seriesID) }
+        if !rollups.isEmpty {
+            try await insert(rollups, on: connection)
         }
         if !batch.settledTraces.isEmpty {
             try await connection.query(
@@ -526,6 +540,16 @@ package final class PostgresRollupStore: SharedRollupStore {
                 ON CONFLICT DO NOTHING
                 """, logger: logger
             )
+        }
+    }
+
+    /// Reads the secret the first migration made for series ids.
+    private func readSeriesIDKey(on connection: PostgresConnection) async throws {
+        for try await bytes in try await connection.query("SELECT key FROM series_id_key WHERE id = 1", logger: logger).decode(ByteBuffer.self) {
+            idKey.withLock { $0 = SeriesIDKey(bytes: bytes.readableBytesView) }
+        }
+        guard idKey.withLock({ $0 }) != nil else {
+            throw StoreError.damagedRow("series_id_key holds no 16-byte key: the database was changed behind perfgate's back")
         }
     }
 

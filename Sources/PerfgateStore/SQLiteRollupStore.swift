@@ -21,7 +21,7 @@ package enum Durability: String, Sendable, CaseIterable {
 package final class SQLiteRollupStore: RollupStore {
     /// The database file.
     package let path: String
-    private let layouts: BucketLayouts
+    let layouts: BucketLayouts
     /// Rows found damaged when read back.
     package let corruptRows: CorruptRows
     package let answerRoom: AnswerRoom
@@ -96,7 +96,7 @@ package final class SQLiteRollupStore: RollupStore {
     package var writeExecutor: (any TaskExecutor)? { writerThread }
 
     /// Runs `body` on the writer's thread, inline when the caller is on it already.
-    private func onWriter<T: Sendable>(_ body: @escaping @Sendable (WriteSide) throws -> T) async throws -> T {
+    func onWriter<T: Sendable>(_ body: @escaping @Sendable (WriteSide) throws -> T) async throws -> T {
         try await writerThread.run { try self.writer.withLock { try body($0) } }
     }
 
@@ -684,7 +684,7 @@ private final class ReadSide: Sendable {
 }
 
 /// The writer's connection and its prepared statements.
-private final class WriteSide {
+final class WriteSide {
     let connection: SQLiteConnection
     let insertSeries: SQLiteStatement
     let upsertRollup: SQLiteStatement

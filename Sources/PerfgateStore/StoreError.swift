@@ -55,6 +55,15 @@ package enum StoreError: Error, CustomStringConvertible, Sendable {
 
 /// How the stores describe a rollup row that did not add, for `CorruptRows`: one wording for both.
 enum RowDamage {
+    /// What is wrong with stored counts of a series whose family has `expected` buckets: classic
+    /// counts of another width, or exponential buckets (empty: none) that do not decode; nil
+    /// when they read.
+    static func counts(bucketBytes: UnsafeRawBufferPointer, exponential: UnsafeRawBufferPointer, expected: Int) -> String? {
+        guard bucketBytes.count == expected * 8 else { return "\(bucketBytes.count) bytes of bucket counts, expected \(expected * 8)" }
+        if !exponential.isEmpty, ExponentialEncoding.decode(exponential) == nil { return "damaged exponential buckets" }
+        return nil
+    }
+
     /// A rollup of `series` at `minute` holding `bytes` bytes of bucket counts where `expected`
     /// buckets were due; the right length means its exponential buckets were the damage.
     static func rollup(of series: SeriesID, at minute: Int64, bucketBytes bytes: Int, expected: Int) -> String {

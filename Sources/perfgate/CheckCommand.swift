@@ -7,14 +7,19 @@ import PerfgateServer
 struct CheckCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check",
-        abstract: "Read every row of the store back and report the damaged ones.",
+        abstract: "Read every row of the store back and report the damaged ones; with --quarantine, set them aside.",
         discussion: """
             Takes the same settings as serve (--db names the store; the bucket layouts must be the \
             server's), and opens the store as a server does: run it while the server is stopped. A \
             damaged row is one a server skips where it reads it: its counts are lost, the rest is \
-            served. Exit status 1 when any is found, 0 when none.
+            served. With --quarantine, every damaged row (of every replica, in a shared store) is \
+            moved, as it was, into a quarantined_* table of the store, which servers never read. \
+            Exit status 1 when damaged rows are found and left in place, 0 otherwise.
             """
     )
+
+    @Flag(help: "Move the damaged rows into quarantined_* tables, which servers never read")
+    var quarantine = false
 
     @Argument(parsing: .allUnrecognized, help: ArgumentHelp("Settings, as for serve", valueName: "settings", visibility: .hidden))
     var arguments: [String] = []
@@ -33,10 +38,17 @@ struct CheckCommand: AsyncParsableCommand {
         }
         var logger = Logger(label: "perfgate")
         logger.logLevel = .warning
-        let found = try await checkStore(resolved.configuration, logger: logger)
-        print("\(resolved.configuration.storeDescription): \(found.series) series read, \(found.rows) damaged rows")
+        let found = try await checkStore(resolved.configuration, quarantine: quarantine, logger: logger)
+        print("\(resolved.configuration.storeDescription): \(found.series) series read, \(found.damaged) damaged rows")
         for example in found.examples { print("  \(example)") }
-        if found.rows > found.examples.count { print("  and \(found.rows - found.examples.count) more") }
-        if found.rows > 0 { throw ExitCode(1) }
+        if found.damaged > found.examples.count { print("  and \(found.damaged - found.examples.count) more") }
+        if quarantine {
+            print("\(found.quarantined.count) rows moved to the quarantined_* tables")
+            for row in found.quarantined.prefix(20) { print("  \(row)") }
+            if found.quarantined.count > 20 { print("  and \(found.quarantined.count - 20) more") }
+        } else if found.damaged > 0 {
+            print("run again with --quarantine to set them aside")
+            throw ExitCode(1)
+        }
     }
 }

@@ -3,13 +3,30 @@ import PerfgateTestSupport
 import Testing
 
 @Suite struct SeriesKeyTests {
-    /// Replicas of a shared store and every release must name a series alike: these identifiers
-    /// were computed apart from perfgate (FNV-1a over the UTF-8 of the family name and each value,
-    /// each followed by U+001F, top bit cleared) and are what stores already hold.
-    @Test func theSharedIdentifierIsTheOneStoresHold() {
-        #expect(SeriesKey(.backendTTFB, ["openrouter", "gpt-4o", "/v1/chat/completions"]).sharedID == 4_974_471_906_045_744_541)
-        #expect(SeriesKey(.frontendProcessing, ["/v1/chat/completions"]).sharedID == 4_609_792_230_330_266_016)
-        #expect(SeriesKey(.requestStageDuration, ["backend_fetch", "/é"]).sharedID == 6_134_101_854_549_791_433)
+    /// SipHash-2-4 gives the published outputs for the key 00…0f: the empty message, and the
+    /// 15 bytes 00…0e.
+    @Test func sipHashGivesThePublishedOutputs() {
+        let key = SeriesIDKey(bytes: (0..<16).map { UInt8($0) })!
+        var empty = SipHash24(key: key)
+        #expect(empty.finish() == 0x726f_db47_dd0e_0e31)
+        var fifteen = SipHash24(key: key)
+        for byte in 0..<15 { fifteen.append(UInt8(byte)) }
+        #expect(fifteen.finish() == 0xa129_ca61_49be_45e5)
+        #expect(SeriesIDKey(bytes: [1, 2, 3]) == nil)
+    }
+
+    /// A series' shared identifier depends on the database's key: the same under one key (every
+    /// replica agrees), unrelated under another, never 0 or negative.
+    @Test func sharedIdentifiersAreKeyedPerDatabase() {
+        var random = SplitMix(seed: 5)
+        let one = SeriesIDKey(bytes: (0..<16).map { _ in UInt8(random.next() & 0xff) })!
+        let other = SeriesIDKey(bytes: (0..<16).map { _ in UInt8(random.next() & 0xff) })!
+        let keys = (0..<2_000).map { SeriesKey(.backendTTFB, ["p\($0 % 7)", "m\($0)", "/v1/e\($0 % 3)"]) }
+        let ids = keys.map { $0.sharedID(keyedBy: one) }
+        #expect(ids == keys.map { $0.sharedID(keyedBy: one) })
+        #expect(Set(ids).count == keys.count)
+        #expect(ids.allSatisfy { $0 > 0 })
+        #expect(zip(ids, keys.map { $0.sharedID(keyedBy: other) }).filter { $0 == $1 }.isEmpty)
     }
 
     /// Keys order, compare and hash as their family and array of values do, values that are empty

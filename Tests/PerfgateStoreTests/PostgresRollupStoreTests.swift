@@ -62,6 +62,8 @@ struct PostgresRollupStoreTests {
     let minute = Minute(index: 29_932_080)
     let ttfb = SeriesKey(.backendTTFB, ["openrouter", "gpt-4o", "/v1/chat/completions"])
     let frontend = SeriesKey(.frontendProcessing, ["/v1/chat/completions"])
+    /// Any key: a store is handed identifiers, it does not make them.
+    let idKey = SeriesIDKey(bytes: Array(repeating: 0x5A, count: 16))!
 
     private func counts(_ key: SeriesKey, _ values: [Int64]) -> HistogramCounts {
         observed(key, values, layouts: layouts)
@@ -80,7 +82,7 @@ struct PostgresRollupStoreTests {
         let a = try await open(location, "a")
         let b = try await open(location, "b")
         var generator = SystemRandomNumberGenerator()
-        let records = [SeriesRecord(id: ttfb.sharedID, key: ttfb), SeriesRecord(id: frontend.sharedID, key: frontend)]
+        let records = [SeriesRecord(id: ttfb.sharedID(keyedBy: idKey), key: ttfb), SeriesRecord(id: frontend.sharedID(keyedBy: idKey), key: frontend)]
         var own: [String: HistogramCounts] = ["a": HistogramCounts(bucketCount: layouts[.backendTTFB].bucketCount), "b": HistogramCounts(bucketCount: layouts[.backendTTFB].bucketCount)]
         // More commits than a compaction's period, so rows are folded along the way.
         for round in 0..<(PostgresRollupStore.compactCommits + 5) {
@@ -90,7 +92,7 @@ struct PostgresRollupStoreTests {
                 // Both create the same series in their first commit.
                 try await store.commit(CommitBatch(
                     newSeries: round == 0 ? records : [],
-                    rollups: [MinuteRollup(seriesID: ttfb.sharedID, minute: minute.advanced(by: Int64(round % 3)), counts: added)]
+                    rollups: [MinuteRollup(seriesID: ttfb.sharedID(keyedBy: idKey), minute: minute.advanced(by: Int64(round % 3)), counts: added)]
                 ))
             }
         }
@@ -98,12 +100,12 @@ struct PostgresRollupStoreTests {
         let reopened = try await open(location, "a")
         let restored = try await reopened.restore(recentSince: minute)
         #expect(Set(restored.series.map(\.key)) == [ttfb, frontend])
-        #expect(restored.totals[ttfb.sharedID] == own["a"])
-        #expect(try await open(location, "b").restore(recentSince: minute).totals[ttfb.sharedID] == own["b"])
+        #expect(restored.totals[ttfb.sharedID(keyedBy: idKey)] == own["a"])
+        #expect(try await open(location, "b").restore(recentSince: minute).totals[ttfb.sharedID(keyedBy: idKey)] == own["b"])
         var all = own["a"]!
         all.add(own["b"]!)
-        let window = try await a.windowTotals(of: .backendTTFB, series: [ttfb.sharedID], minutes: minute...minute.advanced(by: 2))
-        #expect(window[ttfb.sharedID] == all)
+        let window = try await a.windowTotals(of: .backendTTFB, series: [ttfb.sharedID(keyedBy: idKey)], minutes: minute...minute.advanced(by: 2))
+        #expect(window[ttfb.sharedID(keyedBy: idKey)] == all)
         let sums = try await b.minuteSums(of: [.backendTTFB], since: minute)
         #expect(sums.reduce(Int128(0)) { $0 + $1.sumNanoseconds } == all.sumNanoseconds)
     }
@@ -119,38 +121,75 @@ struct PostgresRollupStoreTests {
         var sent: [SeriesID: HistogramCounts] = [:]
         for (index, key) in keys.enumerated() {
             let added = random(key, Int.random(in: 3...30, using: &generator), &generator)
-            sent[key.sharedID] = added
-            try await store.commit(CommitBatch(newSeries: [SeriesRecord(id: key.sharedID, key: key)], rollups: [MinuteRollup(seriesID: key.sharedID, minute: minute.advanced(by: Int64(index % 2)), counts: added)]))
+            sent[key.sharedID(keyedBy: idKey)] = added
+            try await store.commit(CommitBatch(newSeries: [SeriesRecord(id: key.sharedID(keyedBy: idKey), key: key)], rollups: [MinuteRollup(seriesID: key.sharedID(keyedBy: idKey), minute: minute.advanced(by: Int64(index % 2)), counts: added)]))
         }
-        try await TestDatabase.execute("UPDATE rollup SET exponential = '\\x060002ffffffff0f01feffffff1f01' WHERE series_id = \(keys[0].sharedID)", on: location)
-        try await TestDatabase.execute("UPDATE rollup SET buckets = '\\x0102' WHERE series_id = \(keys[1].sharedID)", on: location)
-        try await TestDatabase.execute("UPDATE series SET metric = 'no_such_family' WHERE id = \(keys[2].sharedID)", on: location)
+        try await TestDatabase.execute("UPDATE rollup SET exponential = '\\x060002ffffffff0f01feffffff1f01' WHERE series_id = \(keys[0].sharedID(keyedBy: idKey))", on: location)
+        try await TestDatabase.execute("UPDATE rollup SET buckets = '\\x0102' WHERE series_id = \(keys[1].sharedID(keyedBy: idKey))", on: location)
+        try await TestDatabase.execute("UPDATE series SET metric = 'no_such_family' WHERE id = \(keys[2].sharedID(keyedBy: idKey))", on: location)
 
         let reopened = try await open(location, "a")
         let restored = try await reopened.restore(recentSince: minute)
-        #expect(restored.totals[keys[3].sharedID] == sent[keys[3].sharedID])
-        #expect(restored.totals[keys[0].sharedID]?.count ?? 0 == 0 && restored.totals[keys[1].sharedID]?.count ?? 0 == 0)
-        #expect(!restored.series.contains { $0.id == keys[2].sharedID })
+        #expect(restored.totals[keys[3].sharedID(keyedBy: idKey)] == sent[keys[3].sharedID(keyedBy: idKey)])
+        #expect(restored.totals[keys[0].sharedID(keyedBy: idKey)]?.count ?? 0 == 0 && restored.totals[keys[1].sharedID(keyedBy: idKey)]?.count ?? 0 == 0)
+        #expect(!restored.series.contains { $0.id == keys[2].sharedID(keyedBy: idKey) })
         #expect(reopened.corruptRows.count >= 3, "\(reopened.corruptRows.examples)")
-        let window = try await reopened.windowTotals(of: .backendTTFB, series: Set(keys.map(\.sharedID)), minutes: minute...minute.advanced(by: 1))
-        #expect(window[keys[3].sharedID] == sent[keys[3].sharedID] && window[keys[0].sharedID] == nil)
+        let window = try await reopened.windowTotals(of: .backendTTFB, series: Set(keys.map { $0.sharedID(keyedBy: idKey) }), minutes: minute...minute.advanced(by: 1))
+        #expect(window[keys[3].sharedID(keyedBy: idKey)] == sent[keys[3].sharedID(keyedBy: idKey)] && window[keys[0].sharedID(keyedBy: idKey)] == nil)
         // Folding the damaged minutes away drops the damaged rows, counted, and keeps the rest.
         _ = try await reopened.prune(before: minute.advanced(by: 5), answersBefore: 0)
-        #expect(try await open(location, "a").restore(recentSince: minute).totals[keys[3].sharedID] == sent[keys[3].sharedID])
+        #expect(try await open(location, "a").restore(recentSince: minute).totals[keys[3].sharedID(keyedBy: idKey)] == sent[keys[3].sharedID(keyedBy: idKey)])
+    }
+
+    /// Quarantine moves every damaged row of every replica out of the tables replicas read, as it
+    /// was, with why; a replica opened afterwards finds no damage and the intact counts whole.
+    @Test func quarantineSetsDamagedRowsAsideForEveryReplica() async throws {
+        let location = try await TestDatabase.make()
+        let replicas = [try await open(location, "a"), try await open(location, "b")]
+        var generator = SystemRandomNumberGenerator()
+        let keys = ["p1", "p2", "p3", "p4"].map { SeriesKey(.backendTTFB, [$0, "m", "/v1/chat/completions"]) }
+        let ids = keys.map { $0.sharedID(keyedBy: idKey) }
+        var sent: [SeriesID: HistogramCounts] = [:]
+        for (index, key) in keys.enumerated() {
+            let added = random(key, Int.random(in: 3...30, using: &generator), &generator)
+            sent[ids[index]] = added
+            try await replicas[index % 2].commit(CommitBatch(newSeries: [SeriesRecord(id: ids[index], key: key)], rollups: [MinuteRollup(seriesID: ids[index], minute: minute, counts: added)]))
+        }
+        try await replicas[0].commit(CommitBatch(newSeries: [], rollups: [], pendingSpans: [PendingSpan(OTLPSpan(traceID: TraceID(high: 1, low: 2), spanID: 3), receivedAt: 1_000)]))
+        try await TestDatabase.execute("UPDATE rollup SET exponential = '\\x060002ffffffff0f01feffffff1f01' WHERE series_id = \(ids[0])", on: location)
+        try await TestDatabase.execute("UPDATE rollup SET buckets = '\\x0102' WHERE series_id = \(ids[1])", on: location)
+        try await TestDatabase.execute("UPDATE series SET metric = 'no_such_family' WHERE id = \(ids[2])", on: location)
+        try await TestDatabase.execute("UPDATE pending_span SET span = '\\xff'", on: location)
+
+        let moved = try await replicas[1].quarantineDamagedRows()
+        #expect(moved.count == 5, "\(moved)")
+        #expect(moved.contains { $0.contains("rollup of series \(ids[0])") && $0.contains("(replica a)") && $0.contains("damaged exponential buckets") })
+        #expect(moved.contains { $0.contains("rollup of series \(ids[2])") && $0.contains("no such series") })
+        #expect(moved.contains { $0.contains("pending_span") })
+        #expect(try await replicas[1].quarantineDamagedRows().isEmpty)
+        for instance in ["a", "b"] {
+            let reopened = try await open(location, instance)
+            let restored = try await reopened.restore(recentSince: minute)
+            _ = try await reopened.pendingSpans(of: [TraceID(high: 1, low: 2)])
+            #expect(reopened.corruptRows.count == 0, "\(reopened.corruptRows.examples)")
+            #expect(Set(restored.series.map(\.id)) == [ids[0], ids[1], ids[3]])
+        }
+        let window = try await replicas[0].windowTotals(of: .backendTTFB, series: Set(ids), minutes: minute...minute)
+        #expect(window == [ids[3]: sent[ids[3]]!])
     }
 
     @Test func prunesRacingFromEveryReplicaFoldEachRowOnce() async throws {
         let location = try await TestDatabase.make()
         let stores = try await [open(location, "a"), open(location, "b"), open(location, "c")]
         var generator = SystemRandomNumberGenerator()
-        try await stores[0].commit(CommitBatch(newSeries: [SeriesRecord(id: ttfb.sharedID, key: ttfb)], rollups: []))
+        try await stores[0].commit(CommitBatch(newSeries: [SeriesRecord(id: ttfb.sharedID(keyedBy: idKey), key: ttfb)], rollups: []))
         var expected: [HistogramCounts] = []
         for store in stores {
             var total = HistogramCounts(bucketCount: layouts[.backendTTFB].bucketCount)
             for offset in 0..<10 {
                 let added = random(ttfb, 5, &generator)
                 total.add(added)
-                try await store.commit(CommitBatch(newSeries: [], rollups: [MinuteRollup(seriesID: ttfb.sharedID, minute: minute.advanced(by: Int64(offset)), counts: added)]))
+                try await store.commit(CommitBatch(newSeries: [], rollups: [MinuteRollup(seriesID: ttfb.sharedID(keyedBy: idKey), minute: minute.advanced(by: Int64(offset)), counts: added)]))
             }
             expected.append(total)
         }
@@ -161,9 +200,9 @@ struct PostgresRollupStoreTests {
         // However the three interleaved, the 18 rows (6 minutes of 3 replicas) were folded once.
         #expect(reports.map(\.rollupsFolded).reduce(0, +) == 18)
         for (store, total) in zip(stores, expected) {
-            #expect(try await store.restore(recentSince: minute).totals[ttfb.sharedID] == total)
+            #expect(try await store.restore(recentSince: minute).totals[ttfb.sharedID(keyedBy: idKey)] == total)
         }
-        #expect(try await stores[1].windowTotals(of: .backendTTFB, series: [ttfb.sharedID], minutes: minute...minute.advanced(by: 5)).isEmpty)
+        #expect(try await stores[1].windowTotals(of: .backendTTFB, series: [ttfb.sharedID(keyedBy: idKey)], minutes: minute...minute.advanced(by: 5)).isEmpty)
     }
 
     @Test func anAnswerKeyTakenByAnotherReplicaFailsTheCommitWhole() async throws {
@@ -171,10 +210,10 @@ struct PostgresRollupStoreTests {
         let a = try await open(location, "a")
         let b = try await open(location, "b")
         let answer = IdempotentAnswer(key: "k", bodyFingerprint: 7, status: 200, body: Array("{}".utf8), createdAt: 1_000)
-        try await a.commit(CommitBatch(newSeries: [SeriesRecord(id: ttfb.sharedID, key: ttfb)], rollups: [], answers: [answer], answersKeptSince: 900))
+        try await a.commit(CommitBatch(newSeries: [SeriesRecord(id: ttfb.sharedID(keyedBy: idKey), key: ttfb)], rollups: [], answers: [answer], answersKeptSince: 900))
         let attempt = CommitBatch(
-            newSeries: [SeriesRecord(id: frontend.sharedID, key: frontend)],
-            rollups: [MinuteRollup(seriesID: frontend.sharedID, minute: minute, counts: counts(frontend, [5]))],
+            newSeries: [SeriesRecord(id: frontend.sharedID(keyedBy: idKey), key: frontend)],
+            rollups: [MinuteRollup(seriesID: frontend.sharedID(keyedBy: idKey), minute: minute, counts: counts(frontend, [5]))],
             answers: [IdempotentAnswer(key: "k", bodyFingerprint: 7, status: 200, body: Array("{}".utf8), createdAt: 1_001)], answersKeptSince: 900
         )
         await #expect(throws: AnswerTaken.self) { try await b.commit(attempt) }
@@ -221,13 +260,36 @@ struct PostgresRollupStoreTests {
         #expect(try await replicas[1].answer(forKey: "k\(next - 1)", since: 0) != nil)
     }
 
-    @Test func aCollidingSeriesIdIsRefused() async throws {
+    /// A series whose id another holds loses its own counts, counted and described; the rest of
+    /// the commit (another series, an answer) is stored.
+    @Test func aCollidingSeriesIdCostsOnlyThatSeries() async throws {
         let location = try await TestDatabase.make()
         let store = try await open(location, "a")
-        try await store.commit(CommitBatch(newSeries: [SeriesRecord(id: 42, key: ttfb)], rollups: []))
-        await #expect(throws: StoreError.self) {
-            try await store.commit(CommitBatch(newSeries: [SeriesRecord(id: 42, key: frontend)], rollups: []))
-        }
+        try await store.commit(CommitBatch(newSeries: [SeriesRecord(id: 42, key: ttfb)], rollups: [MinuteRollup(seriesID: 42, minute: minute, counts: counts(ttfb, [7]))]))
+        let other = SeriesKey(.frontendProcessing, ["/v1/other"])
+        try await store.commit(CommitBatch(
+            newSeries: [SeriesRecord(id: 42, key: frontend), SeriesRecord(id: 43, key: other)],
+            rollups: [MinuteRollup(seriesID: 42, minute: minute, counts: counts(frontend, [5])), MinuteRollup(seriesID: 43, minute: minute, counts: counts(other, [9]))],
+            answers: [IdempotentAnswer(key: "kept", bodyFingerprint: 1, status: 200, body: [], createdAt: 1_000)]
+        ))
+        #expect(store.collidingSeries.count == 1)
+        #expect(store.collidingSeries.examples.first?.contains("frontend_processing_seconds {/v1/chat/completions} has id 42") == true)
+        let restored = try await store.restore(recentSince: minute)
+        #expect(Set(restored.series.map(\.key)) == [ttfb, other])
+        #expect(restored.totals[42] == counts(ttfb, [7]))
+        #expect(restored.totals[43] == counts(other, [9]))
+        #expect(try await store.answer(forKey: "kept", since: 0) != nil)
+    }
+
+    /// The first migration makes the database's key; every replica reads the same one, and
+    /// another database has another.
+    @Test func everyReplicaOfADatabaseReadsItsOneKey() async throws {
+        let location = try await TestDatabase.make()
+        let a = try await open(location, "a")
+        let b = try await open(location, "b")
+        #expect(a.seriesIDKey == b.seriesIDKey)
+        let elsewhere = try await open(try await TestDatabase.make(), "a")
+        #expect(elsewhere.seriesIDKey != a.seriesIDKey)
     }
 
     @Test func aCallWhoseConnectionClosesUnderItFailsAndLaterCallsGetAnother() async throws {
@@ -248,10 +310,10 @@ struct PostgresRollupStoreTests {
         case .failure(let error):
             guard case StoreError.connectionLost = error else { Issue.record("cut off with \(error), not as a lost connection"); break }
         }
-        try await store.commit(CommitBatch(newSeries: [SeriesRecord(id: ttfb.sharedID, key: ttfb)], rollups: [
-            MinuteRollup(seriesID: ttfb.sharedID, minute: minute, counts: counts(ttfb, [1_500_000, 7_250_000_001])),
+        try await store.commit(CommitBatch(newSeries: [SeriesRecord(id: ttfb.sharedID(keyedBy: idKey), key: ttfb)], rollups: [
+            MinuteRollup(seriesID: ttfb.sharedID(keyedBy: idKey), minute: minute, counts: counts(ttfb, [1_500_000, 7_250_000_001])),
         ]))
-        #expect(try await store.restore(recentSince: minute).totals[ttfb.sharedID] == counts(ttfb, [1_500_000, 7_250_000_001]))
+        #expect(try await store.restore(recentSince: minute).totals[ttfb.sharedID(keyedBy: idKey)] == counts(ttfb, [1_500_000, 7_250_000_001]))
     }
 
     @Test func aChangedBucketLayoutIsRefused() async throws {

@@ -126,13 +126,21 @@ final class TemporaryFolder {
     @Test func windowTotalsSkipAndCountCountsOfAnotherLayout() async throws {
         let store = try open()
         try await store.commit(
-            CommitBatch(newSeries: [SeriesRecord(id: 1, key: ttfb)], rollups: [MinuteRollup(seriesID: 1, minute: minute, counts: counts(ttfb, [1]))])
+            CommitBatch(newSeries: [SeriesRecord(id: 1, key: frontend)], rollups: [MinuteRollup(seriesID: 1, minute: minute, counts: counts(frontend, [1]))])
         )
-        // Read as the frontend family (8 bounds), a TTFB rollup (9 bounds) is damage, not data:
+        // A frontend row (8 bounds) holding ten counts, as a TTFB row would: damage, not data,
         // skipped, counted and described, never summed into another layout.
+        try execute("UPDATE rollup SET buckets = zeroblob(80) WHERE series_id = 1")
         #expect(try await store.windowTotals(of: .frontendProcessing, series: [1], minutes: minute...minute) == [:])
         #expect(store.corruptRows.count == 1)
         #expect(store.corruptRows.examples.first?.contains("80 bytes of bucket counts, expected 72") == true)
+    }
+
+    private func execute(_ sql: String) throws {
+        var handle: OpaquePointer?
+        guard sqlite3_open_v2(folder.database, &handle, SQLITE_OPEN_READWRITE, nil) == SQLITE_OK else { throw CancellationError() }
+        defer { sqlite3_close_v2(handle) }
+        #expect(sqlite3_exec(handle, sql, nil, nil, nil) == SQLITE_OK)
     }
 
     @Test func aFailedCommitAppliesNothing() async throws {

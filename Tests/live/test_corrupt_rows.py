@@ -97,3 +97,43 @@ def test_damaged_rows_are_skipped_counted_and_shown_and_everything_else_is_serve
     server.start()
     assert ttfb_count(server.metrics_text(), intact) == sum(1 for e in sent + again if e["provider"] == intact)
     server.stop()
+
+
+def test_check_quarantines_the_damaged_rows_and_the_server_then_finds_none(tmp_path):
+    rng = random.Random(20261208)
+    sent = events(rng, 300)
+    server = Perfgate(tmp_path).start()
+    assert server.post_events(sent).status == 200
+    span = ld(1, bytes(range(1, 17))) + ld(2, struct.pack(">Q", 2)) + ld(4, struct.pack(">Q", 1)) + ld(5, b"backend_fetch")
+    assert server.request("POST", "/v1/traces", ld(1, ld(2, ld(2, span))), {"Content-Type": "application/x-protobuf"}).status == 200
+    server.stop()
+    database = tmp_path / "data" / "perfgate.sqlite"
+    with sqlite3.connect(database) as connection:
+        spread, short, renamed = (series_id(connection, p) for p in PROVIDERS[:3])
+        connection.execute("UPDATE rollup SET exponential = ? WHERE series_id = ?", (SPREAD, spread))
+        connection.execute("UPDATE rollup SET buckets = x'0102' WHERE series_id = ?", (short,))
+        connection.execute("UPDATE series SET metric = 'no_such_family' WHERE id = ?", (renamed,))
+        connection.execute("UPDATE pending_span SET span = x'ff'")
+        damaged_rollups = connection.execute("SELECT count(*) FROM rollup WHERE series_id IN (?, ?, ?)", (spread, short, renamed)).fetchone()[0]
+
+    check = subprocess.run([str(BINARY), "check", "--quarantine", "--db", str(database)], capture_output=True, text=True, timeout=60)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert f"{damaged_rollups + 2} rows moved to the quarantined_* tables" in check.stdout, check.stdout
+    with sqlite3.connect(database) as connection:
+        quarantined = {row[0]: row[1] for row in connection.execute("SELECT series_id, reason FROM quarantined_rollup")}
+        assert set(quarantined) == {spread, short, renamed}
+        assert "damaged exponential buckets" in quarantined[spread] and "2 bytes of bucket counts" in quarantined[short]
+        assert "no such series" in quarantined[renamed]
+        assert connection.execute("SELECT id, metric FROM quarantined_series").fetchall() == [(renamed, "no_such_family")]
+        assert connection.execute("SELECT count(*) FROM quarantined_pending_span").fetchone()[0] == 1
+        assert connection.execute("SELECT count(*) FROM rollup WHERE series_id IN (?, ?, ?)", (spread, short, renamed)).fetchone()[0] == 0
+    again = subprocess.run([str(BINARY), "check", "--db", str(database)], capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0 and "0 damaged rows" in again.stdout, again.stdout + again.stderr
+
+    server.start()
+    text = server.metrics_text()
+    assert value(text, "perfgate_store_corrupt_rows_total") == 0
+    intact = PROVIDERS[3]
+    assert ttfb_count(text, intact) == sum(1 for e in sent if e["provider"] == intact)
+    assert server.get("/readyz").json()["ready"] is True
+    server.stop()

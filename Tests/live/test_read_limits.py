@@ -166,6 +166,15 @@ def store(tmp_path_factory):
     return Store(database, fill(database, random.Random(20261208)))
 
 
+@pytest.fixture(scope="module")
+def served_store(store, tmp_path_factory):
+    """perfgate with its default settings on a copy of the store, shared by the tests that
+    compare its read figures before and after."""
+    server = Perfgate(store.copy_to(tmp_path_factory.mktemp("served"))).start(timeout=90)
+    yield server
+    server.stop()
+
+
 # Reading perfgate.
 
 def memory_mb(pid):
@@ -292,83 +301,171 @@ def ingest_latencies(server, until, interval=0.01):
 
 # The tests.
 
+# Eight reads at once, half trend queries and half status pages: the two readers take them in turn
+# for about 20 s on the debug build (a trend query alone takes about 4 s, a page 7 s).
 READERS = 8
-BUSY_SECONDS = 20
 IDLE_POSTS = 200
-# Loopback p99s of about 2 ms move by a few ms from run to run on a busy 2-core machine: the
-# busy p99 may be twice the idle one plus this.
+# Loopback p99s of about 2 ms (commits are fsynced) move by several ms from run to run on a 2-core
+# machine: the busy p99 may be twice the idle one plus this.
 LATENCY_SLACK = 0.005
-# Idle after start-up RssAnon is about 15 MB; a whole-retention read at a time took it to about
-# 45 MB, eight readers to well under 100 MB. A read that kept its rows (1.5 M of them, about 100
-# bytes each decoded) would pass 150 MB by itself.
+# RssAnon is about 15 MB after start-up, 30 MB after a first trend query and status page, and
+# peaked at about 60 MB with eight reads waiting or running. A status page that held its 1.5 M
+# rows would need 120 MB for their classic counts alone.
 RSS_ANON_BOUND_MB = 150
 
 
-def test_eight_readers_leave_ingest_latency_and_memory_bounded(store, tmp_path):
-    server = Perfgate(store.copy_to(tmp_path)).start(timeout=90)
+def test_eight_readers_leave_ingest_latency_and_memory_bounded(store, served_store):
+    server = served_store
+    pid = server.process.pid
+    assert_store_reads_back(server, store)
+    assert_status_page_counts_every_pair(server)
+    _, anon_idle = memory_mb(pid)
+    before = reads_figures(server)
+    posted = iter(range(IDLE_POSTS))
+    idle = ingest_latencies(server, lambda: next(posted, None) is None)
+
+    reads = []
+    memory = []
+
+    def reader(path):
+        response, seconds = timed_get(server, path)
+        reads.append((path, response.status, seconds))
+
+    threads = [threading.Thread(target=reader, args=([WHOLE_TREND, WHOLE_STATUS][index % 2],)) for index in range(READERS)]
+    reading = lambda: any(thread.is_alive() for thread in threads)
+
+    def sample_memory():
+        while reading():
+            memory.append(memory_mb(pid))
+            time.sleep(0.1)
+
+    cpu_before = thread_cpu(pid)
+    for thread in threads:
+        thread.start()
+    sampler = threading.Thread(target=sample_memory)
+    sampler.start()
+    time.sleep(0.2)  # the reads are in
+    during = reads_figures(server)
+    busy = ingest_latencies(server, lambda: not reading())
+    sampler.join()
+    cpu_after = thread_cpu(pid)
+    after = reads_figures(server)
+    # Idle again: the machine's own noise (other processes) weighs on both sides alike.
+    posted = iter(range(IDLE_POSTS))
+    idle += ingest_latencies(server, lambda: next(posted, None) is None)
+
+    idle_p99, busy_p99 = percentile(idle, 0.99), percentile(busy, 0.99)
+    times = {}
+    for path, status, seconds in reads:
+        times.setdefault((path, status), []).append(seconds)
+    peak_rss = max(rss for rss, _ in memory)
+    peak_anon = max(anon for _, anon in memory)
+    print(f"ingest p99: idle {idle_p99 * 1000:.2f} ms over {len(idle)} posts before and after, busy {busy_p99 * 1000:.2f} ms over "
+          f"{len(busy)} posts (busy p50 {percentile(busy, 0.5) * 1000:.2f} ms, max {max(busy) * 1000:.2f} ms)")
+    for (path, status), seconds in sorted(times.items()):
+        print(f"{path} -> {status}: {len(seconds)} reads, mean {sum(seconds) / len(seconds):.2f} s, max {max(seconds):.2f} s (waiting included)")
+    print(f"memory: RssAnon idle {anon_idle:.0f} MB, peak {peak_anon:.0f} MB; VmRSS (store pages included) peak {peak_rss:.0f} MB")
+    niced = {tid for tid, (nice, _) in cpu_after.items() if nice == 10}
+    spent = {tid: seconds - cpu_before.get(tid, (0, 0))[1] for tid, (_, seconds) in cpu_after.items()}
+    niced_share = sum(spent[tid] for tid in niced) / max(sum(spent.values()), 1e-9)
+    print(f"perfgate CPU while reading: {sum(spent.values()):.1f} s, {niced_share:.0%} of it on {len(niced)} threads at nice 10")
+
+    assert during["running"] == 2 and during["waiting"] == READERS - 2, during
+    assert busy_p99 <= 2 * idle_p99 + LATENCY_SLACK, (idle_p99, busy_p99)
+    assert len(reads) == READERS and all(status == 200 for _, status, _ in reads), times.keys()
+    # Nothing refused or called off, and nothing left running or waiting.
+    assert after == before and after["running"] == after["waiting"] == 0, (before, after)
+    assert peak_anon < RSS_ANON_BOUND_MB, (anon_idle, peak_anon)
+    # The reads ran on threads at nice 10, and they took most of perfgate's CPU.
+    assert niced and niced_share > 0.5, (niced_share, cpu_after)
+
+
+def answers_in_parallel(socks, timeout=120):
+    """Each socket's (status, headers, body, seconds from now until its answer ended)."""
+    started = time.monotonic()
+    answers = [None] * len(socks)
+
+    def read(index):
+        answers[index] = (*read_answer(socks[index], timeout), time.monotonic() - started)
+
+    threads = [threading.Thread(target=read, args=(index,)) for index in range(len(socks))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return answers
+
+
+def test_reads_past_the_queue_are_refused_with_retry_after(store, tmp_path):
+    sent = 6
+    server = Perfgate(store.copy_to(tmp_path), ["--max-queued-reads", "1"]).start(timeout=90)
     try:
-        pid = server.process.pid
-        full_read = assert_store_reads_back(server, store)
-        assert_status_page_counts_every_pair(server)
-        _, anon_idle = memory_mb(pid)
-        posted = iter(range(IDLE_POSTS))
-        idle = ingest_latencies(server, lambda: next(posted, None) is None)
-
-        reads = []
-        memory = []
-        stop_reading = time.monotonic() + BUSY_SECONDS
-
-        def reader(index):
-            path = WHOLE_TREND if index % 2 == 0 else WHOLE_STATUS
-            while time.monotonic() < stop_reading:
-                response, seconds = timed_get(server, path)
-                reads.append((path, response.status, response.headers.get("Retry-After"), seconds))
-                if response.status == 503:
-                    time.sleep(int(response.headers["Retry-After"]))
-
-        threads = [threading.Thread(target=reader, args=(index,)) for index in range(READERS)]
-        reading = lambda: any(thread.is_alive() for thread in threads)
-
-        def sample_memory():
-            while reading():
-                memory.append(memory_mb(pid))
-                time.sleep(0.1)
-
-        cpu_before = thread_cpu(pid)
-        for thread in threads:
-            thread.start()
-        sampler = threading.Thread(target=sample_memory)
-        sampler.start()
-        time.sleep(0.5)  # the readers' first requests are in
-        busy = ingest_latencies(server, lambda: not reading())
-        sampler.join()
-        cpu_after = thread_cpu(pid)
+        # One read first: the pace a refused client's Retry-After is computed from.
+        first, full_read = timed_get(server, WHOLE_TREND)
+        assert first.status == 200
+        sending = time.monotonic()
+        socks = [raw_get(server.port, WHOLE_TREND) for _ in range(sent)]
+        spread = time.monotonic() - sending
+        answers = answers_in_parallel(socks)
         figures = reads_figures(server)
     finally:
         server.stop()
 
-    idle_p99, busy_p99 = percentile(idle, 0.99), percentile(busy, 0.99)
-    statuses = {}
-    for path, status, _, seconds in reads:
-        statuses.setdefault((path, status), []).append(seconds)
-    peak_rss = max(rss for rss, _ in memory)
-    peak_anon = max(anon for _, anon in memory)
-    print(f"ingest p99: idle {idle_p99 * 1000:.2f} ms over {len(idle)} posts, "
-          f"busy {busy_p99 * 1000:.2f} ms over {len(busy)} posts (p50 {percentile(busy, 0.5) * 1000:.2f} ms, max {max(busy) * 1000:.2f} ms)")
-    for (path, status), times in sorted(statuses.items()):
-        print(f"{path} -> {status}: {len(times)} reads, mean {sum(times) / len(times):.2f} s, max {max(times):.2f} s")
-    print(f"memory: RssAnon idle {anon_idle:.0f} MB, peak {peak_anon:.0f} MB; VmRSS peak {peak_rss:.0f} MB")
-    niced = {tid for tid, (nice, _) in cpu_after.items() if nice == 10}
-    spent = {tid: seconds - cpu_before.get(tid, (0, 0))[1] for tid, (_, seconds) in cpu_after.items()}
-    niced_share = sum(spent[tid] for tid in niced) / max(sum(spent.values()), 1e-9)
-    print(f"CPU while reading: {sum(spent.values()):.1f} s, {niced_share:.0%} of it on {len(niced)} threads at nice 10")
+    served = [answer for answer in answers if answer[0] == 200]
+    refused = [answer for answer in answers if answer[0] == 503]
+    print(f"one whole-retention read: {full_read:.2f} s; {sent} sent within {spread * 1000:.1f} ms: "
+          f"{len(served)} served (last after {max(a[3] for a in served):.2f} s), "
+          f"{len(refused)} refused (Retry-After {sorted(a[1].get('retry-after') for a in refused)}, "
+          f"answered within {max(a[3] for a in refused) * 1000:.0f} ms)")
+    # All six arrive long before the first read ends: two run, one waits, the rest are refused.
+    assert spread < full_read / 4, (spread, full_read)
+    assert len(served) == 3 and len(refused) == sent - 3, [a[0] for a in answers]
+    for status, headers, body, seconds in refused:
+        retry_after = headers.get("retry-after", "")
+        assert retry_after.isdigit() and 1 <= int(retry_after) <= 60, headers
+        # Two reads run and one waits ahead of it: it is told to come back no sooner than a read takes.
+        assert int(retry_after) >= int(full_read), (retry_after, full_read)
+        assert headers.get("content-type", "").startswith("application/json"), headers
+        assert "--max-queued-reads" in json.loads(body)["error"], body
+        assert seconds < full_read / 2, seconds
+    for status, headers, body, seconds in served:
+        assert len(json.loads(body)["groups"]) == PAIRS
+    assert figures == {"running": 0, "waiting": 0, "refused_total": len(refused), "cancelled_total": 0}, figures
 
-    assert busy_p99 <= 2 * idle_p99 + LATENCY_SLACK, (idle_p99, busy_p99)
-    refused = [read for read in reads if read[1] == 503]
-    assert all(status == 200 for _, status, _, _ in reads), statuses.keys()
-    assert {path for path, _, _, _ in reads} == {WHOLE_TREND, WHOLE_STATUS} and len(reads) >= READERS, statuses.keys()
-    assert not refused and figures["refused_total"] == 0, figures
-    assert figures["running"] == 0 and figures["waiting"] == 0, figures
-    assert peak_anon < RSS_ANON_BOUND_MB, (anon_idle, peak_anon)
-    # The store's reads ran on the threads at nice 10, and most of the CPU went to them.
-    assert niced and niced_share > 0.5, (niced_share, cpu_after)
+
+SMALL_TREND = "/v1/trends?metric=backend_ttfb_seconds&window=5m&by=provider,model"
+
+
+def test_reads_whose_clients_leave_are_called_off(served_store):
+    server = served_store
+    leaving = 6
+    _, full_read = timed_get(server, WHOLE_TREND)
+    before = reads_figures(server)
+    socks = [raw_get(server.port, [WHOLE_TREND, WHOLE_STATUS][index % 2]) for index in range(leaving)]
+    time.sleep(0.3)
+    during = reads_figures(server)
+    for sock in socks:
+        sock.close()
+    closed = time.monotonic()
+    while True:
+        after = reads_figures(server)
+        freed_after = time.monotonic() - closed
+        if after["cancelled_total"] - before["cancelled_total"] == leaving and after["running"] == after["waiting"] == 0:
+            break
+        if freed_after > 5:
+            break
+        time.sleep(0.02)
+    small, small_seconds = timed_get(server, SMALL_TREND)
+
+    print(f"one whole-retention read: {full_read:.2f} s; {leaving} reads closed after 0.3 s "
+          f"(running {during['running']}, waiting {during['waiting']}), readers free {freed_after * 1000:.0f} ms after; "
+          f"then a 5m trend query in {small_seconds * 1000:.0f} ms")
+    assert during["running"] == 2 and during["waiting"] == leaving - 2, during
+    assert after["cancelled_total"] - before["cancelled_total"] == leaving, (before, after)
+    assert after["running"] == 0 and after["waiting"] == 0, after
+    # The six reads would have kept both readers for three reads' time at least.
+    assert freed_after < min(2, full_read / 2), (freed_after, full_read)
+    assert small.status == 200, small.body[:300]
+    # The pairs written, and the one the ingest test posted to.
+    assert {g["labels"]["provider"] for g in small.json()["groups"]} >= {pair_labels(pair)[0] for pair in range(PAIRS)}, small.body[:300]
+    assert small_seconds < 1, small_seconds

@@ -82,22 +82,94 @@ package struct SeriesKey: Hashable, Sendable, Comparable {
 }
 
 extension SeriesKey {
-    /// The identifier a shared store knows this series by: a 63-bit FNV-1a hash of the family name
-    /// and the label values, each ended by U+001F, so that every replica and every release names
-    /// a series alike without asking the others. Never 0.
-    package var sharedID: SeriesID {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+    /// The identifier a shared store knows this series by: SipHash-2-4, keyed by the database's
+    /// secret, of the family name and the label values, each ended by U+001F, top bit cleared;
+    /// never 0. Every replica of a database names a series alike without asking the others, and
+    /// nobody without the secret can choose labels whose identifier collides with another's.
+    package func sharedID(keyedBy key: SeriesIDKey) -> SeriesID {
+        var hash = SipHash24(key: key)
         func mix(_ text: String) {
-            for byte in text.utf8 {
-                hash ^= UInt64(byte)
-                hash &*= 0x0000_0100_0000_01b3
-            }
-            hash ^= 0x1F
-            hash &*= 0x0000_0100_0000_01b3
+            for byte in text.utf8 { hash.append(byte) }
+            hash.append(0x1F)
         }
         mix(metric.name)
         for index in 0..<metric.labelCount { mix(labelValue(at: index)) }
-        let id = SeriesID(bitPattern: hash & UInt64(Int64.max))
+        let id = SeriesID(bitPattern: hash.finish() & UInt64(Int64.max))
         return id == 0 ? 1 : id
+    }
+}
+
+/// The 128-bit secret a shared store keys its series identifiers with.
+package struct SeriesIDKey: Equatable, Sendable {
+    let k0: UInt64
+    let k1: UInt64
+
+    /// A key from its 16 bytes; nil for another length.
+    package init?(bytes: some Collection<UInt8>) {
+        guard bytes.count == 16 else { return nil }
+        let words = bytes.enumerated().reduce(into: (UInt64(0), UInt64(0))) { words, pair in
+            if pair.offset < 8 { words.0 |= UInt64(pair.element) << (8 * pair.offset) } else { words.1 |= UInt64(pair.element) << (8 * (pair.offset - 8)) }
+        }
+        k0 = words.0
+        k1 = words.1
+    }
+}
+
+/// SipHash-2-4 (Aumasson and Bernstein), fed a byte at a time.
+package struct SipHash24 {
+    private var v0: UInt64
+    private var v1: UInt64
+    private var v2: UInt64
+    private var v3: UInt64
+    private var pending: UInt64 = 0
+    private var length = 0
+
+    package init(key: SeriesIDKey) {
+        v0 = 0x736f_6d65_7073_6575 ^ key.k0
+        v1 = 0x646f_7261_6e64_6f6d ^ key.k1
+        v2 = 0x6c79_6765_6e65_7261 ^ key.k0
+        v3 = 0x7465_6462_7974_6573 ^ key.k1
+    }
+
+    package mutating func append(_ byte: UInt8) {
+        pending |= UInt64(byte) << (8 * UInt64(length & 7))
+        length += 1
+        if length & 7 == 0 {
+            compress(pending)
+            pending = 0
+        }
+    }
+
+    package mutating func finish() -> UInt64 {
+        compress(UInt64(truncatingIfNeeded: length) << 56 | pending)
+        v2 ^= 0xff
+        for _ in 0..<4 { round() }
+        return v0 ^ v1 ^ v2 ^ v3
+    }
+
+    private mutating func compress(_ word: UInt64) {
+        v3 ^= word
+        round()
+        round()
+        v0 ^= word
+    }
+
+    private mutating func round() {
+        v0 &+= v1
+        v1 = v1.rotated(13) ^ v0
+        v0 = v0.rotated(32)
+        v2 &+= v3
+        v3 = v3.rotated(16) ^ v2
+        v0 &+= v3
+        v3 = v3.rotated(21) ^ v0
+        v2 &+= v1
+        v1 = v1.rotated(17) ^ v2
+        v2 = v2.rotated(32)
+    }
+}
+
+extension UInt64 {
+    fileprivate func rotated(_ bits: UInt64) -> UInt64 {
+        self << bits | self >> (64 - bits)
     }
 }

@@ -178,6 +178,10 @@ package protocol RollupStore: AnyObject, Sendable {
     func groupedTotals(
         of metric: HistogramMetric, groups: [SeriesID: Int], groupCount: Int, minutes: ClosedRange<Minute>, stepMinutes: Int64
     ) async throws -> [[HistogramCounts]]
+    /// Moves every row that cannot be read back out of the tables a server reads, into tables
+    /// of their own (`quarantined_*`), kept as they were; returns each, described. For
+    /// `perfgate check --quarantine`, with no server running on the store.
+    func quarantineDamagedRows() async throws -> [String]
     /// The store's size, in bytes (on disk, or as its server counts it).
     func sizeInBytes() async throws -> Int64
     /// Makes the store complete on its own (nothing left in logs to replay); called after the last
@@ -211,12 +215,17 @@ package struct SeriesMinuteSum: Equatable, Sendable {
 
 /// A store several replicas share. Each replica writes under its instance name: `restore` gives
 /// it its own cumulative counts, while minute windows, series and idempotent answers are every
-/// replica's. Series identifiers are `SeriesKey.sharedID`, the same on every replica.
+/// replica's. Series identifiers are `SeriesKey.sharedID(keyedBy: seriesIDKey)`, the same on every
+/// replica.
 ///
 /// Commits of two replicas may run at once. A commit whose answer key another replica's commit
 /// took meanwhile fails with `answerTaken`, having applied nothing. `prune` and
 /// `dropPendingSpans` may be called by every replica; each removed row is folded or returned once.
 package protocol SharedRollupStore: RollupStore {
+    /// The database's secret for series identifiers.
+    var seriesIDKey: SeriesIDKey { get }
+    /// New series whose identifier another series holds: their counts are not stored.
+    var collidingSeries: CorruptRows { get }
     /// The series any replica created from `since` on (nil: all of them), with where the next call
     /// starts; a series may come back more than once.
     func series(createdSince since: CatalogCursor?) async throws -> (records: [SeriesRecord], next: CatalogCursor)

@@ -44,6 +44,7 @@ struct MetricsController<Context: RequestContext>: Sendable {
             answerBytesHeld: answerBudget.inUse,
             answersDropped: connections.droppedAnswers,
             corruptRows: store.corruptRows.count,
+            seriesCollisions: (store as? any SharedRollupStore)?.collidingSeries.count ?? 0,
             answersEvicted: store.answerRoom.forgottenCount,
             reads: reads.figures
         )

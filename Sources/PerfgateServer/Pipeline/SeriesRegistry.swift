@@ -4,8 +4,9 @@ import PerfgateCore
 enum SeriesNumbering {
     /// 1, 2, 3…: the store is this process's alone.
     case sequential
-    /// `SeriesKey.sharedID`: replicas of a shared store agree without asking each other.
-    case shared
+    /// `SeriesKey.sharedID` under the database's key: replicas of a shared store agree without
+    /// asking each other.
+    case shared(SeriesIDKey)
 }
 
 /// The writer's map from series to store identifiers, and the per-family series limit.
@@ -74,8 +75,8 @@ struct SeriesRegistry {
         case .sequential:
             id = nextID
             nextID += 1
-        case .shared:
-            id = key.sharedID
+        case .shared(let idKey):
+            id = key.sharedID(keyedBy: idKey)
         }
         ids[key] = id
         perMetric[key.metric, default: 0] += 1

@@ -200,6 +200,7 @@ final class SelfMetrics: Sendable {
         var answerBytesHeld: Int
         var answersDropped: UInt64
         var corruptRows: Int
+        var seriesCollisions: Int
         var answersEvicted: Int
         var reads: ReadGate.Figures
     }
@@ -286,6 +287,11 @@ final class SelfMetrics: Sendable {
             family(
                 "perfgate_store_corrupt_rows_total", "Rows of the store found damaged when read back since start, each counted once: skipped, their counts lost, everything else served.", .counter,
                 [(.none, Double(gauges.corruptRows))]
+            ),
+            family(
+                "perfgate_store_series_collisions_total",
+                "New series of a shared store whose id another series holds (a chance of about 1 in 10^10 per database): their counts are not stored.", .counter,
+                [(.none, Double(gauges.seriesCollisions))]
             ),
             family("perfgate_reads_running", "Trend queries and status pages reading the store now.", .gauge, [(.none, Double(gauges.reads.running))]),
             family("perfgate_reads_waiting", "Trend queries and status pages waiting for a turn at the store's readers, against --max-queued-reads.", .gauge, [(.none, Double(gauges.reads.waiting))]),
