@@ -567,28 +567,52 @@ package final class SQLiteRollupStore: RollupStore {
         }
     }
 
-    /// The rows of one family's series in a range of minutes (parameters: first minute, last
-    /// minute, family name). The family's ids are looked up once, and other families' rows are
-    /// passed over in SQLite, their blobs never read.
-    private static let familyRows = "WHERE minute BETWEEN ?1 AND ?2 AND series_id IN (SELECT id FROM series WHERE metric = ?3)"
+    /// Most series whose rows are found one by one rather than by reading their family's.
+    package static let seekedSeries = 64
+
+    /// The rows of `series` (all of family `metric`) in `minutes`, as (minute, series_id, buckets,
+    /// sum_s, sum_ns, exponential). A few series (a label filter, the status page's charted pairs)
+    /// are found by their keys, minute by minute: 64 series over a day are 92,000 seeks where
+    /// reading the family would be a row per series per minute. More are read from the family's
+    /// rows of the range, looked up once; other families' rows are passed over in SQLite, their
+    /// blobs never read.
+    private static func rows(of metric: HistogramMetric, series: some Collection<SeriesID>, minutes: ClosedRange<Minute>, on connection: SQLiteConnection) throws -> SQLiteStatement {
+        let columns = "r.minute, r.series_id, r.buckets, r.sum_s, r.sum_ns, r.exponential"
+        let rows: SQLiteStatement
+        if series.count <= seekedSeries {
+            // CROSS JOIN keeps this order: each minute, each series, one seek into the primary key.
+            rows = try connection.prepare(
+                """
+                WITH RECURSIVE minutes(m) AS (SELECT ?1 UNION ALL SELECT m + 1 FROM minutes WHERE m < ?2)
+                SELECT \(columns) FROM minutes CROSS JOIN json_each(?3) AS wanted CROSS JOIN rollup r ON r.minute = minutes.m AND r.series_id = wanted.value
+                """
+            )
+            rows.bind(3, "[" + series.map(String.init).joined(separator: ",") + "]")
+        } else {
+            rows = try connection.prepare(
+                "SELECT \(columns) FROM rollup r WHERE r.minute BETWEEN ?1 AND ?2 AND r.series_id IN (SELECT id FROM series WHERE metric = ?3)"
+            )
+            rows.bind(3, metric.name)
+        }
+        rows.bind(1, minutes.lowerBound.index)
+        rows.bind(2, minutes.upperBound.index)
+        return rows
+    }
 
     package func windowTotals(
         of metric: HistogramMetric, series: Set<SeriesID>, minutes: ClosedRange<Minute>
     ) async throws -> [SeriesID: HistogramCounts] {
         try await onReader { [layouts, corrupt = corruptRows] connection in try connection.readTransaction {
-            let rows = try connection.prepare("SELECT series_id, buckets, sum_s, sum_ns, exponential, minute FROM rollup \(Self.familyRows)")
-            rows.bind(1, minutes.lowerBound.index)
-            rows.bind(2, minutes.upperBound.index)
-            rows.bind(3, metric.name)
+            let rows = try Self.rows(of: metric, series: series, minutes: minutes, on: connection)
             // Two hours of a thousand series are 120,000 rows: each is added in place into one
             // flat array, with no array made per row.
             var window = RollupSums(series: series.map { ($0, layouts[metric].bucketCount) })
             while try rows.step() {
-                let id = rows.int64(0)
+                let id = rows.int64(1)
                 guard let slot = window.slot(of: id) else { continue }
-                let sum = StoredSum(seconds: rows.int64(2), nanoseconds: rows.int64(3)).total
-                guard Self.add(rows, buckets: 1, exponential: 4, sum: sum, into: &window, slot: slot) else {
-                    corrupt.record(Self.damage(rows, buckets: 1, of: id, at: Minute(index: rows.int64(5)), expected: window.bucketCount(ofSlot: slot)))
+                let sum = StoredSum(seconds: rows.int64(3), nanoseconds: rows.int64(4)).total
+                guard Self.add(rows, buckets: 2, exponential: 5, sum: sum, into: &window, slot: slot) else {
+                    corrupt.record(Self.damage(rows, buckets: 2, of: id, at: Minute(index: rows.int64(0)), expected: window.bucketCount(ofSlot: slot)))
                     continue
                 }
             }
@@ -605,10 +629,7 @@ package final class SQLiteRollupStore: RollupStore {
         let steps = Int((minutes.lowerBound.distance(to: minutes.upperBound) + stepMinutes) / stepMinutes)
         let width = layouts[metric].bucketCount
         return try await onReader { [corrupt = corruptRows] connection in try connection.readTransaction {
-            let rows = try connection.prepare("SELECT minute, series_id, buckets, sum_s, sum_ns, exponential FROM rollup \(Self.familyRows)")
-            rows.bind(1, minutes.lowerBound.index)
-            rows.bind(2, minutes.upperBound.index)
-            rows.bind(3, metric.name)
+            let rows = try Self.rows(of: metric, series: groups.keys, minutes: minutes, on: connection)
             // One slot per group and step, summed in place like a trend window.
             var sums = RollupSums(slots: groupCount * steps, bucketCount: width)
             while try rows.step() {

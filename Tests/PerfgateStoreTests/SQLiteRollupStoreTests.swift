@@ -49,9 +49,9 @@ final class TemporaryFolder {
 
     @Test func createsItsFolderAndAppliesMigrationsOnce() async throws {
         _ = try open()
-        #expect(try appliedMigrations() == ["0001_init.sql", "0002_idempotency.sql", "0003_exponential_buckets.sql", "0004_exponential_log.sql", "0005_pending_spans.sql"])
+        #expect(try appliedMigrations() == ["0001_init.sql", "0002_idempotency.sql", "0003_exponential_buckets.sql", "0004_exponential_log.sql", "0005_pending_spans.sql", "0006_quarantine.sql"])
         _ = try open()
-        #expect(try appliedMigrations() == ["0001_init.sql", "0002_idempotency.sql", "0003_exponential_buckets.sql", "0004_exponential_log.sql", "0005_pending_spans.sql"])
+        #expect(try appliedMigrations() == ["0001_init.sql", "0002_idempotency.sql", "0003_exponential_buckets.sql", "0004_exponential_log.sql", "0005_pending_spans.sql", "0006_quarantine.sql"])
     }
 
     @Test func reopeningRestoresExactCounts() async throws {
@@ -121,6 +121,48 @@ final class TemporaryFolder {
         let totals = try await store.windowTotals(of: .backendTTFB, series: [1], minutes: minute...minute.advanced(by: 1))
         #expect(totals == [1: counts(ttfb, [1, 2, 3])])
         #expect(try await store.windowTotals(of: .frontendProcessing, series: [2], minutes: minute...minute.advanced(by: 2)) == [2: counts(frontend, [4])])
+    }
+
+    /// A window of many series is read from its family's rows, of a few by seeking each series'
+    /// minutes: both give what was committed, summed independently, and nothing of the other
+    /// family or of minutes out of range.
+    @Test func windowsOfFewAndOfManySeriesReadTheSameRows() async throws {
+        let store = try open()
+        var generator = SplitMix(seed: 4242)
+        let ttfbKeys = (0..<150).map { SeriesKey(.backendTTFB, ["p\($0 % 9)", "m\($0)", "/v1/chat/completions"]) }
+        let otherKeys = (0..<40).map { SeriesKey(.streamingDuration, ["p\($0 % 9)", "m\($0)", "/v1/chat/completions"]) }
+        let records = (ttfbKeys + otherKeys).enumerated().map { SeriesRecord(id: SeriesID($0.offset + 1), key: $0.element) }
+        var expected: [SeriesID: HistogramCounts] = [:]
+        var rollups: [MinuteRollup] = []
+        for offset in 0..<30 {
+            for record in records where generator.next(below: 3) != 0 {
+                let values = (0..<(1 + generator.next(below: 6))).map { _ in Int64(generator.next(below: 9_000_000_000)) + 1 }
+                let added = counts(record.key, values)
+                rollups.append(MinuteRollup(seriesID: record.id, minute: minute.advanced(by: Int64(offset)), counts: added))
+                if (5...24).contains(offset) && record.key.metric == .backendTTFB {
+                    if expected[record.id] == nil { expected[record.id] = added } else { expected[record.id]!.add(added) }
+                }
+            }
+        }
+        try await store.commit(CommitBatch(newSeries: records, rollups: rollups))
+        let range = minute.advanced(by: 5)...minute.advanced(by: 24)
+        let ids = records.filter { $0.key.metric == .backendTTFB }.map(\.id)
+        #expect(ids.count > SQLiteRollupStore.seekedSeries)
+        let whole = try await store.windowTotals(of: .backendTTFB, series: Set(ids), minutes: range)
+        var pieces: [SeriesID: HistogramCounts] = [:]
+        for start in stride(from: 0, to: ids.count, by: 50) {
+            let part = Set(ids[start..<min(start + 50, ids.count)])
+            pieces.merge(try await store.windowTotals(of: .backendTTFB, series: part, minutes: range)) { $1 }
+        }
+        #expect(whole == expected)
+        #expect(pieces == expected)
+        // Grouped the same way: one group of all, by scan; one of a few, by seeks.
+        let all = try await store.groupedTotals(of: .backendTTFB, groups: Dictionary(uniqueKeysWithValues: ids.map { ($0, 0) }), groupCount: 1, minutes: range, stepMinutes: 20)
+        let few = try await store.groupedTotals(of: .backendTTFB, groups: [ids[3]: 0], groupCount: 1, minutes: range, stepMinutes: 20)
+        var summed = HistogramCounts(bucketCount: layouts[.backendTTFB].bucketCount)
+        for counts in expected.values { summed.add(counts) }
+        #expect(all == [[summed]])
+        #expect(few == [[expected[ids[3]] ?? HistogramCounts(bucketCount: layouts[.backendTTFB].bucketCount)]])
     }
 
     @Test func windowTotalsSkipAndCountCountsOfAnotherLayout() async throws {
