@@ -9,7 +9,7 @@ noisy. Errors do fail it (a non-2xx answer, a server that does not start, wrong 
 
     bench/run.py                  # release build, full durations (about 4 minutes)
     bench/run.py --smoke --bin .build/debug    # seconds; the test command runs this so nothing rots
-    bench/run.py http scrape      # only some sections: http batch otlp postgres pushgateway scrape trends startup core
+    bench/run.py http scrape      # only some sections: http batch otlp postgres pushgateway scrape trends reads startup core
     bench/run.py --baseline DIR batch trends   # the same sections against an earlier build too, with ratios
     bench/run.py --baseline DIR --rounds 3 batch   # alternately, three times each: medians and spread
 """
@@ -24,6 +24,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -31,7 +32,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "Tests", "live"))
 from server_process import ServerProcess, free_port  # noqa: E402
 WRK = os.path.join(ROOT, "bench", "wrk")
-SECTIONS = ["http", "batch", "otlp", "postgres", "pushgateway", "scrape", "trends", "startup", "core"]
+SECTIONS = ["http", "batch", "otlp", "postgres", "pushgateway", "scrape", "trends", "reads", "startup", "core"]
 # The binaries the sections run: what --bin must hold, and what is built without it.
 PRODUCTS = ["perfgate", "core-benchmark", "store-fixture", "otlp-decode-benchmark", "store-commit-benchmark"]
 
@@ -597,6 +598,103 @@ class Bench:
                     f"{page['mean'] / result['mean']:.1f} x the trend query",
                 )
 
+    def reads(self):
+        """Reads of the whole retention (a day and the hour before it) over 1,000 series of each of
+        two families, alone and from eight clients at once, while a one-event POST client runs:
+        their times, the POST client's p99 against its own idle figure, and the server's memory."""
+        series, minutes = (100, 120) if self.smoke else (2000, 1500)
+        print(f"== reads: whole-retention trend queries and status pages over {series} series x {minutes} minutes, with ingest running")
+        db = os.path.join(self.work, "reads.sqlite")
+        subprocess.run([os.path.join(self.bin, "store-fixture"), "--db", db, "--series", str(series), "--minutes", str(minutes)], check=True, timeout=900)
+        # The fixture's pages written out first: the kernel writing them back would stall commits' fsyncs.
+        os.sync()
+        window = "24h" if not self.smoke else "1h"
+        trend = f"/v1/trends?metric=backend_ttfb_seconds&window={window}&offset=1h&by=provider,model"
+        filtered = trend + "&provider=provider-3"
+        status = f"/?window={window}"
+        with self.perfgate("reads", db=db) as server:
+            def timed(path):
+                start = time.monotonic()
+                code, body = get(server.port, path, timeout=300)
+                if code != 200:
+                    raise SystemExit(f"bench: {path} answered {code}: {body[:300]!r}")
+                return time.monotonic() - start
+            def rss():
+                fields = {}
+                with open(f"/proc/{server.process.pid}/status") as status_file:
+                    for line in status_file:
+                        name, _, rest = line.partition(":")
+                        if name in ("RssAnon", "VmHWM"):
+                            fields[name] = int(rest.split()[0]) / 1024
+                return fields
+            anon_start = rss()["RssAnon"]
+            alone = {path: min(timed(path) for _ in range(2)) for path in (trend, filtered, status)}
+            anon_alone = rss()["RssAnon"]
+
+            def post_p99(count, stop=None):
+                connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+                body = json.dumps({"endpoint": "/x", "provider": "p", "model": "m", "stages": {"backend_fetch": 0.5}})
+                latencies = []
+                for _ in range(count):
+                    if stop is not None and stop.is_set():
+                        break
+                    start = time.monotonic()
+                    connection.request("POST", "/v1/events", body, {"Content-Type": "application/json"})
+                    response = connection.getresponse()
+                    response.read()
+                    if response.status != 200:
+                        raise SystemExit(f"bench: a POST during reads answered {response.status}")
+                    latencies.append(time.monotonic() - start)
+                    time.sleep(0.01)
+                connection.close()
+                latencies.sort()
+                return latencies[int(len(latencies) * 0.99)] * 1000, len(latencies)
+
+            idle_p99, _ = post_p99(100 if self.smoke else 400)
+            stop = threading.Event()
+            durations = {trend: [], status: []}
+            refused = []
+
+            def reader(path):
+                while not stop.is_set():
+                    start = time.monotonic()
+                    code, _ = get(server.port, path, timeout=300)
+                    if code == 503:
+                        refused.append(path)
+                        time.sleep(1)
+                    elif code != 200:
+                        raise SystemExit(f"bench: {path} answered {code} under load")
+                    else:
+                        durations[path].append(time.monotonic() - start)
+
+            readers = [threading.Thread(target=reader, args=(trend if i % 2 == 0 else status,), daemon=True) for i in range(8)]
+            for thread in readers:
+                thread.start()
+            time.sleep(1)
+            busy_p99, posts = post_p99(200 if self.smoke else 2000)
+            stop.set()
+            for thread in readers:
+                thread.join(timeout=600)
+            memory = rss()
+        for name, path in (("trend query, by provider,model", trend), (f"trend query, one provider's {series // 50} series", filtered), ("status page", status)):
+            self.keep(f"{name}, whole retention, alone", alone[path] * 1000, "ms", False)
+            self.report(f"{name}, {window} + 1h, {series} series, alone", f"{alone[path] * 1000:7.0f} ms")
+        for path, name in ((trend, "trend query"), (status, "status page")):
+            if durations[path]:
+                self.report(f"{name}, 8 readers at once (half each)", f"{statistics.mean(durations[path]):7.2f} s mean  max {max(durations[path]):.2f} s  ({len(durations[path])} answered)")
+        self.keep("one-event POST p99 under 8 whole-retention readers", busy_p99, "ms", False)
+        self.report(
+            f"one-event POST p99, {posts} posts under 8 readers", f"{busy_p99:7.1f} ms", f"idle {idle_p99:.1f} ms, {busy_p99 / idle_p99:.1f}x",
+            "<= 2x idle" if not self.smoke else None, busy_p99 <= 2 * idle_p99,
+        )
+        self.keep("anonymous memory after 8 readers", memory["RssAnon"], "MB", False)
+        self.report(
+            "anonymous memory: start, after one read of each, after 8 readers",
+            f"{anon_start:5.0f} / {anon_alone:.0f} / {memory['RssAnon']:.0f} MB", f"peak RSS {memory['VmHWM']:.0f} MB (file pages of the store included)",
+        )
+        if refused:
+            self.report("reads answered 503 (queue full)", f"{len(refused)}")
+
     def startup(self):
         series, minutes = (1000, 20) if self.smoke else (10000, 100)
         print(f"== startup: time to /readyz with a store of {series * minutes:,} rollup rows, against an empty store")
@@ -662,7 +760,7 @@ class Bench:
     def run_sections(self, sections):
         for section in sections:
             {"http": self.http, "batch": self.batch, "otlp": self.otlp, "pushgateway": self.pushgateway_ingest, "scrape": self.scrape,
-             "trends": self.trends, "postgres": self.postgres, "startup": self.startup, "core": self.core}[section]()
+             "trends": self.trends, "reads": self.reads, "postgres": self.postgres, "startup": self.startup, "core": self.core}[section]()
 
     def run(self, sections):
         try:

@@ -1,5 +1,6 @@
 import CSQLite
 import Foundation
+import NIOCore
 import NIOPosix
 import PerfgateCore
 import Synchronization
@@ -29,6 +30,8 @@ package final class SQLiteRollupStore: RollupStore {
     private let readers: [ReadSide]
     private let writerThread: WriterThread
     private let readerThreads: NIOThreadPool
+    /// Where reads' answers are handed back (see `onReader`).
+    private let readAnswers: any EventLoop
 
     /// Opens the store (see `init`) on a thread of its own, off the caller's cooperative thread.
     package static func open(
@@ -84,6 +87,9 @@ package final class SQLiteRollupStore: RollupStore {
         }
         // Started last: nothing above may throw once they run, or they would never be stopped.
         writerThread = WriterThread()
+        // Made here, on an ordinary thread: a thread inherits its creator's scheduling class,
+        // and the readers' is the idle one.
+        readAnswers = MultiThreadedEventLoopGroup.singleton.next()
         readerThreads = NIOThreadPool(numberOfThreads: readers.count)
         readerThreads.start()
     }
@@ -105,7 +111,10 @@ package final class SQLiteRollupStore: RollupStore {
     private func onReader<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
         let read = ReadInterruption()
         return try await withTaskCancellationHandler {
-            try await readerThreads.runIfActive { [readers] in try Self.withReader(readers) { try read.during($0, body) } }
+            // The answer goes through an event loop rather than resuming the caller from the
+            // reader thread: resuming a task there may make the concurrency runtime start a
+            // worker thread from it, which would inherit the idle scheduling class.
+            try await readerThreads.runIfActive(eventLoop: readAnswers) { [readers] in try Self.withReader(readers) { try read.during($0, body) } }.get()
         } onCancel: {
             read.cancel()
         }

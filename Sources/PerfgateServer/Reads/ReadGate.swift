@@ -52,12 +52,26 @@ final class ReadGate: Sendable {
             return try await request.body.consumeWithCancellationOnInboundClose { _ in
                 try await enter(what)
                 let start = ContinuousClock.now
-                defer { leave(after: start.duration(to: .now)) }
-                return try await read()
+                do {
+                    let value = try await read()
+                    leave(after: start.duration(to: .now))
+                    return value
+                } catch {
+                    // A read called off says nothing of how long reads take.
+                    leave(after: nil)
+                    throw error
+                }
             }
         } catch let error as CancellationError {
             state.withLock { $0.cancelled += 1 }
-            throw error
+            // The handler's own task is cancelled when perfgate stops; otherwise the client closed
+            // its side of the connection. One that only half-closed (`nc -N`) is still reading:
+            // it is told why, rather than left with an empty 500.
+            guard !Task.isCancelled else { throw error }
+            throw APIError(
+                .badRequest,
+                "\(what) was called off: the client closed its side of the connection before the answer (perfgate takes that as a client that went away); keep it open until the answer arrives"
+            )
         }
     }
 
@@ -111,12 +125,14 @@ final class ReadGate: Sendable {
         }
     }
 
-    /// Hands the turn to the next waiting read, or frees it.
-    private func leave(after duration: Duration) {
+    /// Hands the turn to the next waiting read, or frees it; `duration` is the read's, when it ran
+    /// to its end.
+    private func leave(after duration: Duration?) {
         let next = state.withLock { state -> CheckedContinuation<Void, any Error>? in
-            let (seconds, attoseconds) = duration.components
-            let nanoseconds = Double(seconds) * 1e9 + Double(attoseconds) / 1e9
-            state.averageNanoseconds = state.averageNanoseconds == 0 ? nanoseconds : 0.8 * state.averageNanoseconds + 0.2 * nanoseconds
+            if let (seconds, attoseconds) = duration?.components {
+                let nanoseconds = Double(seconds) * 1e9 + Double(attoseconds) / 1e9
+                state.averageNanoseconds = state.averageNanoseconds == 0 ? nanoseconds : 0.8 * state.averageNanoseconds + 0.2 * nanoseconds
+            }
             guard !state.waiting.isEmpty else {
                 state.running -= 1
                 return nil
