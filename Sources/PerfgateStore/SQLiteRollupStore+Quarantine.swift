@@ -58,21 +58,23 @@ extension SQLiteRollupStore {
                     }
                 }
 
+                // Each row is copied with why and when, then deleted, by the same key.
+                func move(_ copy: SQLiteStatement, _ delete: SQLiteStatement, key: [Int64], reason: String) throws {
+                    for statement in [copy, delete] {
+                        for (index, value) in key.enumerated() { statement.bind(Int32(index + 1), value) }
+                    }
+                    copy.bind(Int32(key.count + 1), reason)
+                    copy.bind(Int32(key.count + 2), now)
+                    try copy.run()
+                    try delete.run()
+                    moved.append(reason)
+                }
                 let copyRollup = try connection.prepare(
                     "INSERT INTO quarantined_rollup SELECT minute, series_id, buckets, sum_s, sum_ns, exponential, ?3, ?4 FROM rollup WHERE minute = ?1 AND series_id = ?2"
                 )
                 let deleteRollup = try connection.prepare("DELETE FROM rollup WHERE minute = ?1 AND series_id = ?2")
                 for (minute, id, reason) in doomedRollups {
-                    for statement in [copyRollup, deleteRollup] {
-                        statement.bind(1, minute)
-                        statement.bind(2, id)
-                        if statement === copyRollup {
-                            statement.bind(3, reason)
-                            statement.bind(4, now)
-                        }
-                        try statement.run()
-                    }
-                    moved.append(reason)
+                    try move(copyRollup, deleteRollup, key: [minute, id], reason: reason)
                 }
                 let copySeries = try connection.prepare(
                     """
@@ -97,17 +99,7 @@ extension SQLiteRollupStore {
                 )
                 let deleteSpan = try connection.prepare("DELETE FROM pending_span WHERE trace_high = ?1 AND trace_low = ?2 AND span_id = ?3")
                 for (high, low, span, reason) in doomedSpans {
-                    for statement in [copySpan, deleteSpan] {
-                        statement.bind(1, high)
-                        statement.bind(2, low)
-                        statement.bind(3, span)
-                        if statement === copySpan {
-                            statement.bind(4, reason)
-                            statement.bind(5, now)
-                        }
-                        try statement.run()
-                    }
-                    moved.append(reason)
+                    try move(copySpan, deleteSpan, key: [high, low, span], reason: reason)
                 }
             }
             return moved

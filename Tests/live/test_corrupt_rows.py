@@ -37,16 +37,17 @@ def series_id(connection, provider):
     ).fetchone()[0]
 
 
-def test_damaged_rows_are_skipped_counted_and_shown_and_everything_else_is_served(tmp_path):
-    rng = random.Random(20261207)
-    sent = events(rng, 400)
+def damaged_store(tmp_path, rng, count):
+    """A stopped server whose store holds `count` events and a waiting span, then damaged by hand:
+    exponential buckets out of range, short bucket counts, a series of an unknown family and a
+    span that does not decode. Returns the server, the events, the store and the damaged ids."""
+    sent = events(rng, count)
     server = Perfgate(tmp_path).start()
     assert server.post_events(sent).status == 200
     # One span waiting for its root: a row of pending_span to damage too.
     span = ld(1, bytes(range(1, 17))) + ld(2, struct.pack(">Q", 2)) + ld(4, struct.pack(">Q", 1)) + ld(5, b"backend_fetch")
     assert server.request("POST", "/v1/traces", ld(1, ld(2, ld(2, span))), {"Content-Type": "application/x-protobuf"}).status == 200
     server.stop()
-
     database = tmp_path / "data" / "perfgate.sqlite"
     with sqlite3.connect(database) as connection:
         spread, short, renamed = (series_id(connection, p) for p in PROVIDERS[:3])
@@ -54,6 +55,12 @@ def test_damaged_rows_are_skipped_counted_and_shown_and_everything_else_is_serve
         connection.execute("UPDATE rollup SET buckets = x'0102' WHERE series_id = ?", (short,))
         connection.execute("UPDATE series SET metric = 'no_such_family' WHERE id = ?", (renamed,))
         connection.execute("UPDATE pending_span SET span = x'ff'")
+    return server, sent, database, (spread, short, renamed)
+
+
+def test_damaged_rows_are_skipped_counted_and_shown_and_everything_else_is_served(tmp_path):
+    rng = random.Random(20261207)
+    server, sent, database, (spread, short, renamed) = damaged_store(tmp_path, rng, 400)
 
     # perfgate check reads every row back and names the damaged ones.
     check = subprocess.run([str(BINARY), "check", "--db", str(database)], capture_output=True, text=True, timeout=60)
@@ -101,19 +108,8 @@ def test_damaged_rows_are_skipped_counted_and_shown_and_everything_else_is_serve
 
 def test_check_quarantines_the_damaged_rows_and_the_server_then_finds_none(tmp_path):
     rng = random.Random(20261208)
-    sent = events(rng, 300)
-    server = Perfgate(tmp_path).start()
-    assert server.post_events(sent).status == 200
-    span = ld(1, bytes(range(1, 17))) + ld(2, struct.pack(">Q", 2)) + ld(4, struct.pack(">Q", 1)) + ld(5, b"backend_fetch")
-    assert server.request("POST", "/v1/traces", ld(1, ld(2, ld(2, span))), {"Content-Type": "application/x-protobuf"}).status == 200
-    server.stop()
-    database = tmp_path / "data" / "perfgate.sqlite"
+    server, sent, database, (spread, short, renamed) = damaged_store(tmp_path, rng, 300)
     with sqlite3.connect(database) as connection:
-        spread, short, renamed = (series_id(connection, p) for p in PROVIDERS[:3])
-        connection.execute("UPDATE rollup SET exponential = ? WHERE series_id = ?", (SPREAD, spread))
-        connection.execute("UPDATE rollup SET buckets = x'0102' WHERE series_id = ?", (short,))
-        connection.execute("UPDATE series SET metric = 'no_such_family' WHERE id = ?", (renamed,))
-        connection.execute("UPDATE pending_span SET span = x'ff'")
         damaged_rollups = connection.execute("SELECT count(*) FROM rollup WHERE series_id IN (?, ?, ?)", (spread, short, renamed)).fetchone()[0]
 
     check = subprocess.run([str(BINARY), "check", "--quarantine", "--db", str(database)], capture_output=True, text=True, timeout=60)
