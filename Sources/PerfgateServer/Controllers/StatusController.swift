@@ -33,7 +33,7 @@ struct StatusController<Context: RequestContext>: Sendable {
                 throw APIError(.badRequest, "unknown parameter '\(name)'; the page takes window and fragment")
             }
         }
-        let report = try await components.reads.run(request, "the status page") {
+        let report = try await components.reads.run("the status page") {
             try await StatusReport.build(components, window: window, now: components.clock.now())
         }
         let nonce = Self.makeNonce()

@@ -19,7 +19,7 @@ struct TrendsController<Context: RequestContext>: Sendable {
         } catch let error as TrendQueryError {
             throw APIError(.badRequest, error.message)
         }
-        return try await reads.run(request, "a trend query") {
+        return try await reads.run("a trend query") {
             let now = clock.now()
             // Only the series the filters keep are read: the store skips the rest's rows unread.
             let series = live.records(of: query.metric).filter { query.matches($0.key) }

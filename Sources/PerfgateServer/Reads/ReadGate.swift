@@ -1,4 +1,3 @@
-import Hummingbird
 import PerfgateCore
 import Synchronization
 
@@ -7,8 +6,7 @@ import Synchronization
 ///
 /// A read of the whole retention takes the store's readers for a second or more; without a bound,
 /// a read token could queue work faster than it is done, each waiting read holding its connection
-/// and the memory of its answer to come. A read whose client gives up while it waits leaves the
-/// queue at once.
+/// and the memory of its answer to come.
 final class ReadGate: Sendable {
     /// What the gate has done since start, for `/metrics`.
     struct Figures: Sendable {
@@ -44,34 +42,24 @@ final class ReadGate: Sendable {
         state.withLock { Figures(running: $0.running, waiting: $0.waiting.count, refused: $0.refused, cancelled: $0.cancelled) }
     }
 
-    /// Runs `read` in its turn for `request`; throws a 503 with `Retry-After` when the queue is
-    /// full. When the client closes its connection first, the read is called off where it is:
-    /// taken out of the queue, or stopped in the store.
-    func run<T: Sendable>(_ request: Request, _ what: String, _ read: () async throws -> T) async throws -> T {
+    /// Runs `read` in its turn; throws a 503 with `Retry-After` when the queue is full. A read
+    /// whose task is cancelled (perfgate stopping) leaves the queue, or stops in the store.
+    func run<T: Sendable>(_ what: String, _ read: () async throws -> T) async throws -> T {
         do {
-            return try await request.body.consumeWithCancellationOnInboundClose { _ in
-                try await enter(what)
-                let start = ContinuousClock.now
-                do {
-                    let value = try await read()
-                    leave(after: start.duration(to: .now))
-                    return value
-                } catch {
-                    // A read called off says nothing of how long reads take.
-                    leave(after: nil)
-                    throw error
-                }
+            try await enter(what)
+            let start = ContinuousClock.now
+            do {
+                let value = try await read()
+                leave(after: start.duration(to: .now))
+                return value
+            } catch {
+                // A read called off says nothing of how long reads take.
+                leave(after: nil)
+                throw error
             }
         } catch let error as CancellationError {
             state.withLock { $0.cancelled += 1 }
-            // The handler's own task is cancelled when perfgate stops; otherwise the client closed
-            // its side of the connection. One that only half-closed (`nc -N`) is still reading:
-            // it is told why, rather than left with an empty 500.
-            guard !Task.isCancelled else { throw error }
-            throw APIError(
-                .badRequest,
-                "\(what) was called off: the client closed its side of the connection before the answer (perfgate takes that as a client that went away); keep it open until the answer arrives"
-            )
+            throw error
         }
     }
 

@@ -296,7 +296,7 @@ final class SelfMetrics: Sendable {
             family("perfgate_reads_running", "Trend queries and status pages reading the store now.", .gauge, [(.none, Double(gauges.reads.running))]),
             family("perfgate_reads_waiting", "Trend queries and status pages waiting for a turn at the store's readers, against --max-queued-reads.", .gauge, [(.none, Double(gauges.reads.waiting))]),
             family("perfgate_reads_refused_total", "Trend queries and status pages answered 503 because --max-queued-reads were waiting already.", .counter, [(.none, Double(gauges.reads.refused))]),
-            family("perfgate_reads_cancelled_total", "Trend queries and status pages called off because their client closed its connection first.", .counter, [(.none, Double(gauges.reads.cancelled))]),
+            family("perfgate_reads_cancelled_total", "Trend queries and status pages called off before their answer (perfgate stopping).", .counter, [(.none, Double(gauges.reads.cancelled))]),
             family("perfgate_write_queue_events", "Events waiting for the next group commit.", .gauge, [(.none, Double(gauges.queuedEvents))]),
             family("perfgate_open_connections", "HTTP connections open now.", .gauge, [(.none, Double(gauges.openConnections))]),
             family(

@@ -5,8 +5,8 @@ import Synchronization
 import Glibc
 #endif
 
-/// One read on a reader connection that its caller may call off: a read whose client went away
-/// stops within a few thousand SQLite steps instead of scanning the rest of its rows.
+/// One read on a reader connection that its caller may call off (its task cancelled): it stops
+/// within a few thousand SQLite steps instead of scanning the rest of its rows.
 final class ReadInterruption: Sendable {
     private let cancelled = Atomic<Bool>(false)
 
