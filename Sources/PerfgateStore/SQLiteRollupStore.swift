@@ -298,21 +298,19 @@ package final class SQLiteRollupStore: RollupStore {
             }
             folding = side.unfolded.commits + 1 >= Self.foldCommits || side.unfolded.bytes + logged.count >= Self.foldBytes
             if folding { try Self.fold(side, corrupt: corrupt) }
-            // Counted before the answers go in, when not yet counted.
-            if !batch.answers.isEmpty && kept == nil { kept = try Self.keptAnswers(side) }
-            for answer in batch.answers {
-                side.insertAnswer.bind(1, answer.key)
-                side.insertAnswer.bind(2, Int64(bitPattern: answer.bodyFingerprint))
-                side.insertAnswer.bind(3, Int64(answer.status))
-                side.insertAnswer.bind(4, blob: answer.body)
-                side.insertAnswer.bind(5, answer.createdAt)
-                try side.insertAnswer.run()
-            }
             if !batch.answers.isEmpty {
-                // A replaced expired answer counts twice until the next prune recounts: never under.
-                var tally = kept!
-                tally.answers += batch.answers.count
-                tally.bytes += batch.answers.reduce(0) { $0 + $1.body.count }
+                // Counted before the answers go in, when not yet counted. A replaced expired
+                // answer then counts twice until the next prune recounts: never under.
+                var tally = try kept ?? Self.keptAnswers(side)
+                for answer in batch.answers {
+                    side.insertAnswer.bind(1, answer.key)
+                    side.insertAnswer.bind(2, Int64(bitPattern: answer.bodyFingerprint))
+                    side.insertAnswer.bind(3, Int64(answer.status))
+                    side.insertAnswer.bind(4, blob: answer.body)
+                    side.insertAnswer.bind(5, answer.createdAt)
+                    try side.insertAnswer.run()
+                    tally = (tally.answers + 1, tally.bytes + answer.body.count)
+                }
                 if room.isExceeded(answers: tally.answers, bytes: tally.bytes) {
                     forgotten = try Self.forgetOldestAnswers(side, tally: &tally, room: room)
                 }
